@@ -1,0 +1,29 @@
+# The two commands of the quick start: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgepack-installed
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	bash examples/digits/demo.sh
+
+test: setup
+	bash scripts/test-deps.sh
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/evaluate_throughput.py
+	$(BIN)/python benchmarks/cli_startup.py
+
+clean:
+	rm -rf $(VENV) examples/digits/out

@@ -1,0 +1,56 @@
+"""The Click group, and the one place that turns exceptions into exit codes and one-line messages."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from edgepack import __version__
+from edgepack.errors import EXIT_INTERRUPTED, EdgepackError
+from edgepack.util import quiet
+
+DEBUG_HINT = "run again with --debug for the traceback"
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"edgepack: error: {message}", err=True)
+    sys.exit(code)
+
+
+class EdgepackGroup(click.Group):
+    """A Click group whose ``main`` maps every failure to the contract's exit codes."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
+        quiet.DEBUG = debug
+        try:
+            result = super().main(args=args, prog_name=prog_name or "edgepack", complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            if debug:
+                traceback.print_exc()
+            _fail("interrupted", EXIT_INTERRUPTED)
+        except click.ClickException as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+            _fail(" ".join(exc.format_message().split()) + where, exc.exit_code)
+        except EdgepackError as exc:
+            if debug:
+                traceback.print_exc()
+            _fail(exc.one_line(), exc.exit_code)
+        except Exception as exc:  # a bug: say so, briefly
+            if debug:
+                traceback.print_exc()
+            _fail(f"internal error: {type(exc).__name__}: {exc}; {DEBUG_HINT}", 1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=EdgepackGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own log.")
+@click.version_option(__version__, prog_name="edgepack")
+def cli(debug: bool) -> None:
+    """Package Keras models for edge devices: compress, convert, evaluate, profile."""
+    quiet.DEBUG = debug

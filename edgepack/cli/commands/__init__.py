@@ -1,0 +1,1 @@
+"""One module per command; each is a thin Click function over one library call."""

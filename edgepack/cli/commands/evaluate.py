@@ -1,0 +1,52 @@
+"""``edgepack evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgepack.cli.options import build_config, data_key_options, data_spec, json_option, trust_model_option
+from edgepack.cli.output import console, emit, key_value_table
+
+
+def _fmt(metric, value: float) -> str:
+    return f"{value * 100:.2f}%" if metric.higher_is_better else f"{value:.6g}"
+
+
+def _render(result) -> None:
+    rows = [("data", f"{result.data} ({result.samples} samples)"),
+            ("tflite", f"{_fmt(result.metric, result.tflite.value)}  {result.tflite.model}"),
+            ("runtime", f"{result.runtime['name']} {result.runtime['version']}, batch {result.batch_size}")]
+    if result.reference is not None:
+        rows.append(("reference", f"{_fmt(result.metric, result.reference.value)}  {result.reference.model}"))
+        unit = "%" if result.relative else f" {result.drop_unit}"
+        rows.append(("drop", f"{result.drop:.3f}{unit}"))
+    if result.passed is not None:
+        rows.append(("gate", f"{'PASS' if result.passed else 'FAIL'} (max drop {result.max_drop})"))
+    console().print(key_value_table(f"{result.metric.value}", rows))
+
+
+@click.command("evaluate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", "data", metavar="DATA", required=True, help="Validation data (.npz, image folder, module:function).")
+@click.option("--reference", type=click.Path(path_type=Path), help="The Keras model to compare against.")
+@click.option("--metric", type=click.Choice(["accuracy", "top5", "mae", "mse"]), default="accuracy", show_default=True)
+@click.option("--max-drop", type=float, help="Fail (exit 7) when reference minus tflite exceeds this.")
+@click.option("--relative", is_flag=True, help="--max-drop is a percentage of the reference value.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Batch size when the model allows it.")
+@click.option("--threads", type=int, help="Interpreter threads (default: the runtime's).")
+@data_key_options
+@trust_model_option
+@json_option
+def evaluate_command(model, data, reference, metric, max_drop, relative, batch_size, threads, x_key, y_key,
+                     trust_code, trust_model, as_json):
+    """Run MODEL (.tflite) on DATA with the LiteRT interpreter; compare with --reference."""
+    from edgepack.evaluate.evaluate import EvaluateConfig, evaluate
+
+    config = build_config(EvaluateConfig, model=model, data=data_spec(data, x_key, y_key, trust_code),
+                          reference=reference, metric=metric, max_drop=max_drop, relative=relative,
+                          batch_size=batch_size, threads=threads, trust_model=trust_model)
+    result = evaluate(config)
+    emit(result, as_json, _render)
+    result.raise_for_gate()

@@ -1,0 +1,62 @@
+"""``edgepack inspect``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgepack.cli.options import json_option, trust_model_option
+from edgepack.cli.output import console, emit, human_bytes, key_value_table
+
+
+def _render_keras(report: dict) -> None:
+    from rich.table import Table
+
+    out = console()
+    out.print(key_value_table(f"{report['path']} ({report['flavor']}, {report['format']})", [
+        ("inputs", report.get("inputs")), ("outputs", report.get("outputs")),
+        ("parameters", f"{report.get('params', 0):,}"), ("MACs", f"{report.get('macs', 0):,}"),
+        ("float32 size", human_bytes(report.get("float32_size_bytes"))),
+    ]))
+    table = Table("layer", "class", "output", "params", "MACs", "sparsity", "distinct", title_justify="left")
+    for layer in report["layers"]:
+        sparsity = "-" if layer["sparsity"] is None else f"{layer['sparsity']:.1%}"
+        distinct = "-" if layer["distinct_values"] is None else f"{layer['distinct_values']:,}"
+        table.add_row(layer["name"], layer["class"], str(layer["output_shape"]), f"{layer['params']:,}",
+                      f"{layer['macs']:,}", sparsity, distinct)
+    out.print(table)
+
+
+def _render_tflite(report: dict) -> None:
+    from rich.table import Table
+
+    out = console()
+    edgetpu = report.get("edgetpu") or {}
+    out.print(key_value_table(f"{report['path']} (tflite)", [
+        ("size", f"{human_bytes(report['size_bytes'])} (gzip {human_bytes(report['gzip_size_bytes'])})"),
+        ("quantization", report.get("quantization")), ("full integer", report.get("full_integer")),
+        ("operators", ", ".join(f"{k} x{v}" for k, v in (report.get("operators") or {}).items())),
+        ("tensor dtypes", ", ".join(f"{k} x{v}" for k, v in (report.get("tensor_dtypes") or {}).items())),
+        ("Edge TPU", ("ready" if edgetpu.get("ready") else "not ready: " + "; ".join(edgetpu.get("reasons", [])[:2]))
+         if edgetpu else "-"),
+    ]))
+    table = Table("io", "name", "shape", "dtype", "scale", "zero point", title_justify="left")
+    for kind in ("inputs", "outputs"):
+        for detail in report.get(kind, []):
+            table.add_row(kind[:-1], detail["name"], str(detail["shape_signature"]), detail["dtype"],
+                          "-" if detail["scale"] is None else f"{detail['scale']:.6g}",
+                          "-" if detail["zero_point"] is None else str(detail["zero_point"]))
+    out.print(table)
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(path_type=Path))
+@trust_model_option
+@json_option
+def inspect_command(model: Path, trust_model: bool, as_json: bool):
+    """Describe MODEL: a Keras model (layers, MACs, sparsity) or a .tflite (ops, dtypes, I/O)."""
+    from edgepack.inspect import inspect_model
+
+    report = inspect_model(model, trust_model=trust_model)
+    emit(report, as_json, _render_tflite if report["kind"] == "tflite" else _render_keras)

@@ -1,0 +1,44 @@
+"""Options shared by several commands, and the config-building helper."""
+
+from __future__ import annotations
+
+import click
+from pydantic import ValidationError
+
+from edgepack.errors import ConfigError
+from edgepack.loading.data import DataSpec
+
+
+def json_option(func):
+    """``--json``: print one JSON document on stdout and nothing else."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON document.")(func)
+
+
+def trust_model_option(func):
+    return click.option("--trust-model", is_flag=True,
+                        help="Load models with Python code (Lambda layers) or SavedModels. Only for models you trust.")(func)
+
+
+def data_key_options(func):
+    """``--x-key``, ``--y-key`` and ``--trust-code``, which shape how DATA is read."""
+    func = click.option("--trust-code", is_flag=True,
+                        help="Allow DATA of the form package.module:function (imports and runs that code).")(func)
+    func = click.option("--y-key", default="y", show_default=True, help="Name of the target array in an .npz.")(func)
+    func = click.option("--x-key", default="x", show_default=True, help="Name of the input array in an .npz.")(func)
+    return func
+
+
+def data_spec(source: str | None, x_key: str, y_key: str, trust_code: bool) -> DataSpec | None:
+    return None if source is None else DataSpec(source=source, x_key=x_key, y_key=y_key, trust_code=trust_code)
+
+
+def build_config(model_cls, **values):
+    """Build a pydantic config, turning validation errors into one-line ConfigErrors (exit 2)."""
+    try:
+        return model_cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+        message = first.get("msg", str(exc)).removeprefix("Value error, ")
+        option = f"--{where.replace('_', '-')}: " if where else ""
+        raise ConfigError(f"{option}{message}") from None

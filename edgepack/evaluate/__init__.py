@@ -1,0 +1,1 @@
+"""Evaluating a .tflite model against data and, optionally, its Keras reference."""

@@ -1,0 +1,281 @@
+"""``inspect`` for .tflite files: operators, tensor dtypes, I/O details, size, Edge TPU readiness.
+
+Never imports TensorFlow. The file is verified by the LiteRT interpreter, given the bytes (the
+flatbuffer verifier only runs on ``model_content``), before the schema reader walks it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from edgepack.errors import ModelError, RuntimeUnavailable
+from edgepack.inspect.edgetpu import edgetpu_readiness, not_checked
+
+INTEGER_DTYPES = {"int8", "uint8", "int16", "int32", "int64", "bool",
+                  "int4", "uint16", "uint32", "uint64"}
+FLOAT_DTYPES = {"float16", "float32", "float64", "bfloat16"}
+_CORRUPT_HINT = "export or download the model again; the file is damaged"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of the main subgraph, as the schema describes it."""
+
+    index: int
+    name: str
+    dtype: str
+    shape: list
+    shape_signature: list
+    is_constant: bool
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One operator of the main subgraph; ``index`` is its position in execution order."""
+
+    index: int
+    name: str
+    inputs: tuple
+    outputs: tuple
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The main subgraph: tensors, operators in execution order, graph input/output indices."""
+
+    tensors: list
+    operators: list
+    inputs: list
+    outputs: list
+
+    def op_tensors(self, op: OpInfo) -> list:
+        """The tensors ``op`` reads or writes (optional inputs, index -1, left out)."""
+        return [self.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
+
+    def used_tensors(self) -> list:
+        """Every tensor an operator reads or writes, plus the graph inputs and outputs, once each."""
+        seen = {i for op in self.operators for i in (*op.inputs, *op.outputs) if i >= 0}
+        seen.update(self.inputs, self.outputs)
+        return [self.tensors[i] for i in sorted(seen)]
+
+
+def _load_runtime():
+    """Return ``(Interpreter class, schema module or None, runtime name, version)``."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise RuntimeUnavailable("no TFLite runtime is installed to read the model",
+                                     hint="pip install ai-edge-litert") from None
+        return Interpreter, None, "tflite-runtime", _version("tflite-runtime")
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        schema = None
+    return Interpreter, schema, "ai-edge-litert", _version("ai-edge-litert")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.exists():
+        raise ModelError(f"TFLite model not found: {path}", hint="check the path")
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not a .tflite file", hint="give the path of a .tflite file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions") from None
+    if not data:
+        raise ModelError(f"{path} is empty (0 bytes)", hint=_CORRUPT_HINT)
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path} is not a TFLite model (no 'TFL3' file identifier at bytes 4-8)",
+                         hint="give a .tflite file written by the TFLite converter (edgepack quantize)")
+    return data
+
+
+def _verified_interpreter(interpreter_cls, data: bytes, path: Path):
+    """Build an interpreter from the bytes; the flatbuffer verifier runs first."""
+    try:
+        return interpreter_cls(model_content=data)
+    except (ValueError, RuntimeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path} is corrupt or truncated: {detail}", hint=_CORRUPT_HINT) from None
+    except SystemError as exc:  # tflite-runtime 2.14 under numpy 2
+        raise RuntimeUnavailable(f"the TFLite runtime failed to start for {path}: {exc}",
+                                 hint="pip install ai-edge-litert") from None
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _ints(values) -> list:
+    return [] if values is None else [int(v) for v in values]
+
+
+def _names(enum_cls) -> dict:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_")}
+
+
+def _is_constant(model, tensor) -> bool:
+    if tensor.buffer <= 0 or tensor.buffer >= len(model.buffers or []):
+        return False
+    buffer = model.buffers[tensor.buffer]
+    return (buffer.data is not None and len(buffer.data) > 0) or buffer.offset > 1
+
+
+def _op_name(schema, code, op_names: dict) -> str:
+    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        return f"CUSTOM:{_text(code.customCode)}"
+    return op_names.get(builtin, f"UNKNOWN_{builtin}")
+
+
+def _graph(schema, model) -> Graph:
+    sub = model.subgraphs[0]
+    dtypes, op_names = _names(schema.TensorType), _names(schema.BuiltinOperator)
+    tensors = []
+    for index, t in enumerate(sub.tensors or []):
+        shape = _ints(t.shape)
+        tensors.append(TensorInfo(index, _text(t.name), dtypes.get(t.type, f"type{t.type}").lower(),
+                                  shape, _ints(t.shapeSignature) or shape, _is_constant(model, t)))
+    codes = model.operatorCodes or []
+    operators = [OpInfo(i, _op_name(schema, codes[op.opcodeIndex], op_names),
+                        tuple(_ints(op.inputs)), tuple(_ints(op.outputs)))
+                 for i, op in enumerate(sub.operators or [])]
+    return Graph(tensors, operators, _ints(sub.inputs), _ints(sub.outputs))
+
+
+def _parse(schema, data: bytes, path: Path):
+    """Unpack the verified flatbuffer: ``(model object, main Graph)``."""
+    try:
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+        if not model.subgraphs:
+            raise ValueError("no subgraphs")
+        return model, _graph(schema, model)
+    except Exception as exc:  # the verifier passed, so this is a schema the reader cannot follow
+        raise ModelError(f"{path} could not be read as a TFLite model: {exc}", hint=_CORRUPT_HINT) from None
+
+
+def _histogram(values) -> dict:
+    counts: dict = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _io_details(details: list) -> list:
+    rows = []
+    for d in details:
+        scale, zero_point = d.get("quantization", (0.0, 0))
+        quantized = bool(scale)
+        rows.append({"name": d["name"], "shape": _ints(d["shape"]),
+                     "shape_signature": _ints(d.get("shape_signature", d["shape"])),
+                     "dtype": np.dtype(d["dtype"]).name,
+                     "scale": float(scale) if quantized else None,
+                     "zero_point": int(zero_point) if quantized else None})
+    return rows
+
+
+def quantization_scheme(graph: Graph) -> str:
+    """``full-integer``, ``int16x8``, ``mixed`` (int8 with float islands), ``float16``,
+    ``dynamic-range`` or ``float32``, judged from the activations of the compute operators
+    (QUANTIZE and DEQUANTIZE at the model's float inputs/outputs do not count)."""
+    compute = [op for op in graph.operators if op.name not in ("QUANTIZE", "DEQUANTIZE")]
+    acts = {t.dtype for op in compute for t in graph.op_tensors(op) if not t.is_constant}
+    consts = {t.dtype for t in graph.tensors if t.is_constant}
+    float_acts = acts & FLOAT_DTYPES
+    if acts and not float_acts:
+        return "int16x8" if "int16" in acts else "full-integer"
+    if acts & {"int8", "uint8", "int16"}:
+        return "mixed"
+    if "float16" in consts:
+        return "float16"
+    if consts & {"int8", "uint8", "int4"}:
+        return "dynamic-range"
+    return "float32"
+
+
+def _min_runtime_version(model) -> str | None:
+    for entry in model.metadata or []:
+        if _text(entry.name) == "min_runtime_version" and 0 < entry.buffer < len(model.buffers):
+            raw = model.buffers[entry.buffer].data
+            return bytes(raw).split(b"\0")[0].decode("ascii", "replace") if raw is not None else None
+    return None
+
+
+def _schema_fields(model, graph: Graph) -> dict:
+    used = graph.used_tensors()
+    floats = [t for t in used if t.dtype in FLOAT_DTYPES]
+    return {
+        "schema_version": int(model.version),
+        "description": _text(model.description),
+        "min_runtime_version": _min_runtime_version(model),
+        "subgraphs": len(model.subgraphs),
+        "operator_count": len(graph.operators),
+        "operators": _histogram(op.name for op in graph.operators),
+        "tensor_count": len(graph.tensors),
+        "tensor_dtypes": _histogram(t.dtype for t in graph.tensors),
+        "full_integer": all(t.dtype in INTEGER_DTYPES for t in used),
+        "float_tensor_count": len(floats),
+        "quantization": quantization_scheme(graph),
+        "edgetpu": edgetpu_readiness(graph),
+    }
+
+
+def _interpreter_fields(interpreter) -> dict:
+    """What can be said without the schema (tflite-runtime only): from the tensor details."""
+    dtypes = [np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()]
+    integer = all(d in INTEGER_DTYPES for d in dtypes)
+    why = "operators were not read: tflite-runtime has no schema reader; install ai-edge-litert"
+    return {"schema_version": None, "description": None, "min_runtime_version": None,
+            "subgraphs": None, "operator_count": None, "operators": None,
+            "tensor_count": len(dtypes), "tensor_dtypes": _histogram(dtypes),
+            "full_integer": integer, "float_tensor_count": sum(d in FLOAT_DTYPES for d in dtypes),
+            "quantization": "full-integer" if integer else None,
+            "edgetpu": not_checked(why), "notes": [why]}
+
+
+def inspect_tflite(path: str | Path) -> dict:
+    """Describe the .tflite file at ``path`` as a JSON-ready dict (no TensorFlow import).
+
+    Keys: kind, path, size_bytes, gzip_size_bytes, sha256, runtime, schema_version, description,
+    min_runtime_version, subgraphs, operator_count, operators, tensor_count, tensor_dtypes, inputs,
+    outputs, full_integer, float_tensor_count, quantization, edgetpu, notes. Raises ModelError for a
+    missing, empty, truncated or non-TFLite file; RuntimeUnavailable when no runtime is installed.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    interpreter_cls, schema, runtime, version = _load_runtime()
+    interpreter = _verified_interpreter(interpreter_cls, data, path)
+    summary = {
+        "kind": "tflite", "path": str(path), "size_bytes": len(data),
+        "gzip_size_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "runtime": {"name": runtime, "version": version},
+        "inputs": _io_details(interpreter.get_input_details()),
+        "outputs": _io_details(interpreter.get_output_details()),
+        "notes": [],
+    }
+    if schema is None:
+        summary.update(_interpreter_fields(interpreter))
+    else:
+        model, graph = _parse(schema, data, path)
+        summary.update(_schema_fields(model, graph))
+    return summary

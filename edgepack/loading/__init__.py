@@ -1,0 +1,1 @@
+"""Loading user inputs: Keras models and data sets, checked before any heavy work."""

@@ -1,0 +1,1 @@
+"""Running .tflite models: one layer over ai-edge-litert, tflite_runtime and tf.lite."""

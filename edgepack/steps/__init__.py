@@ -1,0 +1,1 @@
+"""Pipeline steps: each takes a typed config and produces a model artifact."""

@@ -1,0 +1,152 @@
+"""``quantize``: convert a Keras model to .tflite in one of five modes."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgepack.errors import ModelError
+from edgepack.loading.data import DataSpec, fit_to_input, load_data
+from edgepack.loading.model import LoadedModel, ModelFormat, load_model
+from edgepack.util.files import check_writable_target, sha256_file, write_bytes_atomic
+from edgepack.util.provenance import write_sidecar
+from edgepack.util.tf import captured_native_output, import_tf
+
+
+class QuantMode(str, Enum):
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    DYNAMIC = "dynamic"
+    INT8 = "int8"
+    INT16X8 = "int16x8"
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self in (QuantMode.INT8, QuantMode.INT16X8)
+
+
+class IOType(str, Enum):
+    FLOAT32 = "float32"
+    INT8 = "int8"
+    UINT8 = "uint8"
+
+
+class QuantizeConfig(BaseModel):
+    """How to convert one model; cross-field rules are checked when the config is built."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path
+    output: Path
+    mode: QuantMode = QuantMode.FLOAT32
+    io: IOType = IOType.FLOAT32
+    calibration: DataSpec | None = None
+    samples: int = Field(default=200, ge=1, le=100_000)
+    seed: int = 0
+    trust_model: bool = False
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if self.mode.needs_calibration and self.calibration is None:
+            raise ValueError(f"--mode {self.mode.value} needs --calibration DATA (representative inputs)")
+        if self.io is not IOType.FLOAT32 and self.mode is not QuantMode.INT8:
+            raise ValueError(f"--io {self.io.value} needs --mode int8 (only full-integer models have "
+                             f"integer inputs and outputs)")
+        if self.output.suffix.lower() != ".tflite":
+            raise ValueError(f"output {self.output} should end in .tflite")
+        return self
+
+
+class TfliteArtifact(BaseModel):
+    """A converted model on disk and what made it."""
+
+    path: Path
+    size_bytes: int
+    sha256: str
+    mode: QuantMode
+    io: IOType
+    source: Path
+    source_sha256: str
+    calibration_samples: int | None
+    config_path: Path
+
+
+def _representative(calibration: np.ndarray):
+    def generator():
+        for row in calibration:
+            yield [row[None, ...]]
+
+    return generator
+
+
+def _converter(tf, loaded: LoadedModel):
+    if loaded.info.format is ModelFormat.SAVEDMODEL:
+        return tf.lite.TFLiteConverter.from_saved_model(str(loaded.info.path))
+    return tf.lite.TFLiteConverter.from_keras_model(loaded.model)
+
+
+def _configure(tf, converter, config: QuantizeConfig, calibration: np.ndarray | None) -> None:
+    mode = config.mode
+    if mode is QuantMode.FLOAT32:
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode is QuantMode.FLOAT16:
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode is QuantMode.INT8:
+        converter.representative_dataset = _representative(calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        io_type = {IOType.FLOAT32: tf.float32, IOType.INT8: tf.int8, IOType.UINT8: tf.uint8}[config.io]
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+    elif mode is QuantMode.INT16X8:
+        converter.representative_dataset = _representative(calibration)
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+
+
+def _conversion_error(exc: Exception, captured: list[str]) -> ModelError:
+    text = str(exc) + "\n" + "".join(captured)
+    lines = [line.strip() for line in text.splitlines() if re.search(r"error:|not supported|unsupported", line, re.I)]
+    reason = lines[0] if lines else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return ModelError(f"the TFLite converter rejected the model: {reason[:300]}",
+                      hint="run again with --debug for the converter's full log")
+
+
+def quantize(config: QuantizeConfig) -> TfliteArtifact:
+    """Convert ``config.model`` into ``config.output`` and write the resolved config beside it."""
+    check_writable_target(config.output)
+    loaded = load_model(config.model, trust_model=config.trust_model)
+    calibration = None
+    if config.calibration is not None:
+        if loaded.input_count != 1:
+            raise ModelError(f"{config.model} has {loaded.input_count} inputs; int8 calibration supports one")
+        dataset = load_data(config.calibration, input_shape=loaded.input_shape)
+        dataset = fit_to_input(dataset, loaded.input_shape, loaded.input_dtype, model_name=str(config.model))
+        calibration = dataset.sample(config.samples, seed=config.seed).x
+    tf = import_tf()
+    captured: list[str] = []
+    try:
+        with captured_native_output() as captured:
+            converter = _converter(tf, loaded)
+            _configure(tf, converter, config, calibration)
+            flatbuffer = converter.convert()
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+        raise _conversion_error(exc, captured) from exc
+    write_bytes_atomic(config.output, flatbuffer)
+    artifact_sha = sha256_file(config.output)
+    source_sha = loaded.info.sha256
+    sidecar = write_sidecar(config.output, {
+        "step": "quantize",
+        "config": config.model_dump(mode="json"),
+        "source_sha256": source_sha,
+        "output_sha256": artifact_sha,
+        "calibration_samples": None if calibration is None else len(calibration),
+    })
+    return TfliteArtifact(path=config.output, size_bytes=len(flatbuffer), sha256=artifact_sha, mode=config.mode,
+                          io=config.io, source=config.model, source_sha256=source_sha,
+                          calibration_samples=None if calibration is None else len(calibration),
+                          config_path=sidecar)
