@@ -22,6 +22,9 @@ class EdgepackError(Exception):
         text = self.message if not self.hint else f"{self.message}; {self.hint}"
         return " ".join(text.split())
 
+    def __str__(self) -> str:
+        return self.one_line()
+
 
 class ConfigError(EdgepackError):
     """Usage or configuration error: bad flag, recipe or device file invalid."""

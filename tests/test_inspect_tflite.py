@@ -45,10 +45,11 @@ def _convert(tf, model, mode: str, calibration: np.ndarray) -> bytes:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if mode in ("int8", "int16x8"):
+    if mode.startswith("int"):
         converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-    if mode == "int8":
+    if mode.startswith("int8"):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if mode == "int8":
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     if mode == "int16x8":
@@ -59,7 +60,7 @@ def _convert(tf, model, mode: str, calibration: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """Paths of the test models, by name: five modes of one CNN, a LeakyReLU CNN, a dynamic batch."""
+    """Paths of the test models by name: one CNN in six modes, a LeakyReLU CNN, a dynamic batch."""
     import keras
     import tensorflow as tf
 
@@ -67,7 +68,7 @@ def models(tmp_path_factory):
     calibration = _digits()
     cnn = _cnn(keras)
     built = {mode: _convert(tf, cnn, mode, calibration)
-             for mode in ("float32", "dynamic", "float16", "int8", "int16x8")}
+             for mode in ("float32", "dynamic", "float16", "int8", "int8_float_io", "int16x8")}
     built["leaky_int8"] = _convert(tf, _cnn(keras, "leaky"), "int8", calibration)
     built["dynamic_batch_int8"] = _convert(tf, _cnn(keras, batch_size=None), "int8", calibration)
     paths = {}
@@ -128,7 +129,7 @@ def test_every_report_is_plain_json(reports):
 
 @pytest.mark.parametrize("name, scheme", [
     ("float32", "float32"), ("dynamic", "dynamic-range"), ("float16", "float16"),
-    ("int8", "full-integer"), ("int16x8", "int16x8"),
+    ("int8", "full-integer"), ("int8_float_io", "full-integer"), ("int16x8", "int16x8"),
 ])
 def test_quantization_scheme_of_each_mode(reports, name, scheme):
     assert reports[name]["quantization"] == scheme
@@ -174,6 +175,15 @@ def test_unsupported_op_cuts_the_graph_there(reports):
     assert any("LEAKY_RELU" in reason and "CPU" in reason for reason in readiness["reasons"])
 
 
+def test_int8_with_float_io_asks_for_integer_io(reports):
+    report = reports["int8_float_io"]
+    assert report["full_integer"] is False and report["inputs"][0]["dtype"] == "float32"
+    readiness = report["edgetpu"]
+    assert readiness["ready"] is False
+    assert readiness["first_unsupported"]["op"] == "QUANTIZE"
+    assert any("--io int8" in reason for reason in readiness["reasons"])
+
+
 def test_dynamic_batch_is_a_reason(reports):
     report = reports["dynamic_batch_int8"]
     assert report["inputs"][0]["shape_signature"][0] == -1
@@ -196,6 +206,14 @@ def test_readiness_on_a_hand_made_graph():
     assert readiness["first_unsupported"]["op"] == "CUSTOM:my-op"
 
 
+def test_int8_graph_with_a_float_island_is_mixed():
+    dtypes = ["int8", "int8", "float32", "float32", "int8"]
+    tensors = [TensorInfo(i, f"t{i}", d, [1, 4], [1, 4], False) for i, d in enumerate(dtypes)]
+    ops = [OpInfo(0, "FULLY_CONNECTED", (0,), (1,)), OpInfo(1, "DEQUANTIZE", (1,), (2,)),
+           OpInfo(2, "TANH", (2,), (3,)), OpInfo(3, "QUANTIZE", (3,), (4,))]
+    assert tflite_model.quantization_scheme(Graph(tensors, ops, [0], [4])) == "mixed"
+
+
 # --- reading the schema -----------------------------------------------------------------------
 
 
@@ -211,19 +229,28 @@ def test_custom_op_is_named_with_its_code(models, tmp_path):
     assert report["edgetpu"]["first_unsupported"]["op"] == "CUSTOM:my-custom-op"
 
 
-@pytest.mark.parametrize("style", ["deprecated_only", "placeholder_127"])
-def test_opcode_is_the_max_of_both_fields(models, tmp_path, style):
-    def change(schema, code):
-        real = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if style == "deprecated_only":  # a model written before builtin_code existed
-            code.builtinCode = 0
-            code.deprecatedBuiltinCode = real
-        else:  # what writers store for codes above 127
-            code.builtinCode = real
-            code.deprecatedBuiltinCode = schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES
+def test_model_with_only_the_deprecated_opcode_field(models, tmp_path):
+    def deprecated_only(schema, code):  # as written before builtin_code existed
+        code.deprecatedBuiltinCode = max(code.builtinCode, code.deprecatedBuiltinCode)
+        code.builtinCode = 0
 
-    path = _rewrite_opcodes(models["int8"], tmp_path / f"{style}.tflite", change)
+    path = _rewrite_opcodes(models["int8"], tmp_path / "old.tflite", deprecated_only)
     assert inspect_tflite(path)["operators"] == CNN_OPS
+
+
+@pytest.mark.parametrize("builtin, deprecated, name", [
+    ("GELU", "PLACEHOLDER_FOR_GREATER_OP_CODES", "GELU"),  # codes above 127
+    ("ADD", "CONV_2D", "CONV_2D"),                          # builtin_code left at its default
+    ("CONV_2D", "CONV_2D", "CONV_2D"),
+])
+def test_opcode_is_the_max_of_both_fields(builtin, deprecated, name):
+    from ai_edge_litert import schema_py_generated as schema
+
+    ops = schema.BuiltinOperator
+    code = types.SimpleNamespace(builtinCode=getattr(ops, builtin),
+                                 deprecatedBuiltinCode=getattr(ops, deprecated), customCode=None)
+    names = {v: k for k, v in vars(ops).items() if not k.startswith("_")}
+    assert tflite_model._op_name(schema, code, names) == name
 
 
 def test_without_the_schema_the_histogram_is_skipped(models, monkeypatch):
@@ -262,18 +289,12 @@ def test_inspecting_does_not_import_tensorflow(models):
 
 def _bad_file(kind: str, folder, good):
     path = folder / f"{kind}.tflite"
-    rng = np.random.default_rng(0)
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "truncated":
-        data = good.read_bytes()
-        path.write_bytes(data[: len(data) // 2])
-    elif kind == "random":
-        path.write_bytes(rng.bytes(4096))
-    elif kind == "random_with_identifier":
-        path.write_bytes(b"\x1c\x00\x00\x00TFL3" + rng.bytes(4096))
-    elif kind == "text":
-        path.write_text("this is not a model\n" * 20)
+    noise = np.random.default_rng(0).bytes(4096)
+    contents = {"empty": b"", "truncated": good.read_bytes()[: good.stat().st_size // 2],
+                "random": noise, "random_with_identifier": b"\x1c\x00\x00\x00TFL3" + noise,
+                "text": b"this is not a model\n" * 20}
+    if kind in contents:
+        path.write_bytes(contents[kind])
     elif kind == "folder":
         path.mkdir()
     return path

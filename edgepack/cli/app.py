@@ -48,7 +48,7 @@ class EdgepackGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-@click.group(cls=EdgepackGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="edgepack", cls=EdgepackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own log.")
 @click.version_option(__version__, prog_name="edgepack")
 def cli(debug: bool) -> None:

@@ -24,7 +24,7 @@ class EvaluateConfig(BaseModel):
     data: DataSpec
     reference: Path | None = None
     metric: Metric = Metric.ACCURACY
-    max_drop: float | None = Field(default=None, ge=0)
+    max_drop: float | None = None
     relative: bool = False
     batch_size: int = Field(default=64, ge=1)
     threads: int | None = Field(default=None, ge=1)
@@ -32,9 +32,9 @@ class EvaluateConfig(BaseModel):
 
     @field_validator("max_drop")
     @classmethod
-    def _finite(cls, value):
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
+    def _finite_and_not_negative(cls, value):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"must be a finite number >= 0, not {value}")
         return value
 
     @model_validator(mode="after")

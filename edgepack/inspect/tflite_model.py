@@ -113,6 +113,9 @@ def _verified_interpreter(interpreter_cls, data: bytes, path: Path):
         return interpreter_cls(model_content=data)
     except (ValueError, RuntimeError) as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Didn't find op" in detail:
+            raise ModelError(f"{path} uses an operator this runtime does not have: {detail}",
+                             hint="upgrade ai-edge-litert, or convert with an older TensorFlow") from None
         raise ModelError(f"{path} is corrupt or truncated: {detail}", hint=_CORRUPT_HINT) from None
     except SystemError as exc:  # tflite-runtime 2.14 under numpy 2
         raise RuntimeUnavailable(f"the TFLite runtime failed to start for {path}: {exc}",
@@ -214,7 +217,7 @@ def quantization_scheme(graph: Graph) -> str:
 
 def _min_runtime_version(model) -> str | None:
     for entry in model.metadata or []:
-        if _text(entry.name) == "min_runtime_version" and 0 < entry.buffer < len(model.buffers):
+        if _text(entry.name) == "min_runtime_version" and 0 < entry.buffer < len(model.buffers or []):
             raw = model.buffers[entry.buffer].data
             return bytes(raw).split(b"\0")[0].decode("ascii", "replace") if raw is not None else None
     return None
@@ -271,11 +274,11 @@ def inspect_tflite(path: str | Path) -> dict:
         "runtime": {"name": runtime, "version": version},
         "inputs": _io_details(interpreter.get_input_details()),
         "outputs": _io_details(interpreter.get_output_details()),
-        "notes": [],
     }
     if schema is None:
         summary.update(_interpreter_fields(interpreter))
     else:
         model, graph = _parse(schema, data, path)
         summary.update(_schema_fields(model, graph))
+    summary.setdefault("notes", [])
     return summary

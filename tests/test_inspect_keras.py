@@ -1,0 +1,42 @@
+"""``edgepack inspect`` of Keras models: parameters, MACs, sparsity and distinct values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def test_reports_layers_params_and_macs(run, digits):
+    import keras
+
+    result = run("inspect", digits["model"], "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    model = keras.models.load_model(digits["model"])
+    assert report["params"] == model.count_params()
+    assert report["flavor"] == "keras3" and report["format"] == "keras"
+    conv = next(layer for layer in report["layers"] if layer["class"] == "Conv2D")
+    assert conv["macs"] == 8 * 8 * 3 * 3 * 1 * 16
+    dense = next(layer for layer in report["layers"] if layer["name"] == "probabilities")
+    assert dense["macs"] == 64 * 10
+    assert report["float32_size_bytes"] == report["params"] * 4
+
+
+def test_reports_sparsity_and_distinct_values(run, tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(10, name="d")])
+    kernel = np.zeros((4, 10), np.float32)
+    kernel[0, :5] = [1, 2, 3, 1, 2]
+    model.get_layer("d").set_weights([kernel, np.zeros(10, np.float32)])
+    model.save(tmp_path / "sparse.keras")
+    layer = json.loads(run("inspect", tmp_path / "sparse.keras", "--json").stdout)["layers"][0]
+    assert layer["sparsity"] == 35 / 40
+    assert layer["distinct_values"] == 4
+
+
+def test_human_output_is_a_table(run, tfkeras_digits):
+    result = run("inspect", tfkeras_digits["model"])
+    assert result.exit_code == 0, result.stderr
+    assert "Conv2D" in result.stdout and "MACs" in result.stdout

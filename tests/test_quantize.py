@@ -1,0 +1,144 @@
+"""``edgepack quantize`` / ``convert``: every mode, both Keras flavors, and the bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, interpreter_accuracy
+
+
+def _runs(path) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+@pytest.mark.parametrize("name", ["float32", "float16", "dynamic", "int8", "int8_io", "int16x8"])
+def test_every_mode_produces_a_file_the_interpreter_runs(tflite_models, name):
+    assert _runs(tflite_models[name]).shape == (1, 10)
+
+
+def test_modes_shrink_the_model_as_expected(tflite_models):
+    size = {name: os.path.getsize(path) for name, path in tflite_models.items()}
+    assert size["float16"] < 0.6 * size["float32"]
+    assert size["int8"] < 0.35 * size["float32"]
+    assert size["dynamic"] < 0.35 * size["float32"]
+
+
+def test_int8_io_model_has_int8_input_with_scale(tflite_models):
+    from ai_edge_litert.interpreter import Interpreter
+
+    detail = Interpreter(model_path=str(tflite_models["int8_io"])).get_input_details()[0]
+    assert detail["dtype"] == np.int8
+    assert detail["quantization"][0] > 0
+
+
+def test_int8_keras3_loses_at_most_one_point(digits, tflite_models):
+    import keras
+
+    val = np.load(digits["val"])
+    reference = float(np.mean(keras.models.load_model(digits["model"]).predict(val["x"], verbose=0)
+                              .argmax(1) == val["y"]))
+    for name in ("int8", "int8_io"):
+        assert (reference - interpreter_accuracy(tflite_models[name], val["x"], val["y"])) * 100 <= 1.0
+
+
+def test_int8_tf_keras_model_loses_at_most_one_point(run, tfkeras_digits, tmp_path):
+    import tf_keras
+
+    out = tmp_path / "tfk_int8.tflite"
+    result = run("quantize", tfkeras_digits["model"], "-o", out, "--mode", "int8", "--io", "uint8",
+                 "--calibration", tfkeras_digits["train"])
+    assert result.exit_code == 0, result.stderr
+    val = np.load(tfkeras_digits["val"])
+    model = tf_keras.models.load_model(tfkeras_digits["model"])
+    reference = float(np.mean(model.predict(val["x"], verbose=0).argmax(1) == val["y"]))
+    assert (reference - interpreter_accuracy(out, val["x"], val["y"])) * 100 <= 1.0
+
+
+def test_resolved_config_is_written_beside_the_model(run, digits, tmp_path):
+    out = tmp_path / "m.tflite"
+    result = run("quantize", digits["model"], "-o", out, "--mode", "dynamic", "--json")
+    assert result.exit_code == 0, result.stderr
+    printed = json.loads(result.stdout)
+    sidecar = json.loads((tmp_path / "m.tflite.edgepack.json").read_text())
+    assert sidecar["config"]["mode"] == "dynamic"
+    assert sidecar["output_sha256"] == printed["sha256"]
+    assert sidecar["provenance"]["libraries"]["tensorflow"].startswith("2.")
+
+
+def test_convert_is_float32(run, digits, tmp_path):
+    result = run("convert", digits["model"], "-o", tmp_path / "f.tflite", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["mode"] == "float32"
+
+
+def test_h5_files_from_both_flavors_convert(run, digits, tfkeras_digits, tmp_path):
+    import keras
+    import tf_keras
+
+    keras.models.load_model(digits["model"]).save(tmp_path / "k3.h5")
+    tf_keras.models.load_model(tfkeras_digits["model"]).save(tmp_path / "k2.h5")
+    for name in ("k3", "k2"):
+        result = run("convert", tmp_path / f"{name}.h5", "-o", tmp_path / f"{name}.tflite")
+        assert result.exit_code == 0, result.stderr
+        assert _runs(tmp_path / f"{name}.tflite").shape == (1, 10)
+
+
+def test_savedmodel_needs_trust_model_and_then_converts(run, tfkeras_digits, tmp_path):
+    import tf_keras
+
+    tf_keras.models.load_model(tfkeras_digits["model"]).save(tmp_path / "sm", save_format="tf")
+    assert_one_line_error(run("convert", tmp_path / "sm", "-o", tmp_path / "sm.tflite"), 4, "SavedModel",
+                          "--trust-model")
+    result = run("convert", tmp_path / "sm", "-o", tmp_path / "sm.tflite", "--trust-model")
+    assert result.exit_code == 0, result.stderr
+    assert _runs(tmp_path / "sm.tflite").shape == (1, 10)
+
+
+def test_int8_without_calibration_is_exit_2(run, digits, tmp_path):
+    assert_one_line_error(run("quantize", digits["model"], "-o", tmp_path / "x.tflite", "--mode", "int8"), 2,
+                          "--calibration")
+    assert not (tmp_path / "x.tflite").exists()
+
+
+def test_integer_io_needs_int8_mode(run, digits, tmp_path):
+    assert_one_line_error(run("quantize", digits["model"], "-o", tmp_path / "x.tflite", "--mode", "float16",
+                              "--io", "int8"), 2, "--io int8 needs --mode int8")
+
+
+def test_missing_model_is_exit_4(run, tmp_path):
+    assert_one_line_error(run("convert", tmp_path / "nope.keras", "-o", tmp_path / "x.tflite"), 4,
+                          "model not found", "nope.keras")
+
+
+def test_calibration_data_of_the_wrong_shape_is_exit_3_showing_both_shapes(run, digits, tmp_path):
+    np.savez(tmp_path / "flat.npz", x=np.zeros((20, 64), np.float32), y=np.zeros(20, np.int64))
+    stderr = assert_one_line_error(run("quantize", digits["model"], "-o", tmp_path / "x.tflite", "--mode", "int8",
+                                       "--calibration", tmp_path / "flat.npz"), 3, "(20, 64)", "(N, 8, 8, 1)")
+    assert "flat.npz" in stderr
+
+
+def test_unwritable_output_is_exit_8_before_loading(run, digits, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert_one_line_error(run("convert", digits["model"], "-o", blocked / "x.tflite"), 8, "cannot write")
+
+
+def test_a_failed_conversion_leaves_the_previous_file_untouched(run, digits, tmp_path):
+    out = tmp_path / "keep.tflite"
+    out.write_bytes(b"previous good model")
+    np.savez(tmp_path / "bad.npz", x=np.zeros((5, 3), np.float32))
+    result = run("quantize", digits["model"], "-o", out, "--mode", "int8", "--calibration", tmp_path / "bad.npz")
+    assert result.exit_code == 3
+    assert out.read_bytes() == b"previous good model"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".keep")] == []
