@@ -254,11 +254,14 @@ def test_opcode_is_the_max_of_both_fields(builtin, deprecated, name):
 
 
 def test_without_the_schema_the_histogram_is_skipped(models, monkeypatch):
+    """tflite-runtime cannot run under numpy 2 here, so a stand-in module named tflite_runtime
+    (LiteRT's own Interpreter class) plays it, with ai-edge-litert and its schema made unimportable."""
     from ai_edge_litert.interpreter import Interpreter
 
     fake = types.ModuleType("tflite_runtime.interpreter")
     fake.Interpreter = Interpreter
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.schema_py_generated", None)
     monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
     report = inspect_tflite(models["int8"])

@@ -7,20 +7,20 @@ flatbuffer verifier only runs on ``model_content``), before the schema reader wa
 from __future__ import annotations
 
 import gzip
+import importlib
 import hashlib
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from edgepack.errors import ModelError, RuntimeUnavailable
+from edgepack.errors import ModelError
 from edgepack.inspect.edgetpu import edgetpu_readiness, not_checked
+from edgepack.runtime.interpreter import CORRUPT_HINT, make_interpreter, read_model_bytes
 
 INTEGER_DTYPES = {"int8", "uint8", "int16", "int32", "int64", "bool",
                   "int4", "uint16", "uint32", "uint64"}
 FLOAT_DTYPES = {"float16", "float32", "float64", "bfloat16"}
-_CORRUPT_HINT = "export or download the model again; the file is damaged"
 
 
 @dataclass(frozen=True)
@@ -65,61 +65,12 @@ class Graph:
         return [self.tensors[i] for i in sorted(seen)]
 
 
-def _load_runtime():
-    """Return ``(Interpreter class, schema module or None, runtime name, version)``."""
+def _schema():
+    """The LiteRT flatbuffer schema module, or None where only tflite-runtime is installed."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        return importlib.import_module("ai_edge_litert.schema_py_generated")
     except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            raise RuntimeUnavailable("no TFLite runtime is installed to read the model",
-                                     hint="pip install ai-edge-litert") from None
-        return Interpreter, None, "tflite-runtime", _version("tflite-runtime")
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        schema = None
-    return Interpreter, schema, "ai-edge-litert", _version("ai-edge-litert")
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
         return None
-
-
-def _read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise ModelError(f"TFLite model not found: {path}", hint="check the path")
-    if path.is_dir():
-        raise ModelError(f"{path} is a folder, not a .tflite file", hint="give the path of a .tflite file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions") from None
-    if not data:
-        raise ModelError(f"{path} is empty (0 bytes)", hint=_CORRUPT_HINT)
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError(f"{path} is not a TFLite model (no 'TFL3' file identifier at bytes 4-8)",
-                         hint="give a .tflite file written by the TFLite converter (edgepack quantize)")
-    return data
-
-
-def _verified_interpreter(interpreter_cls, data: bytes, path: Path):
-    """Build an interpreter from the bytes; the flatbuffer verifier runs first."""
-    try:
-        return interpreter_cls(model_content=data)
-    except (ValueError, RuntimeError) as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Didn't find op" in detail:
-            raise ModelError(f"{path} uses an operator this runtime does not have: {detail}",
-                             hint="upgrade ai-edge-litert, or convert with an older TensorFlow") from None
-        raise ModelError(f"{path} is corrupt or truncated: {detail}", hint=_CORRUPT_HINT) from None
-    except SystemError as exc:  # tflite-runtime 2.14 under numpy 2
-        raise RuntimeUnavailable(f"the TFLite runtime failed to start for {path}: {exc}",
-                                 hint="pip install ai-edge-litert") from None
 
 
 def _text(value) -> str:
@@ -173,7 +124,7 @@ def _parse(schema, data: bytes, path: Path):
             raise ValueError("no subgraphs")
         return model, _graph(schema, model)
     except Exception as exc:  # the verifier passed, so this is a schema the reader cannot follow
-        raise ModelError(f"{path} could not be read as a TFLite model: {exc}", hint=_CORRUPT_HINT) from None
+        raise ModelError(f"{path} could not be read as a TFLite model: {exc}", hint=CORRUPT_HINT) from None
 
 
 def _histogram(values) -> dict:
@@ -264,14 +215,14 @@ def inspect_tflite(path: str | Path) -> dict:
     missing, empty, truncated or non-TFLite file; RuntimeUnavailable when no runtime is installed.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    interpreter_cls, schema, runtime, version = _load_runtime()
-    interpreter = _verified_interpreter(interpreter_cls, data, path)
+    data = read_model_bytes(path)
+    interpreter, runtime = make_interpreter(data, where=str(path), allocate=False, allow_tensorflow=False)
+    schema = _schema()
     summary = {
         "kind": "tflite", "path": str(path), "size_bytes": len(data),
         "gzip_size_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "runtime": {"name": runtime, "version": version},
+        "runtime": {"name": runtime.name, "version": runtime.version},
         "inputs": _io_details(interpreter.get_input_details()),
         "outputs": _io_details(interpreter.get_output_details()),
     }

@@ -39,7 +39,11 @@ def _import_runtime(name: str):
         from edgepack.util.tf import import_tf
 
         return import_tf().lite, metadata.version(dist)
-    return importlib.import_module(module_name), metadata.version(dist)
+    module = importlib.import_module(module_name)
+    try:
+        return module, metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return module, getattr(module, "__version__", "unknown")
 
 
 def available_runtimes() -> list[str]:
@@ -51,25 +55,46 @@ def available_runtimes() -> list[str]:
     return found
 
 
+CORRUPT_HINT = "convert or copy the model again; the file is damaged"
+
+
 def read_model_bytes(path: str | Path) -> bytes:
     """The bytes of a .tflite file, with a clear error when it is missing or plainly not TFLite."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model not found: {path}" if not path.exists() else f"{path} is not a file",
-                         hint="give the path of a .tflite file")
-    data = path.read_bytes()
+    if not path.exists():
+        raise ModelError(f"model not found: {path}", hint="check the path")
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not a .tflite file", hint="give the path of a .tflite file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions") from None
+    if not data:
+        raise ModelError(f"{path} is empty (0 bytes)", hint=CORRUPT_HINT)
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError(f"{path} is not a TFLite model (empty, truncated or another format)",
-                         hint="convert the model again with 'edgepack quantize'")
+        raise ModelError(f"{path} is not a TFLite model (no 'TFL3' file identifier at bytes 4-8)",
+                         hint="give a .tflite file written by the TFLite converter (edgepack quantize)")
     return data
 
 
+def _rejected(exc: Exception, where: str, runtime: str) -> ModelError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Didn't find op" in detail or "Encountered unresolved custom op" in detail:
+        return ModelError(f"{where} uses an operator {runtime} does not have: {detail}",
+                          hint="upgrade the runtime, or convert with builtin ops only")
+    return ModelError(f"{where} is corrupt or truncated ({runtime}: {detail})", hint=CORRUPT_HINT)
+
+
 def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str = "auto",
-                     where: str = "model"):
-    """Return ``(interpreter, RuntimeInfo)`` for ``model`` with tensors allocated."""
+                     where: str = "model", allocate: bool = True, allow_tensorflow: bool = True):
+    """Return ``(interpreter, RuntimeInfo)`` for ``model``, verified, tensors allocated if asked.
+
+    ``runtime="auto"`` tries ai-edge-litert, then tflite-runtime, then (only when
+    ``allow_tensorflow``) tf.lite, which imports TensorFlow.
+    """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime '{runtime}'", hint=f"choose one of: auto, {', '.join(RUNTIMES)}")
-    candidates = [runtime] if runtime != "auto" else [r for r in RUNTIMES if r != "tf.lite"] + ["tf.lite"]
+    candidates = [runtime] if runtime != "auto" else [r for r in RUNTIMES if allow_tensorflow or r != "tf.lite"]
     errors = []
     for name in candidates:
         try:
@@ -80,14 +105,13 @@ def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str =
         try:
             with captured_native_output():
                 interpreter = module.Interpreter(model_content=model, num_threads=threads)
-                interpreter.allocate_tensors()
+                if allocate:
+                    interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{where} was rejected by {name} {version}: {reason}",
-                             hint="check the file is a complete .tflite model; convert it again") from exc
+            raise _rejected(exc, where, f"{name} {version}") from None
         except SystemError as exc:  # tflite-runtime 2.14 under numpy 2
             errors.append(f"{name}: {exc}")
             continue
         return interpreter, RuntimeInfo(name, version, threads)
-    raise RuntimeUnavailable("no TFLite runtime could run the model (" + "; ".join(errors) + ")",
+    raise RuntimeUnavailable("no TFLite runtime could load the model (" + "; ".join(errors) + ")",
                              hint="pip install ai-edge-litert")
