@@ -1,12 +1,18 @@
-"""The command line: ``edgepack`` (also ``python -m edgepack``)."""
+"""The command line: ``edgepack`` (also ``python -m edgepack``).
 
+Every module in ``edgepack.cli.commands`` lists its Click commands in ``COMMANDS``; they are added
+here, so a new command is one new module and touches no shared file.
+"""
+
+import importlib
+import pkgutil
+
+from edgepack.cli import commands as _commands
 from edgepack.cli.app import cli
-from edgepack.cli.commands.evaluate import evaluate_command
-from edgepack.cli.commands.inspect import inspect_command
-from edgepack.cli.commands.quantize import convert_command, quantize_command
 
-for _command in (inspect_command, quantize_command, convert_command, evaluate_command):
-    cli.add_command(_command)
+for _info in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):
+    for _command in getattr(importlib.import_module(f"{_commands.__name__}.{_info.name}"), "COMMANDS", []):
+        cli.add_command(_command)
 
 
 def main() -> None:

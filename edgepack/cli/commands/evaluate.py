@@ -50,3 +50,6 @@ def evaluate_command(model, data, reference, metric, max_drop, relative, batch_s
     result = evaluate(config)
     emit(result, as_json, _render)
     result.raise_for_gate()
+
+
+COMMANDS = [evaluate_command]

@@ -60,3 +60,6 @@ def inspect_command(model: Path, trust_model: bool, as_json: bool):
 
     report = inspect_model(model, trust_model=trust_model)
     emit(report, as_json, _render_tflite if report["kind"] == "tflite" else _render_keras)
+
+
+COMMANDS = [inspect_command]

@@ -54,3 +54,6 @@ def quantize_command(model, output, mode, io, calibration, samples, x_key, y_key
 def convert_command(model, output, trust_model, as_json):
     """Convert MODEL to a float32 .tflite (same as quantize --mode float32)."""
     _run(model, output, "float32", "float32", None, 200, "x", "y", False, trust_model, as_json)
+
+
+COMMANDS = [quantize_command, convert_command]
