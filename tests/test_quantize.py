@@ -142,3 +142,17 @@ def test_a_failed_conversion_leaves_the_previous_file_untouched(run, digits, tmp
     assert result.exit_code == 3
     assert out.read_bytes() == b"previous good model"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".keep")] == []
+
+
+def test_static_batch_gives_static_shapes_and_an_edgetpu_ready_int8_model(run, digits, tfkeras_digits, tmp_path):
+    for source in (digits, tfkeras_digits):
+        out = tmp_path / "static.tflite"
+        result = run("quantize", source["model"], "-o", out, "--mode", "int8", "--io", "int8",
+                     "--calibration", source["train"], "--static-batch")
+        assert result.exit_code == 0, result.stderr
+        report = json.loads(run("inspect", out, "--json").stdout)
+        assert report["inputs"][0]["shape_signature"] == [1, 8, 8, 1]
+        assert "SHAPE" not in report["operators"]
+        assert report["edgetpu"]["ready"] is True, report["edgetpu"]["reasons"]
+        val = np.load(source["val"])
+        assert interpreter_accuracy(out, val["x"], val["y"]) > 0.9

@@ -203,6 +203,6 @@ def _load(info: ModelInfo, *, safe_mode: bool):
         import tf_keras
 
         if info.format is ModelFormat.SAVEDMODEL:
-            return tf_keras.models.load_model(info.path, compile=False)
+            return tf_keras.models.load_model(str(info.path), compile=False)
         return tf_keras.models.load_model(info.path, compile=False, safe_mode=safe_mode)
     return import_tf().saved_model.load(str(info.path))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgepack.errors import ModelError
 from edgepack.loading.data import DataSpec, fit_to_input, load_data
-from edgepack.loading.model import LoadedModel, ModelFormat, load_model
+from edgepack.loading.model import KerasFlavor, LoadedModel, ModelFormat, load_model
 from edgepack.util.files import check_writable_target, sha256_file, write_bytes_atomic
 from edgepack.util.provenance import write_sidecar
 from edgepack.util.tf import captured_native_output, import_tf
@@ -47,6 +47,7 @@ class QuantizeConfig(BaseModel):
     calibration: DataSpec | None = None
     samples: int = Field(default=200, ge=1, le=100_000)
     seed: int = 0
+    static_batch: bool = False
     trust_model: bool = False
 
     @model_validator(mode="after")
@@ -83,10 +84,22 @@ def _representative(calibration: np.ndarray):
     return generator
 
 
-def _converter(tf, loaded: LoadedModel):
-    if loaded.info.format is ModelFormat.SAVEDMODEL:
+def _converter(tf, loaded: LoadedModel, static_batch: bool):
+    if loaded.info.format is ModelFormat.SAVEDMODEL and not loaded.is_keras:
+        if static_batch:
+            raise ModelError(f"{loaded.info.path}: --static-batch needs a Keras model, not a plain SavedModel")
         return tf.lite.TFLiteConverter.from_saved_model(str(loaded.info.path))
-    return tf.lite.TFLiteConverter.from_keras_model(loaded.model)
+    if not static_batch:
+        return tf.lite.TFLiteConverter.from_keras_model(loaded.model)
+    if loaded.info.flavor is KerasFlavor.KERAS3:
+        import keras as keras_module
+    else:
+        import tf_keras as keras_module
+    inputs = keras_module.Input(batch_shape=(1, *loaded.input_shape[1:]), dtype=loaded.input_dtype) \
+        if loaded.info.flavor is KerasFlavor.KERAS3 else \
+        keras_module.Input(batch_size=1, shape=loaded.input_shape[1:], dtype=loaded.input_dtype)
+    fixed = keras_module.Model(inputs, loaded.model(inputs, training=False))
+    return tf.lite.TFLiteConverter.from_keras_model(fixed)
 
 
 def _configure(tf, converter, config: QuantizeConfig, calibration: np.ndarray | None) -> None:
@@ -131,7 +144,7 @@ def quantize(config: QuantizeConfig) -> TfliteArtifact:
     captured: list[str] = []
     try:
         with captured_native_output() as captured:
-            converter = _converter(tf, loaded)
+            converter = _converter(tf, loaded, config.static_batch)
             _configure(tf, converter, config, calibration)
             flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...

@@ -22,11 +22,13 @@ def _render(artifact) -> None:
     console().print(key_value_table(f"Converted {artifact.source}", rows))
 
 
-def _run(model, output, mode, io, calibration, samples, x_key, y_key, trust_code, trust_model, as_json):
+def _run(model, output, mode, io, calibration, samples, x_key, y_key, trust_code, trust_model, as_json,
+         static_batch=False):
     from edgepack.steps.quantize import QuantizeConfig, quantize
 
     config = build_config(QuantizeConfig, model=model, output=output, mode=mode, io=io, samples=samples,
-                          calibration=data_spec(calibration, x_key, y_key, trust_code), trust_model=trust_model)
+                          calibration=data_spec(calibration, x_key, y_key, trust_code), trust_model=trust_model,
+                          static_batch=static_batch)
     emit(quantize(config), as_json, _render)
 
 
@@ -38,12 +40,16 @@ def _run(model, output, mode, io, calibration, samples, x_key, y_key, trust_code
               help="Input/output type of an int8 model.")
 @click.option("--calibration", metavar="DATA", help="Representative data for int8 and int16x8.")
 @click.option("--samples", type=int, default=200, show_default=True, help="Calibration samples drawn from DATA.")
+@click.option("--static-batch", is_flag=True,
+              help="Fix the batch size at 1 so every shape is static (the Edge TPU needs this).")
 @data_key_options
 @trust_model_option
 @json_option
-def quantize_command(model, output, mode, io, calibration, samples, x_key, y_key, trust_code, trust_model, as_json):
+def quantize_command(model, output, mode, io, calibration, samples, static_batch, x_key, y_key, trust_code,
+                     trust_model, as_json):
     """Convert MODEL (.keras, .h5, SavedModel) to a .tflite, quantized as --mode says."""
-    _run(model, output, mode, io, calibration, samples, x_key, y_key, trust_code, trust_model, as_json)
+    _run(model, output, mode, io, calibration, samples, x_key, y_key, trust_code, trust_model, as_json,
+         static_batch)
 
 
 @click.command("convert")

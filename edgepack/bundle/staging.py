@@ -1,0 +1,68 @@
+"""Build a bundle in a staging folder beside its target, then swap it into place.
+
+A failure or Ctrl-C removes the staging folder and never touches the previous bundle. A bundle
+whose gates failed goes to ``<target>.failed`` — next to, not over, the previous good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from edgepack.errors import OutputError
+
+
+def check_bundle_target(target: Path) -> None:
+    """Fail (exit 8) before any heavy work when the bundle cannot be written at ``target``."""
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"output {target} exists and is not a folder", hint="choose another output with -o")
+    existing = target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write the bundle {target}: {existing} is not a writable folder",
+                          hint="choose another output folder with -o")
+
+
+@contextlib.contextmanager
+def staging_folder(target: Path) -> Iterator[Path]:
+    """A fresh folder beside ``target``; removed on the way out unless it was moved into place."""
+    check_bundle_target(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write the bundle {target}: {exc.strerror}",
+                          hint="choose another output folder with -o") from exc
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(stage: Path, target: Path) -> Path:
+    """Move ``stage`` to ``target``, replacing a previous bundle only after the new one is in place."""
+    os.chmod(stage, 0o755)
+    old = None
+    try:
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous-", dir=target.parent))
+            os.replace(target, old / "bundle")
+        os.replace(stage, target)
+    except OSError as exc:
+        if old is not None and not target.exists():
+            os.replace(old / "bundle", target)
+        raise OutputError(f"cannot move the bundle into {target}: {exc.strerror}") from exc
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def failed_path(target: Path) -> Path:
+    """Where a bundle whose gates failed is kept: beside the good one."""
+    return target.with_name(target.name + ".failed")

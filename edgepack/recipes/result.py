@@ -1,0 +1,57 @@
+"""What a recipe run produces: per-stage figures, gate verdicts, and the whole result."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from edgepack.errors import GateFailed
+
+
+class StageResult(BaseModel):
+    """One stage of the pipeline: the float model, each step's output, the final .tflite."""
+
+    name: str
+    size_bytes: int
+    gzip_size_bytes: int | None = None
+    metric: float | None = None
+    seconds: float = 0.0
+
+
+class GateVerdict(BaseModel):
+    gate: str
+    threshold: float
+    value: float | None
+    unit: str
+    passed: bool
+    note: str | None = None
+
+
+class RunResult(BaseModel):
+    """The result of ``edgepack run``; report.json holds exactly this."""
+
+    name: str
+    recipe: str
+    device: str
+    bundle: str
+    passed: bool
+    summary: str
+    metric: str
+    reference: float | None = None
+    final: float | None = None
+    drop: float | None = None
+    drop_unit: str | None = None
+    size_bytes: int
+    gzip_size_bytes: int
+    stages: list[StageResult]
+    gates: list[GateVerdict]
+    latency: dict | None = None
+    tflite: dict
+    provenance: dict
+
+    def raise_for_gates(self) -> None:
+        """Raise GateFailed (exit 7) naming the failed gates; the bundle path says where the report is."""
+        failed = [g for g in self.gates if not g.passed]
+        if failed:
+            detail = "; ".join(f"{g.gate} {g.value:.3f} > {g.threshold} {g.unit}" for g in failed)
+            raise GateFailed(f"recipe {self.name}: {detail}",
+                             hint=f"report kept in {self.bundle}; the previous bundle was not touched")

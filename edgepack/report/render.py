@@ -1,0 +1,112 @@
+"""Turn a run result (a plain dict, as in report.json) into report.md and report.html."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+from edgepack.report.svg import bar_chart, latency_chart
+
+
+def _metric_text(result: dict, value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 100:.2f}%" if result["metric"] in ("accuracy", "top5") else f"{value:.5g}"
+
+
+def _latency_text(result: dict) -> str:
+    latency = result.get("latency")
+    if not latency:
+        return "not measured"
+    p50 = latency["latency_ms"]["p50"]
+    how = f"estimated ({latency.get('estimate_source') or 'device profile'})" if latency.get("estimated") \
+        else f"measured, {latency['runtime']['name']} {latency['runtime']['version']}"
+    return f"{p50:.3f} ms p50 — {how}"
+
+
+def key_figures(result: dict) -> list[tuple[str, str]]:
+    """The figures a reader looks for first, as (label, text)."""
+    drop = result.get("drop")
+    unit = result.get("drop_unit") or ""
+    return [
+        ("verdict", "PASS" if result["passed"] else "FAIL"),
+        ("device", result["device"]),
+        (f"{result['metric']} (float model)", _metric_text(result, result.get("reference"))),
+        (f"{result['metric']} (.tflite)", _metric_text(result, result.get("final"))),
+        ("accuracy drop" if result["metric"] in ("accuracy", "top5") else f"{result['metric']} increase",
+         "-" if drop is None else f"{drop:.3f} {unit}"),
+        ("latency", _latency_text(result)),
+        ("size", f"{result['size_bytes'] / 1024:.1f} KB (gzip {result['gzip_size_bytes'] / 1024:.1f} KB)"),
+    ]
+
+
+def render_markdown(result: dict) -> str:
+    """report.md: the key figures, gates and stages as Markdown tables."""
+    lines = [f"# edgepack report: {result['name']}", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in key_figures(result)]
+    lines += ["", "## Gates", "", "| gate | threshold | value | verdict |", "|---|---|---|---|"]
+    for gate in result["gates"]:
+        value = "-" if gate["value"] is None else f"{gate['value']:.3f}"
+        note = f" ({gate['note']})" if gate.get("note") else ""
+        lines.append(f"| {gate['gate']} | {gate['threshold']} {gate['unit']} | {value}{note} | "
+                     f"{'pass' if gate['passed'] else 'FAIL'} |")
+    lines += ["", "## Stages", "", f"| stage | size | gzip | {result['metric']} | seconds |", "|---|---|---|---|---|"]
+    for stage in result["stages"]:
+        gzip = "-" if stage.get("gzip_size_bytes") is None else f"{stage['gzip_size_bytes'] / 1024:.1f} KB"
+        lines.append(f"| {stage['name']} | {stage['size_bytes'] / 1024:.1f} KB | {gzip} | "
+                     f"{_metric_text(result, stage.get('metric'))} | {stage['seconds']:.1f} |")
+    lines += ["", f"Made by edgepack {result['provenance']['edgepack']} on {result['provenance']['created']}.", ""]
+    return "\n".join(lines)
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
+.pass{color:#1a7f37;font-weight:bold}.fail{color:#c0392b;font-weight:bold}figure{margin:1.5em 0}"""
+
+
+def _gate_row(gate: dict) -> str:
+    value = "-" if gate["value"] is None else f"{gate['value']:.3f}"
+    note = f" ({escape(gate['note'])})" if gate.get("note") else ""
+    verdict = "pass" if gate["passed"] else "fail"
+    return (f"<tr><td>{escape(gate['gate'])}</td><td>{gate['threshold']} {escape(gate['unit'])}</td>"
+            f"<td>{value}{note}</td><td class=\"{verdict}\">{verdict.upper() if verdict == 'fail' else verdict}</td></tr>")
+
+
+def render_html(result: dict) -> str:
+    """report.html: one self-contained page with the key figures, gates, stages and three plots."""
+    figures = "".join(f'<tr><th>{escape(k)}</th><td data-key="{escape(k)}">{escape(v)}</td></tr>'
+                      for k, v in key_figures(result))
+    gates = "".join(_gate_row(gate) for gate in result["gates"])
+    stages = result["stages"]
+    size_plot = bar_chart("Size per stage (gzip where known)", [
+        (s["name"], s.get("gzip_size_bytes") or s["size_bytes"],
+         f"{(s.get('gzip_size_bytes') or s['size_bytes']) / 1024:.1f} KB") for s in stages], chart_id="size")
+    scored = [s for s in stages if s.get("metric") is not None]
+    metric_plot = bar_chart(f"{result['metric']} per stage", [
+        (s["name"], s["metric"], _metric_text(result, s["metric"])) for s in scored],
+        chart_id="metric", color="#2e9b5f")
+    latency = result.get("latency")
+    latency_plot = latency_chart(latency["latency_ms"], estimated=latency.get("estimated", False)) if latency else ""
+    verdict = "pass" if result["passed"] else "fail"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>edgepack report: {escape(result['name'])}</title>
+<style>{STYLE}</style></head><body>
+<h1>edgepack report: {escape(result['name'])}</h1>
+<p class="{verdict}" id="verdict">{'PASS' if result['passed'] else 'FAIL'}: {escape(result.get('summary', ''))}</p>
+<table id="figures">{figures}</table>
+<h2>Gates</h2><table id="gates"><tr><th>gate</th><th>threshold</th><th>value</th><th>verdict</th></tr>{gates}</table>
+<h2>Plots</h2>
+<figure>{latency_plot}</figure><figure>{size_plot}</figure><figure>{metric_plot}</figure>
+<h2>Result</h2><details><summary>report.json</summary><pre>{escape(json.dumps(result, indent=2))}</pre></details>
+</body></html>
+"""
+
+
+def write_reports(folder: Path, result: dict) -> list[Path]:
+    """Write report.json, report.md and report.html into ``folder``."""
+    paths = [folder / "report.json", folder / "report.md", folder / "report.html"]
+    paths[0].write_text(json.dumps(result, indent=2, default=str) + "\n")
+    paths[1].write_text(render_markdown(result))
+    paths[2].write_text(render_html(result))
+    return paths
