@@ -33,7 +33,7 @@ def latency_chart(latency: dict, *, estimated: bool, chart_id: str = "latency") 
     label = "estimated" if estimated else "measured"
     if len(samples) >= 5:
         low, high = min(samples), max(samples)
-        bins = 20
+        bins = 12
         step = (high - low) / bins or 1.0
         counts = [0] * bins
         for value in samples:
