@@ -46,12 +46,15 @@ class RunResult(BaseModel):
     gates: list[GateVerdict]
     latency: dict | None = None
     tflite: dict
+    edgetpu: dict | None = None
     provenance: dict
 
     def raise_for_gates(self) -> None:
         """Raise GateFailed (exit 7) naming the failed gates; the bundle path says where the report is."""
         failed = [g for g in self.gates if not g.passed]
         if failed:
-            detail = "; ".join(f"{g.gate} {g.value:.3f} > {g.threshold} {g.unit}" for g in failed)
+            detail = "; ".join(g.note if g.gate == "edgetpu_ready" and g.note else
+                               f"{g.gate} {'-' if g.value is None else f'{g.value:.3f}'} > {g.threshold} {g.unit}"
+                               for g in failed)
             raise GateFailed(f"recipe {self.name}: {detail}",
                              hint=f"report kept in {self.bundle}; the previous bundle was not touched")

@@ -17,6 +17,7 @@ from edgepack.bundle.checksums import write_sha256sums
 from edgepack.bundle.staging import failed_path, publish, staging_folder
 from edgepack.evaluate.metrics import compute, drop as metric_drop
 from edgepack.loading.data import Dataset, DataSpec, fit_to_input, load_data
+from edgepack.recipes.edgetpu_stage import edgetpu_stage
 from edgepack.recipes.gates import check_gates
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.profiling import profile_for_recipe
@@ -163,6 +164,8 @@ def run_recipe(options: RunOptions, progress: Progress = lambda message: None) -
         drop_unit = "percent of reference" if recipe.gates.relative else recipe.metric.drop_unit
         gates = check_gates(recipe.gates, drop=drop, drop_unit=drop_unit, latency=latency,
                             size_bytes=tflite["size_bytes"])
+        edgetpu, edgetpu_gates = edgetpu_stage(stage, final_path, tflite, loaded.device)
+        gates += edgetpu_gates
         passed = all(g.passed for g in gates)
         bundle = target if passed else failed_path(target)
         result = RunResult(
@@ -170,7 +173,7 @@ def run_recipe(options: RunOptions, progress: Progress = lambda message: None) -
             summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=recipe.metric.value,
             reference=reference, final=final, drop=drop, drop_unit=drop_unit, size_bytes=tflite["size_bytes"],
             gzip_size_bytes=tflite["gzip_size_bytes"], stages=stages, gates=gates, latency=latency,
-            tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators", "edgetpu")},
+            tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")}, edgetpu=edgetpu,
             provenance=provenance())
         progress(f"[{total}/{total}] write bundle {bundle}")
         (stage / "manifest.json").write_text(json.dumps(
