@@ -7,7 +7,7 @@ import math
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from edgepack.evaluate.metrics import Metric
 from edgepack.steps.quantize import IOType, QuantMode
@@ -85,8 +85,17 @@ class QuantizeStep(_Strict):
     quantize: QuantizeParams = Field(default_factory=QuantizeParams)
 
 
-Step = Annotated[Union[PruneStep, ClusterStep, QuantizeStep], Field(union_mode="left_to_right")]
 STEP_KEYS = ("prune", "cluster", "quantize")
+
+
+def _step_kind(value) -> str | None:
+    if isinstance(value, dict):
+        return next(iter(value), None)
+    return next((key for key in STEP_KEYS if hasattr(value, key)), None)
+
+
+Step = Annotated[Union[Annotated[PruneStep, Tag("prune")], Annotated[ClusterStep, Tag("cluster")],
+                       Annotated[QuantizeStep, Tag("quantize")]], Discriminator(_step_kind)]
 
 
 class DataPaths(_Strict):

@@ -1,0 +1,146 @@
+"""``edgepack run``: a recipe end to end into a bundle, gates, and the faults around it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, assert_one_line_error
+
+RECIPE = """\
+name: e2e
+device: host-cpu
+model: {model}
+data:
+  train: {train}
+  val: {val}
+steps:
+  - prune: {{sparsity: 0.5, epochs: 1}}
+  - cluster: {{clusters: 16, preserve_sparsity: true, epochs: 1}}
+  - quantize: {{mode: int8, io: int8, samples: 100}}
+gates:
+  max_accuracy_drop: 2.0
+  max_size_kb: {max_size_kb}
+output: {output}
+"""
+
+
+def write_recipe(folder: Path, digits: dict, *, max_size_kb: float = 512, output: str = "dist/{name}") -> Path:
+    path = folder / "e2e.yaml"
+    path.write_text(RECIPE.format(model=digits["model"], train=digits["train"], val=digits["val"],
+                                  max_size_kb=max_size_kb, output=output))
+    return path
+
+
+def tree(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, digits):
+    """One real run of the e2e recipe (prune, cluster, int8, local profile) shared by the checks below."""
+    from click.testing import CliRunner
+
+    from edgepack.cli import cli
+
+    folder = tmp_path_factory.mktemp("run")
+    recipe = write_recipe(folder, digits, output=str(folder / "dist" / "{name}"))
+    result = CliRunner().invoke(cli, ["run", str(recipe), "--json"])
+    assert result.exit_code == 0, result.stderr
+    return {"folder": folder, "recipe": recipe, "dir": folder / "dist" / "e2e", "result": json.loads(result.stdout)}
+
+
+def test_the_bundle_has_exactly_the_contract_layout(bundle):
+    names = sorted(p.name for p in bundle["dir"].iterdir())
+    assert names == ["SHA256SUMS", "manifest.json", "model.tflite", "recipe.resolved.yaml", "report.html",
+                     "report.json", "report.md"]
+    assert sorted(p.name for p in bundle["dir"].parent.iterdir()) == ["e2e"], "no staging folders left"
+
+
+def test_sha256sum_and_verify_accept_the_bundle(run, bundle):
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=bundle["dir"], check=True)
+    assert run("verify", bundle["dir"]).exit_code == 0
+
+
+def test_manifest_names_versions_io_and_verdicts(bundle):
+    manifest = json.loads((bundle["dir"] / "manifest.json").read_text())
+    assert manifest["provenance"]["libraries"]["tensorflow"].startswith("2.")
+    assert manifest["model"]["inputs"][0]["dtype"] == "int8" and manifest["model"]["inputs"][0]["scale"] > 0
+    assert manifest["source_model"]["sha256"] and manifest["device"]["name"] == "host-cpu"
+    assert {g["gate"] for g in manifest["gates"]} == {"max_accuracy_drop", "max_size_kb"}
+    assert manifest["passed"] is True
+
+
+def test_report_shows_the_drop_and_the_measured_latency(bundle):
+    result = bundle["result"]
+    assert result["drop"] is not None and result["drop"] <= 2.0
+    assert result["latency"]["estimated"] is False and result["latency"]["latency_ms"]["p50"] > 0
+    html = (bundle["dir"] / "report.html").read_text()
+    assert "percentage points" in html and "measured" in html
+    assert [s["name"] for s in result["stages"]][0] == "float (Keras)" and len(result["stages"]) == 4
+
+
+def test_resolved_recipe_has_every_default_and_reruns(bundle):
+    import yaml
+
+    resolved = yaml.safe_load((bundle["dir"] / "recipe.resolved.yaml").read_text())
+    assert resolved["steps"][0]["prune"]["schedule"] == "polynomial"
+    assert resolved["steps"][2]["quantize"]["samples"] == 100
+    assert Path(resolved["model"]).is_absolute()
+    from edgepack.recipes.loader import load_recipe
+
+    assert load_recipe(bundle["dir"] / "recipe.resolved.yaml").recipe.name == "e2e"
+
+
+def test_a_failed_gate_exits_7_keeps_its_report_and_leaves_the_good_bundle_alone(run, bundle, digits, tmp_path):
+    before = tree(bundle["dir"])
+    recipe = write_recipe(tmp_path, digits, max_size_kb=1, output=str(bundle["dir"]))
+    assert_one_line_error(run("run", recipe), 7, "max_size_kb")
+    assert tree(bundle["dir"]) == before
+    failed = bundle["dir"].with_name("e2e.failed")
+    assert (failed / "report.html").exists() and json.loads((failed / "report.json").read_text())["passed"] is False
+
+
+def test_an_unwritable_output_is_exit_8_before_any_work(run, digits, tmp_path):
+    (tmp_path / "file").write_text("x")
+    recipe = write_recipe(tmp_path, digits, output=str(tmp_path / "file" / "dist"))
+    started = time.perf_counter()
+    assert_one_line_error(run("run", recipe), 8, "cannot write the bundle")
+    assert time.perf_counter() - started < 5, "the output must be checked before training"
+
+
+def test_ctrl_c_exits_130_and_leaves_no_temporary_folders(digits, tmp_path):
+    work_tmp = tmp_path / "tmp"
+    work_tmp.mkdir()
+    recipe = write_recipe(tmp_path, digits, output=str(tmp_path / "dist" / "{name}"))
+    recipe.write_text(recipe.read_text().replace("epochs: 1}", "epochs: 50}"))
+    env = {**os.environ, "TMPDIR": str(work_tmp)}
+    child = subprocess.Popen([sys.executable, "-m", "edgepack", "run", str(recipe)], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any((tmp_path / "dist").glob(".e2e.staging-*")):
+        time.sleep(0.2)
+    time.sleep(3)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "edgepack: error: interrupted"
+    assert list((tmp_path / "dist").iterdir()) == []
+    assert list(work_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml")))
+def test_every_shipped_recipe_runs_end_to_end_with_estimates(run, digits, tmp_path, recipe):
+    result = run("run", recipe, "--model", digits["model"], "--train", digits["train"], "--val", digits["val"],
+                 "--estimate", "-o", tmp_path / recipe, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["latency"]["estimated"] is True and report["latency"]["estimate_source"]
+    assert (tmp_path / recipe / "model.tflite").exists()
