@@ -141,10 +141,17 @@ def edgepack_subprocess(*args, cwd=None, env=None, timeout=180):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def assert_one_line_error(result, code: int, *fragments: str) -> str:
-    """The contract's error shape: the exit code, one line on stderr, no traceback."""
+def assert_one_line_error(result, code: int, *fragments: str, progress: bool = False) -> str:
+    """The contract's error shape: the exit code, one line on stderr, no traceback.
+
+    With ``progress``, progress lines may come first; the error is then the one and last line
+    starting with ``edgepack: error:``."""
     stderr = result.stderr.strip()
     assert result.exit_code == code, (result.exit_code, result.stdout, stderr)
+    if progress:
+        errors = [line for line in stderr.splitlines() if line.startswith("edgepack: error:")]
+        assert len(errors) == 1 and stderr.splitlines()[-1] == errors[0], stderr
+        stderr = errors[0]
     assert len(stderr.splitlines()) == 1, stderr
     assert stderr.startswith("edgepack: error: "), stderr
     assert "Traceback" not in result.stderr

@@ -102,7 +102,7 @@ def test_resolved_recipe_has_every_default_and_reruns(bundle):
 def test_a_failed_gate_exits_7_keeps_its_report_and_leaves_the_good_bundle_alone(run, bundle, digits, tmp_path):
     before = tree(bundle["dir"])
     recipe = write_recipe(tmp_path, digits, max_size_kb=1, output=str(bundle["dir"]))
-    assert_one_line_error(run("run", recipe), 7, "max_size_kb")
+    assert_one_line_error(run("run", recipe), 7, "max_size_kb", progress=True)
     assert tree(bundle["dir"]) == before
     failed = bundle["dir"].with_name("e2e.failed")
     assert (failed / "report.html").exists() and json.loads((failed / "report.json").read_text())["passed"] is False

@@ -29,5 +29,6 @@ def profile_for_recipe(model: Path, device, *, estimate: bool, device_ref: str |
     from edgepack.profile import ProfileConfig, profile
 
     how = how_to_profile(device, estimate=estimate)
-    config = ProfileConfig(model=model, device=device_ref or device.name, estimate=how == "estimate")
+    config = ProfileConfig(model=model, device=device_ref or device.name, estimate=how == "estimate",
+                           remote="@device" if how == "remote" else None)
     return profile(config).model_dump(mode="json")

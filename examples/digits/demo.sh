@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# The demo, end to end: build the digits CNN, quantize it to full int8, evaluate it against the
-# float model with a 1-point accuracy gate, and inspect the result.
+# The demo, end to end: build the digits CNN and its data, then run recipes/demo.yaml (prune,
+# cluster, full int8, evaluated against the float model, latency measured here, gated), and check
+# the bundle it writes.
 set -euo pipefail
-cd "$(dirname "$0")"
-EDGEPACK=../../.venv/bin/edgepack
-PY=../../.venv/bin/python
-mkdir -p out
-echo "== 1/4 build the digits model and data (sklearn load_digits, offline)"
-$PY build.py out
-echo "== 2/4 quantize to full int8 with int8 input and output"
-$EDGEPACK quantize out/model.keras -o out/model_int8.tflite --mode int8 --io int8 --calibration out/train.npz
-echo "== 3/4 evaluate against the float Keras model (fails if accuracy drops more than 1 point)"
-$EDGEPACK evaluate out/model_int8.tflite --data out/val.npz --reference out/model.keras --max-drop 1.0
-echo "== 4/4 inspect the .tflite"
-$EDGEPACK inspect out/model_int8.tflite
-echo "demo done: examples/digits/out/model_int8.tflite"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+EDGEPACK="$ROOT/.venv/bin/edgepack"
+echo "== 1/3 build the digits model and data (sklearn load_digits, offline)"
+"$ROOT/.venv/bin/python" examples/digits/build.py examples/digits/out
+echo "== 2/3 edgepack run recipes/demo.yaml"
+"$EDGEPACK" run recipes/demo.yaml
+echo "== 3/3 check the bundle"
+"$EDGEPACK" verify dist/demo
+(cd dist/demo && sha256sum -c --quiet SHA256SUMS && echo "sha256sum -c: OK")
+echo "demo done: dist/demo (open dist/demo/report.html in a browser)"
