@@ -1,0 +1,72 @@
+"""What ``prune`` and ``cluster`` share on the command line: options, the run, the rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgepack.cli.options import build_config, data_key_options, data_spec, json_option, trust_model_option
+from edgepack.cli.output import console, emit, human_bytes, key_value_table
+
+
+def compress_options(epochs_default: int, lr_default: float):
+    """The options both commands take (defaults shown here are the config classes' own)."""
+
+    def decorate(func):
+        for option in reversed([
+            click.argument("model", type=click.Path(path_type=Path)),
+            click.option("--data", metavar="DATA", required=True,
+                         help="Training data for fine-tuning (.npz, image folder, module:function)."),
+            click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+                         help="The model to write: .keras (or .h5), same Keras flavor as MODEL."),
+            click.option("--epochs", type=int, help=f"Fine-tuning epochs.  [default: {epochs_default}]"),
+            click.option("--batch-size", type=int, help="Fine-tuning batch size (global).  [default: 32]"),
+            click.option("--learning-rate", type=float, help=f"Adam learning rate.  [default: {lr_default:g}]"),
+            click.option("--exclude", metavar="REGEX",
+                         help="Layers whose name matches REGEX (re.search) are left alone."),
+            click.option("--val", metavar="DATA", help="Validation data: metric before and after."),
+            click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
+                         show_default=True, help="tf.distribute strategy for fine-tuning."),
+            click.option("--seed", type=int, help="Random seed.  [default: 0]"),
+        ]):
+            func = option(func)
+        return json_option(trust_model_option(data_key_options(func)))
+
+    return decorate
+
+
+def run_step(config_cls, step, *, as_json: bool, x_key: str, y_key: str, trust_code: bool, data, val, **values):
+    """Build the config (exit 2 on bad values), run ``step`` with a progress display on stderr, emit."""
+    from edgepack.compress.progress import StderrProgress
+
+    values = {key: value for key, value in values.items() if value is not None}
+    config = build_config(config_cls, data=data_spec(data, x_key, y_key, trust_code),
+                          val=data_spec(val, x_key, y_key, trust_code), **values)
+    emit(step(config, progress=StderrProgress()), as_json, _render)
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _render(artifact) -> None:
+    from rich.table import Table
+
+    flag = "pruned" if artifact.step == "prune" else "clustered"
+    rows = [("output", f"{artifact.path} ({artifact.flavor}, {human_bytes(artifact.size_bytes)})"),
+            ("loss", artifact.loss.describe()),
+            ("training", f"{artifact.epochs} epoch(s), {artifact.steps} steps, {artifact.train_samples} samples, "
+                         f"{artifact.seconds:.1f} s, {artifact.replicas} replica(s) ({artifact.distribute.value})")]
+    if artifact.metrics:
+        m = artifact.metrics
+        shown = _percent if m["metric"] == "accuracy" else (lambda v: f"{v:.6g}")
+        rows.append((f"val {m['metric']}", f"{shown(m['before'])} -> {shown(m['after'])} ({m['samples']} samples)"))
+    rows.append(("config", artifact.config_path))
+    out = console()
+    out.print(key_value_table(f"{artifact.step.capitalize()}d {artifact.source}", rows))
+    table = Table("layer", "class", "weights", "sparsity", "distinct", flag, "note", title_justify="left")
+    for layer in artifact.layers:
+        table.add_row(layer["name"], layer["class"], str(layer["weights"] or "-"), _percent(layer["sparsity"]),
+                      str(layer["distinct_values"] or "-"), "yes" if layer[flag] else "no", layer["note"] or "")
+    out.print(table)

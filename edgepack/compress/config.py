@@ -1,0 +1,75 @@
+"""The options prune and cluster share, and the artifact they both return."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edgepack.compress.loss import LossChoice
+from edgepack.compress.training import Distribute
+from edgepack.loading.data import DataSpec
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+class CompressConfig(BaseModel):
+    """Fields shared by ``PruneConfig`` and ``ClusterConfig``; names equal the recipe keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path
+    data: DataSpec
+    output: Path
+    epochs: int = Field(default=2, ge=1, le=10_000)
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
+    learning_rate: float = Field(default=1e-3, gt=0, le=1)
+    exclude: str | None = None
+    val: DataSpec | None = None
+    distribute: Distribute = Distribute.NONE
+    trust_model: bool = False
+    seed: int = 0
+
+    @field_validator("exclude")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _suffix(cls, value: Path) -> Path:
+        if value.suffix.lower() not in KERAS_SUFFIXES:
+            raise ValueError(f"output {value} should end in .keras (or .h5 for the legacy HDF5 format)")
+        return value
+
+
+class KerasArtifact(BaseModel):
+    """A compressed Keras model on disk, what was done to it, and what it cost."""
+
+    step: Literal["prune", "cluster"]
+    path: Path
+    flavor: str
+    size_bytes: int
+    sha256: str
+    source: Path
+    source_sha256: str
+    config_path: Path
+    loss: LossChoice
+    layers: list[dict]
+    compressed_layers: int
+    metrics: dict | None = None
+    train_samples: int
+    epochs: int
+    steps: int
+    final_loss: float | None
+    distribute: Distribute
+    replicas: int
+    seconds: float

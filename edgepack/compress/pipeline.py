@@ -1,0 +1,187 @@
+"""The path prune and cluster share: load, check, bridge, fine-tune, strip, bridge back, save, report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgepack.compress import bridge
+from edgepack.compress.config import CompressConfig, KerasArtifact
+from edgepack.compress.layers import NO_KERNEL, check_supported, select_layers
+from edgepack.compress.loss import LossChoice, check_targets, choose_loss, last_activation, metric, require_targets
+from edgepack.compress.progress import ProgressSink
+from edgepack.compress.report import layer_reports
+from edgepack.compress.training import Plan, fine_tune, make_strategy, replicas
+from edgepack.errors import ModelError
+from edgepack.loading.data import Dataset, fit_to_input, load_data
+from edgepack.loading.model import LoadedModel, load_model
+from edgepack.util.files import atomic_output, check_writable_target, sha256_file
+from edgepack.util.provenance import write_sidecar
+from edgepack.util.tf import captured_native_output, import_tf
+
+
+@dataclass
+class Technique:
+    """What one compression step does to the tf_keras model; the rest of the path is shared."""
+
+    name: str                                   # "prune" or "cluster"
+    flag: str                                   # per-layer report key: "pruned" or "clustered"
+    needs: str                                  # what a layer needs, for the "nothing to do" message
+    eligible: Callable[[object], str | None]    # None if the layer can be compressed, else why not
+    wrap: Callable[[object, object, Plan], object]   # (tfmot, layer, plan) -> wrapped layer
+    strip: Callable[[object, object], object]   # (tfmot, model) -> model without wrappers
+    callbacks: Callable[[object, Plan], list] = lambda tfmot, plan: []
+    describe: Callable[[Plan], dict] = lambda plan: {}   # extra facts for the sidecar (e.g. the schedule)
+
+
+def _load(config: CompressConfig) -> LoadedModel:
+    loaded = load_model(config.model, trust_model=config.trust_model)
+    if not loaded.is_keras:
+        raise ModelError(f"{config.model} is a plain SavedModel without Keras layers; {config.output.suffix} "
+                         f"output and fine-tuning need a Keras model", hint="give the .keras or .h5 file")
+    check_supported(loaded.model, config.model)
+    return loaded
+
+
+def _data(spec, loaded: LoadedModel, config: CompressConfig) -> Dataset:
+    dataset = load_data(spec, input_shape=loaded.input_shape)
+    return fit_to_input(dataset, loaded.input_shape, loaded.input_dtype, model_name=str(config.model))
+
+
+def _targets(dataset: Dataset, loss: LossChoice, model) -> np.ndarray:
+    return check_targets(loss, dataset.y, tuple(model.outputs[0].shape), dataset.source)
+
+
+def _save(model, path: Path, loss: LossChoice) -> None:
+    """Save ``model`` (compiled with ``loss`` so the next step finds it) through a temporary file."""
+    model.compile(optimizer="adam", loss=loss.loss_object(bridge.keras_module(bridge.flavor_of(model))))
+    with atomic_output(path) as tmp:
+        staged = tmp.with_name(tmp.name + path.suffix.lower())
+        try:
+            with captured_native_output():
+                model.save(staged)
+            os.replace(staged, tmp)
+        finally:
+            staged.unlink(missing_ok=True)
+
+
+def _nothing_to_do(technique: Technique, config: CompressConfig, skipped: dict[str, str]) -> ModelError:
+    kernels = {name: reason for name, reason in skipped.items() if reason != NO_KERNEL}
+    why = "; ".join(f"{name}: {reason}" for name, reason in list(kernels.items())[:4])
+    why = why or f"it has no {technique.needs}"
+    hint = f"{technique.name} needs at least one {technique.needs}"
+    if config.exclude:
+        hint += f"; --exclude {config.exclude!r} may have excluded them"
+    return ModelError(f"nothing to {technique.name} in {config.model} ({why})", hint=hint)
+
+
+@dataclass
+class _Prepared:
+    """Everything checked before training starts (so bad input fails in seconds, not after epochs)."""
+
+    loaded: LoadedModel
+    source_sha: str
+    chosen: list[str]
+    skipped: dict[str, str]
+    loss: LossChoice
+    train: Dataset
+    y_train: np.ndarray
+    val: Dataset | None
+    y_val: np.ndarray | None
+
+
+def _prepare(config: CompressConfig, technique: Technique) -> _Prepared:
+    loaded = _load(config)
+    source = loaded.model
+    source_sha = loaded.info.sha256  # hashed now: -o may overwrite MODEL
+    chosen, skipped = select_layers(source, config.exclude, technique.eligible)
+    if not chosen:
+        raise _nothing_to_do(technique, config, skipped)
+    train = _data(config.data, loaded, config)
+    width = source.outputs[0].shape[-1]
+    loss = choose_loss(loaded.info.compile_config, require_targets(train.y, train.source), int(width or 1),
+                       last_activation(source))
+    y_train = _targets(train, loss, source)
+    val = _data(config.val, loaded, config) if config.val is not None else None
+    y_val = _targets(val, loss, source) if val is not None else None
+    return _Prepared(loaded, source_sha, chosen, skipped, loss, train, y_train, val, y_val)
+
+
+def _build(technique: Technique, tfmot, prepared: _Prepared, plan: Plan):
+    """The function that makes the wrapped tf_keras model (called inside the strategy scope)."""
+
+    def build():
+        try:
+            with captured_native_output():
+                working = bridge.rebuild(prepared.loaded.model, bridge.TF_KERAS)
+                return _wrap_model(working, prepared.chosen, lambda layer: technique.wrap(tfmot, layer, plan))
+        except ModelError:
+            raise
+        except Exception as exc:  # tfmot raises ValueError/InvalidArgumentError for layers it rejects
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"tfmot could not {technique.name} {prepared.loaded.info.path}: {reason[:300]}",
+                             hint="leave the layer out with --exclude REGEX") from exc
+
+    return build
+
+
+def _val_metrics(prepared: _Prepared, final) -> dict | None:
+    if prepared.val is None:
+        return None
+    x, y = prepared.val.x, prepared.y_val
+    with captured_native_output():
+        name, before = metric(prepared.loss, prepared.loaded.predict(x), y)
+        _, after = metric(prepared.loss, final.predict(x, batch_size=256, verbose=0), y)
+    return {"metric": name, "samples": len(x), "before": before, "after": after, "change": after - before}
+
+
+def run(config: CompressConfig, technique: Technique, progress: ProgressSink | None = None) -> KerasArtifact:
+    """Compress ``config.model`` with ``technique`` and write ``config.output``; see prune/cluster."""
+    check_writable_target(config.output)
+    strategy = make_strategy(config.distribute)  # multi-worker must start before TF's context does
+    prepared = _prepare(config, technique)
+    if progress is not None:
+        progress.note(f"{technique.name}: loss {prepared.loss.describe()}")
+    tfmot = _tfmot()
+    plan = Plan(len(prepared.train), config.batch_size, config.epochs)
+    result = fine_tune(_build(technique, tfmot, prepared, plan), strategy=strategy, loss=prepared.loss,
+                       x=prepared.train.x, y=prepared.y_train, plan=plan, learning_rate=config.learning_rate,
+                       callbacks=technique.callbacks(tfmot, plan), progress=progress, title=technique.name,
+                       seed=config.seed)
+    with captured_native_output():
+        final = bridge.rebuild(technique.strip(tfmot, result.model), prepared.loaded.info.flavor.value)
+    metrics = _val_metrics(prepared, final)
+    _save(final, config.output, prepared.loss)
+    layers = layer_reports(final, prepared.chosen, prepared.skipped, technique.flag)
+    output_sha = sha256_file(config.output)
+    sidecar = write_sidecar(config.output, {
+        "step": technique.name, "config": config.model_dump(mode="json"), **technique.describe(plan),
+        "source_sha256": prepared.source_sha, "output_sha256": output_sha,
+        "loss": prepared.loss.model_dump(mode="json"), "layers": layers, "metrics": metrics,
+    })
+    return KerasArtifact(step=technique.name, path=config.output, flavor=bridge.flavor_of(final),
+                         size_bytes=config.output.stat().st_size, sha256=output_sha, source=config.model,
+                         source_sha256=prepared.source_sha, config_path=sidecar, loss=prepared.loss, layers=layers,
+                         compressed_layers=len(prepared.chosen), metrics=metrics, train_samples=len(prepared.train),
+                         epochs=config.epochs, steps=plan.total_steps, final_loss=result.final_loss,
+                         distribute=config.distribute, replicas=replicas(strategy), seconds=round(result.seconds, 3))
+
+
+def _tfmot():
+    import_tf()
+    with captured_native_output():
+        import tensorflow_model_optimization as tfmot
+    return tfmot
+
+
+def _wrap_model(model, chosen: list[str], wrap):
+    """A clone of the tf_keras ``model`` with the ``chosen`` layers wrapped (others shared as they are)."""
+    import tf_keras
+
+    names = set(chosen)
+    return tf_keras.models.clone_model(model, clone_function=lambda layer: wrap(layer) if layer.name in names
+                                       else layer)

@@ -1,0 +1,33 @@
+"""Per-layer figures of a compressed model: kernel sparsity and distinct values."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def kernel_stats(layer) -> tuple[int, float, int] | None:
+    """(values, fraction of zeros, distinct values) of a layer's kernel, or None without one."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        return None
+    values = np.asarray(kernel.numpy()).ravel()
+    return int(values.size), float(np.mean(values == 0)), int(np.unique(values).size)
+
+
+def layer_reports(model, chosen: list[str], skipped: dict[str, str], flag: str) -> list[dict]:
+    """One dict per weighted layer: name, class, kernel size, sparsity, distinct values, ``flag``, note."""
+    reports = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        stats = kernel_stats(layer)
+        reports.append({
+            "name": layer.name,
+            "class": type(layer).__name__,
+            "weights": None if stats is None else stats[0],
+            "sparsity": None if stats is None else round(stats[1], 6),
+            "distinct_values": None if stats is None else stats[2],
+            flag: layer.name in chosen,
+            "note": skipped.get(layer.name),
+        })
+    return reports

@@ -1,0 +1,124 @@
+"""Fine-tuning helpers: the tf.distribute strategy, the tf_keras loss, and the training loop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable
+
+import numpy as np
+
+from edgepack.compress.loss import LossChoice
+from edgepack.compress.progress import ProgressSink, keras_callback
+from edgepack.errors import ConfigError, RuntimeUnavailable
+from edgepack.util.tf import import_tf
+
+
+class Distribute(str, Enum):
+    NONE = "none"
+    MIRRORED = "mirrored"
+    MULTIWORKER = "multiworker"
+
+
+@dataclass
+class Plan:
+    """How long fine-tuning runs: what schedules and callbacks are sized from."""
+
+    samples: int
+    batch_size: int
+    epochs: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(self.samples / self.batch_size))
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+
+def make_strategy(mode: Distribute):
+    """The tf.distribute strategy for ``mode`` (None for ``none``).
+
+    ``mirrored`` uses every GPU, or every logical CPU device when there is no GPU (split one CPU
+    with ``tf.config.set_logical_device_configuration`` before TF starts). ``multiworker``
+    reads the cluster from TF_CONFIG (one local worker without it); create it before any other
+    TensorFlow work, as tf.distribute requires.
+    """
+    if mode is Distribute.NONE:
+        return None
+    tf = import_tf()
+    try:
+        if mode is Distribute.MIRRORED:
+            gpus = tf.config.list_logical_devices("GPU")
+            if gpus:
+                return tf.distribute.MirroredStrategy(devices=[d.name for d in gpus])
+            # CPU collectives mis-pair the batched all-reduce of tfmot's clustering gradients
+            # ("Shape mismatch in the collective instance"); reducing on one device avoids it.
+            cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+            return tf.distribute.MirroredStrategy(devices=cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (RuntimeError, ValueError) as exc:
+        raise RuntimeUnavailable(f"cannot start the {mode.value} strategy: {str(exc).splitlines()[0][:200]}",
+                                 hint="check TF_CONFIG and that every worker is reachable") from exc
+
+
+def _check_tf_config() -> None:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return
+    try:
+        config = json.loads(raw)
+        config["cluster"], config["task"]["type"], config["task"]["index"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("TF_CONFIG is not valid JSON with 'cluster' and 'task' {type, index}",
+                          hint="see https://www.tensorflow.org/guide/distributed_training#TF_CONFIG") from exc
+
+
+def replicas(strategy) -> int:
+    """How many replicas train in sync (1 without a strategy)."""
+    return 1 if strategy is None else int(strategy.num_replicas_in_sync)
+
+
+def scope(strategy):
+    """The strategy's scope, or a no-op context without one."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+@dataclass
+class TrainResult:
+    model: object
+    final_loss: float | None
+    seconds: float
+
+
+def fine_tune(build: Callable[[], object], *, strategy, loss: LossChoice, x: np.ndarray, y: np.ndarray,
+              plan: Plan, learning_rate: float, callbacks: list, progress: ProgressSink | None,
+              title: str, seed: int) -> TrainResult:
+    """Build the wrapped tf_keras model inside the strategy scope, compile it and fit it on (x, y)."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(seed)
+    with scope(strategy):
+        model = build()
+        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss=loss.loss_object(tf_keras))
+    callbacks = list(callbacks)
+    if progress is not None:
+        callbacks.append(keras_callback(progress))
+        progress.start(title, plan.epochs, plan.steps_per_epoch)
+    start = time.perf_counter()
+    try:
+        history = model.fit(x, y, batch_size=plan.batch_size, epochs=plan.epochs, shuffle=True, verbose=0,
+                            callbacks=callbacks)
+    finally:
+        if progress is not None:
+            progress.stop()
+    losses = history.history.get("loss") or [None]
+    final = losses[-1]
+    return TrainResult(model, None if final is None else float(final), time.perf_counter() - start)

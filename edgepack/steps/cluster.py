@@ -1,0 +1,80 @@
+"""``cluster``: weight clustering with fine-tuning (tfmot), for Keras 3 and tf_keras models."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+from pydantic import Field
+
+from edgepack.compress.layers import kernel_size
+from edgepack.compress.config import CompressConfig, KerasArtifact
+from edgepack.compress.pipeline import Technique, run
+from edgepack.compress.progress import ProgressSink
+
+
+class ClusterInit(str, Enum):
+    KMEANS_PLUS_PLUS = "kmeans++"
+    LINEAR = "linear"
+    DENSITY = "density"
+    RANDOM = "random"
+
+
+_TFMOT_INIT = {ClusterInit.KMEANS_PLUS_PLUS: "KMEANS_PLUS_PLUS", ClusterInit.LINEAR: "LINEAR",
+               ClusterInit.DENSITY: "DENSITY_BASED", ClusterInit.RANDOM: "RANDOM"}
+
+
+class ClusterConfig(CompressConfig):
+    """How to cluster one model's weights; the fields are the contract's flags and the recipe's keys."""
+
+    clusters: int = Field(default=16, ge=2, le=65_536)
+    init: ClusterInit = ClusterInit.KMEANS_PLUS_PLUS
+    preserve_sparsity: bool = False
+    epochs: int = Field(default=1, ge=1, le=10_000)
+    learning_rate: float = Field(default=1e-4, gt=0, le=1)
+
+
+def _sparse_kernel_problem(kernel: np.ndarray, clusters: int) -> str | None:
+    """Why tfmot's zero-centroid initialisation cannot cluster ``kernel`` (None when it can).
+
+    It keeps one centroid at zero and splits the other ``clusters - 1`` between negative and
+    positive weights in proportion; kmeans++ fails when a side gets more centroids than weights.
+    Such a kernel already has fewer non-zero values than ``clusters``, so it is left as it is.
+    """
+    negative, positive = int(np.sum(kernel < 0)), int(np.sum(kernel > 0))
+    if negative + positive == 0:
+        return "kernel is all zeros"
+    wanted_negative = int(np.round((clusters - 1) * negative / (negative + positive)))
+    if wanted_negative > negative or clusters - 1 - wanted_negative > positive:
+        return (f"only {negative + positive} non-zero weights: too few for {clusters} clusters with "
+                f"--preserve-sparsity; left as it is")
+    return None
+
+
+def _technique(config: ClusterConfig) -> Technique:
+    def eligible(layer):
+        size = kernel_size(layer)
+        if size <= config.clusters:
+            return f"kernel has {size} values, not more than --clusters {config.clusters}"
+        if config.preserve_sparsity:
+            return _sparse_kernel_problem(np.asarray(layer.kernel.numpy()), config.clusters)
+        return None
+
+    def wrap(tfmot, layer, plan):
+        ck = tfmot.clustering.keras
+        init = getattr(ck.CentroidInitialization, _TFMOT_INIT[config.init])
+        return ck.cluster_weights(layer, number_of_clusters=config.clusters, cluster_centroids_init=init,
+                                  preserve_sparsity=config.preserve_sparsity)
+
+    return Technique(name="cluster", flag="clustered", needs="Conv1D, Conv2D or Dense layer", eligible=eligible,
+                     wrap=wrap, strip=lambda tfmot, model: tfmot.clustering.keras.strip_clustering(model))
+
+
+def cluster(config: ClusterConfig, *, progress: ProgressSink | None = None) -> KerasArtifact:
+    """Cluster the kernels of ``config.model`` into ``config.clusters`` values while fine-tuning.
+
+    With ``preserve_sparsity`` the zeros of a pruned model stay zeros. Writes a stripped model in
+    the input's Keras flavor to ``config.output`` and the resolved config beside it.
+    """
+    return run(config, _technique(config), progress)

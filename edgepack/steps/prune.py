@@ -1,0 +1,95 @@
+"""``prune``: prune-aware fine-tuning with tfmot, for Keras 3 and tf_keras models."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field, model_validator
+
+from edgepack.compress.config import CompressConfig, KerasArtifact
+from edgepack.compress.pipeline import Technique, run
+from edgepack.compress.progress import ProgressSink
+from edgepack.compress.training import Plan
+
+
+class Schedule(str, Enum):
+    POLYNOMIAL = "polynomial"
+    CONSTANT = "constant"
+
+
+class Structure(str, Enum):
+    UNSTRUCTURED = "unstructured"
+    TWO_FOUR = "2:4"
+
+
+class PruneConfig(CompressConfig):
+    """How to prune one model; the fields are the contract's flags and the recipe's keys."""
+
+    sparsity: float = Field(default=0.5, ge=0.0, lt=1.0)
+    schedule: Schedule = Schedule.POLYNOMIAL
+    structure: Structure = Structure.UNSTRUCTURED
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if self.structure is Structure.TWO_FOUR and self.sparsity != 0.5:
+            raise ValueError(f"--structure 2:4 zeroes exactly 2 of every 4 weights (sparsity 0.5), "
+                             f"so --sparsity {self.sparsity} cannot be honoured; leave --sparsity at 0.5")
+        return self
+
+
+def schedule_steps(plan: Plan, schedule: Schedule) -> dict:
+    """Begin, end and frequency of pruning, in training steps, sized so the target is reached.
+
+    The polynomial schedule ramps from 0 to the target over the first ~60% of the steps and
+    leaves the rest for recovery at the final sparsity; the constant one prunes to the target at
+    step 0 and keeps re-pruning.
+    """
+    total = plan.total_steps
+    if schedule is Schedule.CONSTANT:
+        return {"kind": "constant", "begin_step": 0, "end_step": -1, "frequency": max(1, min(100, total // 10))}
+    end = max(1, int(total * 0.6))
+    frequency = max(1, end // 8)
+    return {"kind": "polynomial", "begin_step": 0, "end_step": frequency * max(1, end // frequency),
+            "frequency": frequency}
+
+
+def _technique(config: PruneConfig) -> Technique:
+    two_four = config.structure is Structure.TWO_FOUR
+
+    def eligible(layer):
+        if not two_four:
+            return None
+        if type(layer).__name__ not in ("Dense", "Conv2D"):
+            return "2:4 structure applies to Dense and Conv2D kernels only"
+        channels = int(layer.kernel.shape[-2])
+        if channels % 4:
+            return f"2:4 structure needs input channels in multiples of 4 (this kernel has {channels})"
+        return None
+
+    def wrap(tfmot, layer, plan):
+        sk = tfmot.sparsity.keras
+        steps = schedule_steps(plan, Schedule.CONSTANT if two_four else config.schedule)
+        if steps["kind"] == "constant" or config.sparsity == 0:
+            schedule = sk.ConstantSparsity(config.sparsity, begin_step=0, frequency=steps["frequency"])
+        else:
+            schedule = sk.PolynomialDecay(initial_sparsity=0.0, final_sparsity=config.sparsity, begin_step=0,
+                                          end_step=steps["end_step"], frequency=steps["frequency"])
+        return sk.prune_low_magnitude(layer, pruning_schedule=schedule,
+                                      sparsity_m_by_n=(2, 4) if two_four else None)
+
+    return Technique(
+        name="prune", flag="pruned", needs="Conv1D, Conv2D or Dense layer", eligible=eligible, wrap=wrap,
+        strip=lambda tfmot, model: tfmot.sparsity.keras.strip_pruning(model),
+        callbacks=lambda tfmot, plan: [tfmot.sparsity.keras.UpdatePruningStep()],
+        describe=lambda plan: {"schedule_steps": schedule_steps(
+            plan, Schedule.CONSTANT if two_four else config.schedule)})
+
+
+def prune(config: PruneConfig, *, progress: ProgressSink | None = None) -> KerasArtifact:
+    """Prune ``config.model`` to ``config.sparsity`` while fine-tuning on ``config.data``.
+
+    Writes a stripped model (no pruning wrappers) in the input's Keras flavor to ``config.output``
+    and the resolved config beside it. Raises ModelError for unsupported layers or nothing to
+    prune, DataError for data or labels that do not fit the model.
+    """
+    return run(config, _technique(config), progress)

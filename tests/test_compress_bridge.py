@@ -1,0 +1,163 @@
+"""The Keras 3 <-> tf_keras bridge (every supported layer, both directions) and tf.distribute."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+def _images(keras):
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3), name="img")
+    h = layers.ZeroPadding2D(1)(inputs)
+    h = layers.Conv2D(8, 3, use_bias=False, name="c1", kernel_regularizer=keras.regularizers.L2(1e-4))(h)
+    h = layers.BatchNormalization(name="bn")(h)
+    h = layers.ReLU(max_value=6.0)(h)
+    d = layers.DepthwiseConv2D(3, padding="same", name="dw")(h)
+    c = layers.Concatenate()([layers.Add()([h, d]), h])
+    pooled = layers.Concatenate()([layers.GlobalAveragePooling2D()(layers.AveragePooling2D(2)(c)),
+                                   layers.GlobalMaxPooling2D()(layers.MaxPooling2D(2)(c))])
+    h = layers.Flatten()(layers.Reshape((4, 8))(pooled))
+    h = layers.Dense(16, activation="relu6", name="d1")(layers.Dropout(0.1)(h))
+    h = layers.Dense(5, name="logits")(layers.Activation("tanh")(h))
+    return keras.Model(inputs, layers.Softmax()(h), name="images")
+
+
+def _sequence(keras):
+    layers = keras.layers
+    return keras.Sequential([keras.Input((16, 2)), layers.ZeroPadding1D(1), layers.Conv1D(4, 3, activation="relu"),
+                             layers.MaxPooling1D(2), layers.AveragePooling1D(2), layers.GlobalMaxPooling1D(),
+                             layers.Dense(3)], name="sequence")
+
+
+def _sequence_functional(keras):
+    inputs = keras.Input((16, 2))
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Conv1D(4, 3)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(2)(h))
+
+
+def _randomise(model):
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:  # non-trivial BN statistics too (variance kept positive)
+            layer.set_weights([np.abs(w) + 0.5 if "variance" in v.name else w + rng.normal(size=w.shape) * 0.1
+                               for w, v in zip(weights, layer.weights)])
+    return model
+
+
+@pytest.mark.parametrize("source", ["keras3", "tf_keras"])
+@pytest.mark.parametrize("builder", [_images, _sequence, _sequence_functional])
+def test_round_trip_keeps_graph_weights_and_outputs(source, builder):
+    import keras
+    import tf_keras
+
+    from edgepack.compress.bridge import flavor_of, rebuild
+    from edgepack.compress.layers import check_supported
+
+    module, other = (keras, "tf_keras") if source == "keras3" else (tf_keras, "keras3")
+    model = _randomise(builder(module))
+    check_supported(model, "test")
+    bridged = rebuild(model, other)
+    back = rebuild(bridged, source)
+    assert flavor_of(bridged) == other and flavor_of(back) == source
+    assert type(bridged).__name__ == type(model).__name__ or type(model).__name__ != "Sequential"
+    x = np.random.default_rng(0).normal(size=(4, *model.inputs[0].shape[1:])).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(bridged.predict(x, verbose=0), expected, atol=1e-5)
+    np.testing.assert_allclose(back.predict(x, verbose=0), expected, atol=1e-5)
+    for layer in model.layers:  # bit-exact weights: zeros and clustered values survive
+        for a, b in zip(layer.get_weights(), back.get_layer(layer.name).get_weights()):
+            assert np.array_equal(a, b)
+
+
+def test_regularizer_survives_the_bridge():
+    import keras
+
+    from edgepack.compress.bridge import rebuild
+
+    bridged = rebuild(_images(keras), "tf_keras")
+    assert bridged.get_layer("c1").kernel_regularizer is not None
+
+
+def test_unsupported_layers_are_named():
+    import keras
+
+    from edgepack.compress.layers import check_supported
+    from edgepack.errors import ModelError
+
+    inputs = keras.Input((4, 3))
+    model = keras.Model(inputs, keras.layers.LayerNormalization(name="ln")(keras.layers.Dense(3)(inputs)))
+    with pytest.raises(ModelError, match="'ln' \\(LayerNormalization\\)"):
+        check_supported(model, "m.keras")
+
+
+def test_every_supported_layer_goes_through_prune_cluster_and_int8(tmp_path):
+    import keras
+
+    from edgepack.loading.data import DataSpec
+    from edgepack.steps.cluster import ClusterConfig, cluster
+    from edgepack.steps.prune import PruneConfig, prune
+    from edgepack.steps.quantize import QuantizeConfig, quantize
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.random((96, 8, 8, 3), dtype=np.float32), y=rng.integers(0, 5, 96))
+    data = DataSpec(source=str(tmp_path / "data.npz"))
+    _images(keras).save(tmp_path / "m.keras")
+    pruned = prune(PruneConfig(model=tmp_path / "m.keras", data=data, output=tmp_path / "p.keras", sparsity=0.7,
+                               epochs=1))
+    clustered = cluster(ClusterConfig(model=pruned.path, data=data, output=tmp_path / "c.keras", clusters=4,
+                                      preserve_sparsity=True))
+    assert clustered.loss.from_logits is False  # the model ends in a Softmax layer
+    model = keras.models.load_model(clustered.path, compile=False)
+    for name in ("c1", "d1", "logits"):
+        kernel = model.get_layer(name).kernel.numpy()
+        assert np.mean(kernel == 0) >= 0.69 and np.unique(kernel).size <= 4, name
+    assert np.mean(model.get_layer("dw").kernel.numpy() == 0) == 0  # tfmot leaves depthwise kernels dense
+    tflite = quantize(QuantizeConfig(model=clustered.path, output=tmp_path / "m.tflite", mode="int8",
+                                     calibration=data))
+    assert tflite.size_bytes > 0
+
+
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from edgepack.util.tf import import_tf
+    tf = import_tf()
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from edgepack.loading.data import DataSpec
+    from edgepack.steps.cluster import ClusterConfig, cluster
+    from edgepack.steps.prune import PruneConfig, prune
+    model, train, out = map(Path, sys.argv[1:4])
+    data = DataSpec(source=str(train))
+    p = prune(PruneConfig(model=model, data=data, output=out / "p.keras", sparsity=0.8, epochs=1,
+                          distribute="mirrored"))
+    c = cluster(ClusterConfig(model=p.path, data=data, output=out / "c.keras", preserve_sparsity=True,
+                              distribute="mirrored"))
+    print(json.dumps({"prune": p.replicas, "cluster": c.replicas, "path": str(c.path)}))
+""")
+
+
+def test_mirrored_strategy_on_two_logical_cpus(digits, tmp_path):
+    import keras
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", MIRRORED, str(digits["model"]), str(digits["train"]), str(tmp_path)],
+                          capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["prune"] == 2 and report["cluster"] == 2
+    model = keras.models.load_model(report["path"], compile=False)
+    for layer in model.layers:
+        if type(layer).__name__ in ("Conv2D", "Dense"):
+            kernel = layer.kernel.numpy()
+            assert np.mean(kernel == 0) >= 0.79 and np.unique(kernel).size <= 16, layer.name
