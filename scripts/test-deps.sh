@@ -1,5 +1,73 @@
 #!/usr/bin/env bash
 # What the tests need beyond the Python environment. Idempotent; installs only what is missing.
+#
+# - openssh-server and openssh-client: tests/test_remote.py starts a throwaway sshd on 127.0.0.1
+#   (its own config and keys in a temporary folder; the system's sshd service is never started).
+# - .venv-device/: the "device" of the remote-profiling tests, a second virtual environment with
+#   tflite-runtime 2.14.0 and numpy<2, as many Raspberry Pi images carry (tflite-runtime 2.14 fails
+#   under numpy 2, and has wheels for Python 3.8-3.11 only).
 set -euo pipefail
-# (Nothing yet: later issues add openssh-server for remote profiling and chromium for the report.)
+cd "$(dirname "$0")/.."
+
+DEVICE_VENV=".venv-device"
+DEVICE_STAMP="$DEVICE_VENV/.edgepack-device-installed"
+export DEBIAN_FRONTEND=noninteractive
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo "$@"; else
+        echo "test-deps: need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+APT_UPDATED=""
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "test-deps: apt-get is not available; install $* yourself" >&2
+        return 1
+    fi
+    [ -n "$APT_UPDATED" ] || { as_root apt-get update -qq; APT_UPDATED=1; }
+    # Docker images carry a policy-rc.d that stops services from starting; add one if missing so
+    # installing openssh-server does not start the system's sshd as a side effect.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# 1. ssh client and server binaries (the server is only ever run by the tests, on a free high port).
+if ! { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || ! command -v ssh >/dev/null 2>&1 \
+        || ! command -v ssh-keygen >/dev/null 2>&1; then
+    echo "test-deps: installing openssh-server and openssh-client"
+    apt_install openssh-server openssh-client
+fi
+
+# 2. The device environment: a Python 3.8-3.11 with tflite-runtime 2.14.0 and numpy<2.
+pick_python() {
+    for candidate in "${DEVICE_PYTHON:-}" python3 python3.11 python3.10 python3.9; do
+        [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 || continue
+        if "$candidate" -c 'import sys; sys.exit(not ((3, 8) <= sys.version_info[:2] <= (3, 11)))' 2>/dev/null; then
+            echo "$candidate"; return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -f "$DEVICE_STAMP" ] || ! "$DEVICE_VENV/bin/python" -c "import numpy, tflite_runtime.interpreter" 2>/dev/null; then
+    if ! PY="$(pick_python)"; then
+        echo "test-deps: WARNING: no Python 3.8-3.11 found for $DEVICE_VENV (tflite-runtime 2.14 has no wheel for" \
+             "newer Pythons); the tflite-runtime tests will be skipped. Set DEVICE_PYTHON=/path/to/python3.11." >&2
+        exit 0
+    fi
+    if ! "$PY" -c "import ensurepip, venv" 2>/dev/null; then
+        echo "test-deps: installing python3-venv"
+        apt_install python3-venv
+    fi
+    echo "test-deps: creating $DEVICE_VENV with $PY (tflite-runtime 2.14.0, numpy<2)"
+    rm -rf "$DEVICE_VENV"
+    "$PY" -m venv "$DEVICE_VENV"
+    "$DEVICE_VENV/bin/pip" install -q --disable-pip-version-check "tflite-runtime==2.14.0" "numpy<2"
+    "$DEVICE_VENV/bin/python" -c "import numpy, tflite_runtime.interpreter"
+    touch "$DEVICE_STAMP"
+fi
 exit 0

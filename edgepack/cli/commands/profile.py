@@ -1,0 +1,104 @@
+"""``edgepack profile``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgepack.cli.options import build_config, data_key_options, data_spec, json_option
+from edgepack.cli.output import console, emit, human_bytes, key_value_table
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.3f} ms"
+
+
+def _render(result) -> None:
+    out = console()
+    runtime = result.runtime
+    version = f" {runtime['version']}" if runtime.get("version") else ""
+    delegate = f", delegate {runtime['delegate']}" if runtime.get("delegate") else ""
+    where = {"local": "this machine", "remote": f"{result.host} (over SSH)",
+             "estimate": "ESTIMATE (no device measured)"}[result.where]
+    lat = result.latency_ms
+    rows = [("device", result.device or "-"), ("where", where),
+            ("runtime", f"{runtime['name']}{version}, {runtime['accelerator']}{delegate}, "
+                        f"{runtime.get('threads')} thread(s)")]
+    if result.estimated:
+        rows += [("latency", f"{_ms(lat['p50'])} (estimated)"), ("source", result.estimate_source)]
+    else:
+        rows += [("latency", f"mean {_ms(lat['mean'])}  p50 {_ms(lat['p50'])}  p90 {_ms(lat['p90'])}  "
+                             f"p99 {_ms(lat['p99'])}"),
+                 ("spread", f"min {_ms(lat['min'])}  max {_ms(lat['max'])}  std {_ms(lat['std'])}  "
+                            f"({lat['count']} runs)"),
+                 ("init", _ms(result.init_ms)), ("first inference", _ms(result.first_inference_ms)),
+                 ("peak memory", "-" if result.peak_memory_mb is None else f"{result.peak_memory_mb:.1f} MB"),
+                 ("inputs", result.inputs)]
+    rows += [("size", f"{human_bytes(result.size_bytes)} (gzip {human_bytes(result.gzip_size_bytes)})")]
+    rows += [("note", note) for note in result.notes]
+    out.print(key_value_table(f"profile {result.model}", rows))
+    if result.op_profile is not None:
+        _render_ops(out, result.op_profile)
+
+
+def _render_ops(out, op_profile) -> None:
+    from rich.table import Table
+
+    from edgepack.profile.op_profile import top_ops
+
+    table = Table("#", "op", "dtype", "unit", "MACs", "ms", "%", "bound", title_justify="left",
+                  title=f"costliest operators — {op_profile.label}")
+    for row in top_ops(op_profile):
+        table.add_row(str(row["index"]), row["op"], row["dtype"], row["unit"], f"{row['macs']:,}",
+                      f"{row['ms']:.4f}", f"{row['percent']:.1f}", row["bound"])
+    out.print(table)
+
+
+@click.command("profile")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--device", metavar="NAME|PATH", help="A device profile from devices/ or a .yaml path.")
+@click.option("--threads", type=int, help="Interpreter threads (default: the device's, else all cores).")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed runs, at least.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Warm-up runs, at least.")
+@click.option("--warmup-seconds", type=float, default=0.5, show_default=True, help="Warm-up time, at least.")
+@click.option("--min-seconds", type=float, default=1.0, show_default=True, help="Timed-run time, at least.")
+@click.option("--max-seconds", type=float, default=150.0, show_default=True, help="Cap on warm-up and on timed runs.")
+@click.option("--runtime", type=click.Choice(["auto", "litert", "tflite-runtime", "tf.lite"]),
+              help="Runtime to use (default: the device's, else auto).")
+@click.option("--remote", is_flag=False, flag_value="@device", metavar="[USER@]HOST[:PORT]",
+              help="Profile on the device over SSH (alone: the device profile's connection).")
+@click.option("--python", "python", metavar="PATH", help="Python that runs the runner (here, or on the device).")
+@click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False), help="ssh config file (ssh -F).")
+@click.option("--accept-new-host-key", is_flag=True, help="Trust the host key of a device seen for the first time.")
+@click.option("--connect-timeout", "connect_timeout_s", type=int, default=10, show_default=True,
+              help="SSH connect timeout in seconds.")
+@click.option("--remote-tmpdir", metavar="DIR",
+              help="Where the temporary folder goes on the device (default $TMPDIR or /tmp).")
+@click.option("--op-profile", is_flag=True, help="Time per operator (estimated and labelled so when not measurable).")
+@click.option("--estimate", is_flag=True, help="No device at hand: estimate from the device profile's figures.")
+@click.option("--data", metavar="DATA", help="Inputs from DATA instead of random ones.")
+@click.option("--samples", type=int, default=16, show_default=True, help="Rows of DATA cycled through.")
+@click.option("--timeout", "timeout_s", type=float,
+              help="Kill the runner after this many seconds (default 2x max-seconds + 60).")
+@click.option("--allow-cpu-fallback", is_flag=True,
+              help="Measure on the CPU when the device's delegate or accelerator is missing.")
+@data_key_options
+@json_option
+def profile_command(model, device, threads, runs, warmup, warmup_seconds, min_seconds, max_seconds, runtime, remote,
+                    python, ssh_config, accept_new_host_key, connect_timeout_s, remote_tmpdir, op_profile, estimate,
+                    data, samples, timeout_s, allow_cpu_fallback, x_key, y_key, trust_code, as_json):
+    """Measure the latency of MODEL (.tflite) here, on a device over SSH, or estimate it."""
+    from edgepack.profile import ProfileConfig, profile
+
+    config = build_config(ProfileConfig, model=model, device=device, threads=threads, runs=runs, warmup=warmup,
+                          warmup_seconds=warmup_seconds, min_seconds=min_seconds, max_seconds=max_seconds,
+                          runtime=runtime, remote=remote, python=python, ssh_config=ssh_config,
+                          accept_new_host_key=accept_new_host_key, connect_timeout_s=connect_timeout_s,
+                          remote_tmpdir=remote_tmpdir, op_profile=op_profile, estimate=estimate,
+                          data=data_spec(data, x_key, y_key, trust_code), samples=samples, timeout_s=timeout_s,
+                          allow_cpu_fallback=allow_cpu_fallback)
+    emit(profile(config), as_json, _render)
+
+
+COMMANDS = [profile_command]

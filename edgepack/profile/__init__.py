@@ -1,0 +1,9 @@
+"""Profiling .tflite models: measured here or on a device over SSH, or estimated from a device profile.
+
+``profile(ProfileConfig(model=..., device=..., estimate=...)) -> ProfileResult``.
+"""
+
+from edgepack.profile.config import OpProfile, ProfileConfig, ProfileResult
+from edgepack.profile.profile import profile
+
+__all__ = ["OpProfile", "ProfileConfig", "ProfileResult", "profile"]

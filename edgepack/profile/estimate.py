@@ -1,0 +1,145 @@
+"""``--estimate``: latency from a model's per-operator work and a device profile's throughput figures.
+
+Each operator costs ``op_overhead + max(MACs / effective GMAC/s, bytes moved / bandwidth)`` on the unit
+that runs it; the inference adds ``invoke_overhead``. On an accelerator, operators it cannot run (no
+figure for their arithmetic, or — on the Edge TPU — at or after the compiler's predicted cut) run on
+the device's CPU with ``estimate.cpu_fallback``. The figures in ``devices/*.yaml`` are calibrated
+against published MobileNet v1/v2 latencies (``estimate.anchors``); ``benchmarks/estimate_accuracy.py``
+reports how close the estimates come. An estimate is always labelled as one, with its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgepack.devices.schema import Accelerator, DeviceProfile, Throughput
+from edgepack.errors import ConfigError
+from edgepack.profile.work import ModelWork, OpWork
+
+FALLBACK_DTYPES = {"float16": "float32", "dynamic": "float32"}
+
+
+@dataclass
+class OpEstimate:
+    """One operator's estimated time, where it runs and what limits it."""
+
+    index: int
+    op: str
+    dtype: str
+    unit: str       # accelerator | cpu
+    macs: int
+    bytes: int
+    ms: float
+    bound: str      # compute | memory | overhead | folded
+
+
+@dataclass
+class Estimate:
+    """The estimated latency of one inference, per operator, with where the figures come from."""
+
+    device: str
+    latency_ms: float
+    ops: list = field(default_factory=list)
+    source: str = ""
+    threads: int | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return (f"estimated for {self.device} from per-operator MACs and bytes moved with the device "
+                f"profile's throughput figures ({self.source})")
+
+
+def _gmacs(unit: Throughput, dtype: str) -> float | None:
+    value = getattr(unit.gmacs, dtype, None)
+    if value is None and dtype in FALLBACK_DTYPES:
+        value = getattr(unit.gmacs, FALLBACK_DTYPES[dtype], None)
+    return value
+
+
+def _thread_scale(figures, threads: int | None) -> float:
+    if threads is None or threads == figures.threads:
+        return 1.0
+    speed = lambda n: 1 + (n - 1) * figures.parallel_efficiency  # noqa: E731
+    return speed(threads) / speed(figures.threads)
+
+
+def _op_time(op: OpWork, unit: Throughput, gmacs: float, scale: float) -> tuple[float, str]:
+    if op.kind == "folded":
+        return 0.0, "folded"
+    efficiency = unit.depthwise if op.kind == "depthwise" else 1.0
+    compute_us = op.macs / (gmacs * efficiency * scale * 1e3) if op.macs else 0.0
+    memory_us = op.bytes / (unit.bandwidth_gbs * scale * 1e3)
+    work_us = max(compute_us, memory_us)
+    bound = "compute" if compute_us >= memory_us else "memory"
+    if unit.op_overhead_us > work_us:
+        bound = "overhead"
+    return (unit.op_overhead_us + work_us) / 1e3, bound
+
+
+def _on_accelerator(device: DeviceProfile, work: ModelWork) -> list[bool]:
+    """Which operators the accelerator takes. The Edge TPU compiler cuts the graph once: the first
+    operator it cannot map (not on Coral's list, or not int8) and all after it run on the CPU; a
+    QUANTIZE first and a DEQUANTIZE last (float I/O) run on the CPU without cutting."""
+    if device.accelerator != Accelerator.EDGETPU:
+        return [True] * len(work.ops)
+    from edgepack.inspect.edgetpu import SUPPORTED_OPS
+
+    placed, cut, last = [], False, len(work.ops) - 1
+    for position, op in enumerate(work.ops):
+        boundary = (position == 0 and op.op == "QUANTIZE") or (position == last and op.op == "DEQUANTIZE")
+        cut = cut or (not boundary and (op.op not in SUPPORTED_OPS or op.dtype != "int8"))
+        placed.append(not (cut or boundary))
+    return placed
+
+
+def _readiness_note(device: DeviceProfile, work: ModelWork) -> list[str]:
+    if device.accelerator != Accelerator.EDGETPU:
+        return []
+    from edgepack.inspect.edgetpu import edgetpu_readiness
+
+    readiness = edgetpu_readiness(work.graph)
+    if readiness["ready"]:
+        return []
+    return ["the estimate assumes edgetpu_compiler accepts the model; edgepack inspect predicts it would not "
+            f"as is: {readiness['reasons'][0]}"]
+
+
+def estimate_latency(work: ModelWork, device: DeviceProfile, threads: int | None = None) -> Estimate:
+    """Estimate one inference of ``work`` on ``device`` at ``threads`` (default: the profile's).
+
+    ConfigError (exit 2) when the profile has no ``estimate`` figures or none for an operator's
+    arithmetic (e.g. int16x8 on a profile that gives only float32 and int8).
+    """
+    figures = device.estimate
+    if figures is None:
+        raise ConfigError(f"device profile '{device.name}' has no 'estimate' figures",
+                          hint="add an estimate: section (see devices/raspberry-pi-4.yaml) or profile on the device")
+    threads = threads or device.threads
+    cpu = figures if device.accelerator == Accelerator.CPU else figures.cpu_fallback
+    placed = _on_accelerator(device, work)
+    notes, rows = _readiness_note(device, work), []
+    on_cpu = 0
+    for position, op in enumerate(work.ops):
+        unit, name, scale = figures, "accelerator", 1.0
+        gmacs = _gmacs(figures, op.dtype) if placed[position] else None
+        if device.accelerator == Accelerator.CPU:
+            name, scale = "cpu", _thread_scale(figures, threads)
+        elif gmacs is None:
+            unit, name, scale, gmacs = cpu, "cpu", _thread_scale(figures, threads), _gmacs(cpu, op.dtype)
+            on_cpu += op.kind != "folded"
+        if gmacs is None:
+            raise ConfigError(f"device profile '{device.name}' has no estimate figure for {op.dtype} operators "
+                              f"(operator {op.index} {op.op})",
+                              hint=f"add estimate.gmacs.{op.dtype} (or cpu_fallback.gmacs.{op.dtype}) to the profile")
+        ms, bound = _op_time(op, unit, gmacs, scale)
+        rows.append(OpEstimate(op.index, op.op, op.dtype, name, op.macs, op.bytes, ms, bound))
+    if device.accelerator != Accelerator.CPU and on_cpu:
+        notes.append(f"{on_cpu} of {len(work.ops)} operators cannot run on the {device.accelerator.value} "
+                     f"and were estimated on the device's CPU")
+    modes = {m.value for m in device.modes}
+    scheme_mode = {"full-integer": "int8", "dynamic-range": "dynamic", "mixed": "int8"}.get(work.scheme, work.scheme)
+    if scheme_mode not in modes:
+        notes.append(f"{device.name} lists modes {sorted(modes)}; this model is {work.scheme}")
+    total = sum(row.ms for row in rows) + figures.invoke_overhead_us / 1e3
+    return Estimate(device.name, total, rows, figures.source, threads, notes)
