@@ -24,6 +24,9 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/evaluate_throughput.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/compression.py
+	$(BIN)/python benchmarks/profile_fidelity.py
+	$(BIN)/python benchmarks/estimate_accuracy.py
 
 clean:
-	rm -rf $(VENV) examples/digits/out
+	rm -rf $(VENV) .venv-device examples/digits/out dist benchmarks/.cache

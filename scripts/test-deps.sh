@@ -3,6 +3,7 @@
 #
 # - openssh-server and openssh-client: tests/test_remote.py starts a throwaway sshd on 127.0.0.1
 #   (its own config and keys in a temporary folder; the system's sshd service is never started).
+# - chromium: tests/test_report_html.py opens the HTML report in a real headless Chromium.
 # - .venv-device/: the "device" of the remote-profiling tests, a second virtual environment with
 #   tflite-runtime 2.14.0 and numpy<2, as many Raspberry Pi images carry (tflite-runtime 2.14 fails
 #   under numpy 2, and has wheels for Python 3.8-3.11 only).
@@ -42,7 +43,13 @@ if ! { command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; } || ! command 
     apt_install openssh-server openssh-client
 fi
 
-# 2. The device environment: a Python 3.8-3.11 with tflite-runtime 2.14.0 and numpy<2.
+# 2. Chromium (Debian's package) and a font, for the HTML report test.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "test-deps: installing chromium"
+    apt_install chromium fonts-dejavu-core
+fi
+
+# 3. The device environment: a Python 3.8-3.11 with tflite-runtime 2.14.0 and numpy<2.
 pick_python() {
     for candidate in "${DEVICE_PYTHON:-}" python3 python3.11 python3.10 python3.9; do
         [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 || continue
