@@ -16,6 +16,7 @@ import numpy as np
 
 from edgepack.errors import ModelError
 from edgepack.inspect.edgetpu import edgetpu_readiness, not_checked
+from edgepack.inspect.gpu import gpu_readiness
 from edgepack.runtime.interpreter import CORRUPT_HINT, make_interpreter, read_model_bytes
 
 INTEGER_DTYPES = {"int8", "uint8", "int16", "int32", "int64", "bool",
@@ -190,6 +191,7 @@ def _schema_fields(model, graph: Graph) -> dict:
         "float_tensor_count": len(floats),
         "quantization": quantization_scheme(graph),
         "edgetpu": edgetpu_readiness(graph),
+        "gpu": gpu_readiness(graph),
     }
 
 

@@ -47,6 +47,7 @@ class RunResult(BaseModel):
     latency: dict | None = None
     tflite: dict
     edgetpu: dict | None = None
+    gpu: dict | None = None
     provenance: dict
 
     def raise_for_gates(self) -> None:

@@ -41,6 +41,29 @@ def key_figures(result: dict) -> list[tuple[str, str]]:
     ]
 
 
+def accelerator_lines(result: dict) -> list[tuple[str, str]]:
+    """(title, text) lines about the Edge TPU mapping and GPU delegation, where the device has one."""
+    lines = []
+    edgetpu = result.get("edgetpu")
+    if edgetpu:
+        prediction = edgetpu.get("prediction") or {}
+        state = "every op maps" if prediction.get("ready") else "; ".join(prediction.get("reasons", [])[:3])
+        lines.append(("Edge TPU prediction", f"{prediction.get('ops_mappable')} of {prediction.get('ops_total')} ops "
+                                             f"on the Edge TPU — {state}"))
+        if edgetpu.get("partition"):
+            lines.append(("Edge TPU partition", edgetpu["partition"]))
+        if edgetpu.get("compiler"):
+            comparison = edgetpu.get("comparison") or {}
+            lines.append(("edgetpu_compiler", f"version {edgetpu['compiler'].get('version')}: "
+                                              f"{comparison.get('compiler_ops_on_edgetpu')} ops mapped "
+                                              f"(prediction {'agrees' if comparison.get('agrees') else 'differs'})"))
+        else:
+            lines.append(("edgetpu_compiler", edgetpu.get("compiler_note", "not run")))
+    if result.get("gpu"):
+        lines.append(("GPU delegation (predicted)", result["gpu"]["summary"]))
+    return lines
+
+
 def render_markdown(result: dict) -> str:
     """report.md: the key figures, gates and stages as Markdown tables."""
     lines = [f"# edgepack report: {result['name']}", "", "| | |", "|---|---|"]
@@ -51,6 +74,9 @@ def render_markdown(result: dict) -> str:
         note = f" ({gate['note']})" if gate.get("note") else ""
         lines.append(f"| {gate['gate']} | {gate['threshold']} {gate['unit']} | {value}{note} | "
                      f"{'pass' if gate['passed'] else 'FAIL'} |")
+    accelerators = accelerator_lines(result)
+    if accelerators:
+        lines += ["", "## Accelerator", ""] + [f"- **{title}**: {text}" for title, text in accelerators]
     lines += ["", "## Stages", "", f"| stage | size | gzip | {result['metric']} | seconds |", "|---|---|---|---|---|"]
     for stage in result["stages"]:
         gzip = "-" if stage.get("gzip_size_bytes") is None else f"{stage['gzip_size_bytes'] / 1024:.1f} KB"
@@ -71,6 +97,14 @@ def _gate_row(gate: dict) -> str:
     verdict = "pass" if gate["passed"] else "fail"
     return (f"<tr><td>{escape(gate['gate'])}</td><td>{gate['threshold']} {escape(gate['unit'])}</td>"
             f"<td>{value}{note}</td><td class=\"{verdict}\">{verdict.upper() if verdict == 'fail' else verdict}</td></tr>")
+
+
+def _accelerator_html(result: dict) -> str:
+    lines = accelerator_lines(result)
+    if not lines:
+        return ""
+    rows = "".join(f"<tr><th>{escape(title)}</th><td>{escape(text)}</td></tr>" for title, text in lines)
+    return f'<h2>Accelerator</h2><table id="accelerator">{rows}</table>\n'
 
 
 def render_html(result: dict) -> str:
@@ -96,7 +130,7 @@ def render_html(result: dict) -> str:
 <p class="{verdict}" id="verdict">{'PASS' if result['passed'] else 'FAIL'}: {escape(result.get('summary', ''))}</p>
 <table id="figures">{figures}</table>
 <h2>Gates</h2><table id="gates"><tr><th>gate</th><th>threshold</th><th>value</th><th>verdict</th></tr>{gates}</table>
-<h2>Plots</h2>
+{_accelerator_html(result)}<h2>Plots</h2>
 <figure>{latency_plot}</figure><figure>{size_plot}</figure><figure>{metric_plot}</figure>
 <h2>Result</h2><details><summary>report.json</summary><pre>{escape(json.dumps(result, indent=2))}</pre></details>
 </body></html>

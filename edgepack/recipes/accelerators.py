@@ -1,4 +1,4 @@
-"""The Edge TPU part of a run: the readiness gate, and the compiler where it is installed."""
+"""Accelerator checks in a run: the Edge TPU readiness gate and compiler, the GPU delegation prediction."""
 
 from __future__ import annotations
 
@@ -29,3 +29,16 @@ def edgetpu_stage(stage: Path, model: Path, tflite: dict, device) -> tuple[dict 
     section["compiler"] = log.model_dump()
     section["comparison"] = compare(log, readiness)
     return section, [gate]
+
+
+def gpu_stage(tflite: dict, device) -> dict | None:
+    """For a GPU device: which ops the GPU delegate is predicted to leave on the CPU (no gate: a
+    fallback is slow, not wrong). Measured delegation, where a GPU is at hand, is in the profile."""
+    if getattr(device.accelerator, "value", device.accelerator) != "gpu":
+        return None
+    prediction = tflite.get("gpu") or {}
+    cpu_ops = prediction.get("cpu_ops") or []
+    summary = ("every op is predicted to run on the GPU" if prediction.get("fully_delegated") else
+               f"{len(cpu_ops)} of {prediction.get('ops_total')} ops are predicted to fall back to the CPU "
+               f"(first: {cpu_ops[0]['op']}: {cpu_ops[0]['reason']})" if cpu_ops else "no prediction")
+    return {"prediction": prediction, "summary": summary}
