@@ -11,6 +11,8 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edgepack.modes import QuantMode
+
 
 class Runtime(str, Enum):
     """The interpreter package the device runs models with."""
@@ -28,14 +30,7 @@ class Accelerator(str, Enum):
     NPU = "npu"
 
 
-class Mode(str, Enum):
-    """A quantization mode, as ``edgepack quantize --mode`` names it."""
-
-    FLOAT32 = "float32"
-    FLOAT16 = "float16"
-    DYNAMIC = "dynamic"
-    INT8 = "int8"
-    INT16X8 = "int16x8"
+Mode = QuantMode  # a quantization mode, as ``edgepack quantize --mode`` names it
 
 
 class Strict(BaseModel):

@@ -66,7 +66,7 @@ class Graph:
         return [self.tensors[i] for i in sorted(seen)]
 
 
-def _schema():
+def schema_module():
     """The LiteRT flatbuffer schema module, or None where only tflite-runtime is installed."""
     try:
         return importlib.import_module("ai_edge_litert.schema_py_generated")
@@ -117,7 +117,7 @@ def _graph(schema, model) -> Graph:
     return Graph(tensors, operators, _ints(sub.inputs), _ints(sub.outputs))
 
 
-def _parse(schema, data: bytes, path: Path):
+def parse_graph(schema, data: bytes, path: Path):
     """Unpack the verified flatbuffer: ``(model object, main Graph)``."""
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
@@ -219,7 +219,7 @@ def inspect_tflite(path: str | Path) -> dict:
     path = Path(path)
     data = read_model_bytes(path)
     interpreter, runtime = make_interpreter(data, where=str(path), allocate=False, allow_tensorflow=False)
-    schema = _schema()
+    schema = schema_module()
     summary = {
         "kind": "tflite", "path": str(path), "size_bytes": len(data),
         "gzip_size_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
@@ -231,7 +231,7 @@ def inspect_tflite(path: str | Path) -> dict:
     if schema is None:
         summary.update(_interpreter_fields(interpreter))
     else:
-        model, graph = _parse(schema, data, path)
+        model, graph = parse_graph(schema, data, path)
         summary.update(_schema_fields(model, graph))
     summary.setdefault("notes", [])
     return summary

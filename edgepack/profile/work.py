@@ -133,12 +133,12 @@ def model_work(path: str | Path, data: bytes | None = None) -> ModelWork:
 
     path = Path(path)
     data = read_model_bytes(path) if data is None else data
-    schema = tm._schema()
+    schema = tm.schema_module()
     if schema is None:
         raise RuntimeUnavailable("reading a model's operators needs ai-edge-litert's schema reader",
                                  hint="pip install ai-edge-litert")
     make_interpreter(data, where=str(path), allocate=False, allow_tensorflow=False)  # the verifier runs
-    _, graph = tm._parse(schema, data, path)
+    _, graph = tm.parse_graph(schema, data, path)
     if not graph.operators:
         raise ModelError(f"{path} has no operators", hint="convert the model again")
     scheme = tm.quantization_scheme(graph)

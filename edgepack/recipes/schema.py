@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from edgepack.evaluate.metrics import Metric
-from edgepack.steps.quantize import IOType, QuantMode
+from edgepack.modes import IOType, QuantMode
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgepack.errors import ModelError
+from edgepack.modes import IOType, QuantMode
 from edgepack.loading.data import DataSpec, fit_to_input, load_data
 from edgepack.loading.model import KerasFlavor, LoadedModel, ModelFormat, load_model
 from edgepack.util.files import check_writable_target, sha256_file, write_bytes_atomic
 from edgepack.util.provenance import write_sidecar
 from edgepack.util.tf import captured_native_output, import_tf
-
-
-class QuantMode(str, Enum):
-    FLOAT32 = "float32"
-    FLOAT16 = "float16"
-    DYNAMIC = "dynamic"
-    INT8 = "int8"
-    INT16X8 = "int16x8"
-
-    @property
-    def needs_calibration(self) -> bool:
-        return self in (QuantMode.INT8, QuantMode.INT16X8)
-
-
-class IOType(str, Enum):
-    FLOAT32 = "float32"
-    INT8 = "int8"
-    UINT8 = "uint8"
 
 
 class QuantizeConfig(BaseModel):

@@ -8,8 +8,10 @@ import click
 
 from edgepack.cli.options import build_config, data_key_options, data_spec, json_option, trust_model_option
 from edgepack.cli.output import console, emit, human_bytes, key_value_table
+from edgepack.modes import IOType, QuantMode
 
-MODES = ["float32", "float16", "dynamic", "int8", "int16x8"]
+MODES = [mode.value for mode in QuantMode]
+IO_TYPES = [io.value for io in IOType]
 
 
 def _render(artifact) -> None:
@@ -36,7 +38,7 @@ def _run(model, output, mode, io, calibration, samples, x_key, y_key, trust_code
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .tflite file to write.")
 @click.option("--mode", type=click.Choice(MODES), default="float32", show_default=True, help="Conversion mode.")
-@click.option("--io", type=click.Choice(["float32", "int8", "uint8"]), default="float32", show_default=True,
+@click.option("--io", type=click.Choice(IO_TYPES), default="float32", show_default=True,
               help="Input/output type of an int8 model.")
 @click.option("--calibration", metavar="DATA", help="Representative data for int8 and int16x8.")
 @click.option("--samples", type=int, default=200, show_default=True, help="Calibration samples drawn from DATA.")
