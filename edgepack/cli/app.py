@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import traceback
 
@@ -31,9 +33,18 @@ class EdgepackGroup(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except (click.exceptions.Abort, KeyboardInterrupt):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
             if debug:
                 traceback.print_exc()
-            _fail("interrupted", EXIT_INTERRUPTED)
+            if args is not None:  # called from Python (tests, scripts): a normal SystemExit
+                _fail("interrupted", EXIT_INTERRUPTED)
+            # The real process: the finally blocks have cleaned up. Leave with os._exit, because
+            # CPython kills itself with SIGINT at exit (status -2, not 130) when the interrupt
+            # passed through code run by PyRun_String, as TensorFlow's start-up code is.
+            click.echo("edgepack: error: interrupted", err=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         except click.ClickException as exc:
             where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
             _fail(" ".join(exc.format_message().split()) + where, exc.exit_code)
