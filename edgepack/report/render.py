@@ -35,7 +35,7 @@ def key_figures(result: dict) -> list[tuple[str, str]]:
         (f"{result['metric']} (float model)", _metric_text(result, result.get("reference"))),
         (f"{result['metric']} (.tflite)", _metric_text(result, result.get("final"))),
         ("accuracy drop" if result["metric"] in ("accuracy", "top5") else f"{result['metric']} increase",
-         "-" if drop is None else f"{drop:.3f} {unit}"),
+         "-" if drop is None else f"{drop:.3f} {unit}" + (" (the .tflite scores better)" if drop < 0 else "")),
         ("latency", _latency_text(result)),
         ("size", f"{result['size_bytes'] / 1024:.1f} KB (gzip {result['gzip_size_bytes'] / 1024:.1f} KB)"),
     ]
