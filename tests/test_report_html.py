@@ -63,3 +63,10 @@ def test_markdown_report_has_gates_and_stages(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "| max_latency_ms | 20 ms p50 | 1.080 | FAIL |" in text
     assert "| prune 0.75 |" in text
+
+
+def test_a_negative_drop_is_called_an_improvement(tmp_path):
+    result = sample_result()
+    result["drop"], result["final"] = -0.889, 0.98
+    write_reports(tmp_path, result)
+    assert "-0.889 percentage points (the .tflite scores better)" in (tmp_path / "report.md").read_text()
