@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgepack import __version__
 from edgepack.errors import DataError, GateFailed
 from edgepack.evaluate.metrics import Metric, compute, drop
 from edgepack.loading.data import DataSpec, fit_to_input, load_data
 from edgepack.runtime.runner import TfliteRunner
+from edgepack.util.types import FiniteNonNegative
 
 
 class EvaluateConfig(BaseModel):
@@ -24,18 +24,11 @@ class EvaluateConfig(BaseModel):
     data: DataSpec
     reference: Path | None = None
     metric: Metric = Metric.ACCURACY
-    max_drop: float | None = None
+    max_drop: FiniteNonNegative | None = None
     relative: bool = False
     batch_size: int = Field(default=64, ge=1)
     threads: int | None = Field(default=None, ge=1)
     trust_model: bool = False
-
-    @field_validator("max_drop")
-    @classmethod
-    def _finite_and_not_negative(cls, value):
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"must be a finite number >= 0, not {value}")
-        return value
 
     @model_validator(mode="after")
     def _gate_needs_reference(self):
@@ -67,7 +60,7 @@ class Evaluation(BaseModel):
     reference: Score | None = None
     drop: float | None = None
     drop_unit: str | None = None
-    max_drop: float | None = None
+    max_drop: FiniteNonNegative | None = None
     relative: bool = False
     passed: bool | None = None
 

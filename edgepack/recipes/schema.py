@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from typing import Annotated, Literal, Union
 
@@ -11,18 +10,13 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from edgepack.evaluate.metrics import Metric
 from edgepack.modes import IOType, QuantMode
+from edgepack.util.types import FiniteNonNegative
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def _finite_non_negative(value):
-    if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"must be a finite number >= 0, not {value}")
-    return value
 
 
 class PruneParams(_Strict):
@@ -110,13 +104,10 @@ class DataPaths(_Strict):
 class Gates(_Strict):
     """Thresholds that fail the run (exit 7); each is optional."""
 
-    max_accuracy_drop: float | None = None
-    max_latency_ms: float | None = None
-    max_size_kb: float | None = None
+    max_accuracy_drop: FiniteNonNegative | None = None
+    max_latency_ms: FiniteNonNegative | None = None
+    max_size_kb: FiniteNonNegative | None = None
     relative: bool = False
-
-    _finite = field_validator("max_accuracy_drop", "max_latency_ms", "max_size_kb")(
-        classmethod(lambda cls, v: _finite_non_negative(v)))
 
 
 class Recipe(_Strict):
