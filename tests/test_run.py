@@ -136,7 +136,8 @@ def test_ctrl_c_exits_130_and_leaves_no_temporary_folders(digits, tmp_path):
     assert list(work_tmp.iterdir()) == []
 
 
-@pytest.mark.parametrize("recipe", sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml")))
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in [*(ROOT / "edgepack" / "recipes" / "builtin").glob("*.yaml"),
+                                                            *(ROOT / "recipes").glob("*.yaml")]))
 def test_every_shipped_recipe_runs_end_to_end_with_estimates(run, digits, tmp_path, recipe):
     result = run("run", recipe, "--model", digits["model"], "--train", digits["train"], "--val", digits["val"],
                  "--estimate", "-o", tmp_path / recipe, "--json")

@@ -61,7 +61,17 @@ class EdgepackGroup(click.Group):
 
 @click.group(name="edgepack", cls=EdgepackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and TensorFlow's own log.")
+@click.option("--devices-dir", multiple=True, metavar="DIR",
+              help="Look for device profiles by name here first (repeatable; then $EDGEPACK_DEVICES, ./devices, "
+                   "edgepack's own).")
+@click.option("--recipes-dir", multiple=True, metavar="DIR",
+              help="Look for recipes by name here first (repeatable; then $EDGEPACK_RECIPES, ./recipes, "
+                   "edgepack's own).")
 @click.version_option(__version__, prog_name="edgepack")
-def cli(debug: bool) -> None:
+def cli(debug: bool, devices_dir: tuple[str, ...], recipes_dir: tuple[str, ...]) -> None:
     """Package Keras models for edge devices: compress, convert, evaluate, profile."""
+    from edgepack import resources
+
     quiet.DEBUG = debug
+    resources.set_search_dirs("devices", list(devices_dir))
+    resources.set_search_dirs("recipes", list(recipes_dir))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from pydantic import ValidationError
 
+from edgepack.cli.params import flag_names
 from edgepack.errors import ConfigError
 from edgepack.loading.data import DataSpec
 
@@ -39,6 +40,6 @@ def build_config(model_cls, **values):
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
-        message = first.get("msg", str(exc)).removeprefix("Value error, ")
+        message = flag_names(first.get("msg", str(exc)).removeprefix("Value error, "), model_cls)
         option = f"--{where.replace('_', '-')}: " if where else ""
         raise ConfigError(f"{option}{message}") from None

@@ -11,26 +11,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from edgepack.compress.loss import LossChoice
 from edgepack.compress.training import Distribute
 from edgepack.loading.data import DataSpec
+from edgepack.steps.base import StepParams
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
-class CompressConfig(BaseModel):
-    """Fields shared by ``PruneConfig`` and ``ClusterConfig``; names equal the recipe keys."""
+class TrainingParams(StepParams):
+    """The fine-tuning parameters prune and cluster share; each field is a recipe key and a CLI option."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    model: Path
-    data: DataSpec
-    output: Path
-    epochs: int = Field(default=2, ge=1, le=10_000)
-    batch_size: int = Field(default=32, ge=1, le=1_000_000)
-    learning_rate: float = Field(default=1e-3, gt=0, le=1)
-    exclude: str | None = None
-    val: DataSpec | None = None
-    distribute: Distribute = Distribute.NONE
-    trust_model: bool = False
-    seed: int = 0
+    epochs: int = Field(default=2, ge=1, le=10_000, description="Fine-tuning epochs.")
+    batch_size: int = Field(default=32, ge=1, le=1_000_000, description="Fine-tuning batch size (global).")
+    learning_rate: float = Field(default=1e-3, gt=0, le=1, description="Adam learning rate.")
+    exclude: str | None = Field(default=None, description="Layers whose name matches REGEX (re.search) are left "
+                                "alone.", json_schema_extra={"metavar": "REGEX"})
+    distribute: Distribute = Field(default=Distribute.NONE, description="tf.distribute strategy for fine-tuning.")
+    seed: int = Field(default=0, ge=0, description="Random seed (training order, initialisation).")
 
     @field_validator("exclude")
     @classmethod
@@ -43,12 +38,28 @@ class CompressConfig(BaseModel):
             raise ValueError(f"{value!r} is not a valid regular expression ({exc})") from None
         return value
 
+
+class CompressInputs(BaseModel):
+    """What a library call of prune or cluster reads and writes (the recipe supplies these itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Path
+    data: DataSpec
+    output: Path
+    val: DataSpec | None = None
+    trust_model: bool = False
+
     @field_validator("output")
     @classmethod
     def _suffix(cls, value: Path) -> Path:
         if value.suffix.lower() not in KERAS_SUFFIXES:
             raise ValueError(f"output {value} should end in .keras (or .h5 for the legacy HDF5 format)")
         return value
+
+
+class CompressConfig(CompressInputs, TrainingParams):
+    """Inputs plus training params: what ``compress.pipeline.run`` takes (see PruneConfig, ClusterConfig)."""
 
 
 class KerasArtifact(BaseModel):

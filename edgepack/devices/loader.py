@@ -1,23 +1,24 @@
-"""Find and load device profiles: a name from the repository's ``devices/`` folder, or a path."""
+"""Find and load device profiles: a name (searched as ``edgepack.resources`` says), or a path."""
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
 
-import edgepack
+from edgepack import resources
 from edgepack.devices.schema import DeviceProfile
 from edgepack.errors import ConfigError
 from edgepack.util.yamlfile import load_validated
 
-DEVICES_DIR = Path(edgepack.__file__).resolve().parents[1] / "devices"
+DEVICES_DIR = resources.builtin_dir("devices")
 
 
-def device_files(folder: Path = DEVICES_DIR) -> dict[str, Path]:
-    """``{name: path}`` of the profiles shipped in ``folder`` (file stem = profile name)."""
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+def device_files(folder: Path | None = None) -> dict[str, Path]:
+    """``{name: path}`` of the profiles found by name (file stem = profile name): the user's folders
+    first, then the ones shipped with edgepack; or only those in ``folder`` when given."""
+    if folder is None:
+        return resources.named_files("devices")
+    return {p.stem: p for p in sorted(Path(folder).glob("*.yaml"))} if Path(folder).is_dir() else {}
 
 
 def _looks_like_path(value: str) -> bool:
@@ -62,5 +63,5 @@ def list_devices(extra: list[str | Path] = ()) -> list[DeviceProfile]:
 def _known_hint() -> str:
     names = list(device_files())
     if not names:
-        return f"no device profiles found in {DEVICES_DIR}; give the path of a profile file"
+        return "no device profiles found; give the path of a profile file"
     return f"known devices: {', '.join(names)} (or give the path of a .yaml profile)"

@@ -12,13 +12,13 @@ from edgepack.errors import DataError, GateFailed
 from edgepack.evaluate.metrics import Metric, compute, drop
 from edgepack.loading.data import DataSpec, fit_to_input, load_data
 from edgepack.runtime.runner import TfliteRunner
+from edgepack.steps.evaluate import EvaluateParams
 from edgepack.util.types import FiniteNonNegative
 
 
-class EvaluateConfig(BaseModel):
-    """Everything ``evaluate`` needs; checked before any model runs."""
-
-    model_config = ConfigDict(extra="forbid")
+class EvaluateConfig(EvaluateParams):
+    """Everything ``evaluate`` needs; checked before any model runs (batch size and threads are the
+    evaluate step's params, ``edgepack.steps.evaluate``)."""
 
     model: Path
     data: DataSpec
@@ -26,8 +26,6 @@ class EvaluateConfig(BaseModel):
     metric: Metric = Metric.ACCURACY
     max_drop: FiniteNonNegative | None = None
     relative: bool = False
-    batch_size: int = Field(default=64, ge=1)
-    threads: int | None = Field(default=None, ge=1)
     trust_model: bool = False
 
     @model_validator(mode="after")

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from edgepack import __version__
 from edgepack.loading.data import DataSpec
+from edgepack.steps.profile import MeasureParams
 
 LATENCY_KEYS = ("count", "mean", "std", "min", "p50", "p90", "p99", "max")
 
 
-class ProfileConfig(BaseModel):
-    """Everything ``profile`` needs; checked before anything runs.
+class ProfileConfig(MeasureParams):
+    """Everything ``profile`` needs; checked before anything runs. The measuring fields (runs,
+    warm-up, times, threads, timeout) are the profile step's (``edgepack.steps.profile``).
 
     ``device`` is a profile name from ``devices/`` or a path (None: this machine, no profile).
     ``remote`` is ``[user@]host[:port]``, or ``"@device"`` for the device profile's ``connection``.
@@ -26,16 +27,8 @@ class ProfileConfig(BaseModel):
     script (for a patched runner; the tests use it for a stand-in that crashes).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
     model: Path
     device: str | None = None
-    threads: int | None = Field(default=None, ge=1, le=256)
-    runs: int = Field(default=50, ge=1)
-    warmup: int = Field(default=5, ge=0)
-    warmup_seconds: float = Field(default=0.5, ge=0)
-    min_seconds: float = Field(default=1.0, ge=0)
-    max_seconds: float = Field(default=150.0, gt=0)
     runtime: Literal["auto", "litert", "tflite-runtime", "tf.lite"] | None = None
     remote: str | None = None
     python: str | None = None
@@ -43,20 +36,12 @@ class ProfileConfig(BaseModel):
     estimate: bool = False
     data: DataSpec | None = None
     samples: int = Field(default=16, ge=1, le=100_000)
-    timeout_s: float | None = Field(default=None, gt=0)
     allow_cpu_fallback: bool = False
     accept_new_host_key: bool = False
     ssh_config: Path | None = None
     connect_timeout_s: int = Field(default=10, ge=1, le=600)
     remote_tmpdir: str | None = None
     runner: Path | None = None
-
-    @field_validator("warmup_seconds", "min_seconds", "max_seconds", "timeout_s")
-    @classmethod
-    def _finite(cls, value):
-        if value is not None and not math.isfinite(value):
-            raise ValueError(f"must be a finite number, not {value}")
-        return value
 
     @field_validator("remote_tmpdir")
     @classmethod
@@ -67,8 +52,6 @@ class ProfileConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.min_seconds > self.max_seconds:
-            raise ValueError(f"--min-seconds ({self.min_seconds:g}) is more than --max-seconds ({self.max_seconds:g})")
         if self.estimate and self.remote:
             raise ValueError("--estimate and --remote exclude each other: estimate, or measure on the device")
         if self.estimate and not self.device:

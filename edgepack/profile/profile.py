@@ -162,9 +162,13 @@ def _estimated(config: ProfileConfig, device: DeviceProfile, model: bytes, sizes
                          op_profile=estimated_breakdown(estimate) if config.op_profile else None, **sizes)
 
 
-def profile(config: ProfileConfig) -> ProfileResult:
-    """Measure (locally or with ``remote``) or estimate ``config.model``; see ProfileConfig."""
-    device = load_device(config.device) if config.device else None
+def profile(config: ProfileConfig, *, device: DeviceProfile | None = None) -> ProfileResult:
+    """Measure (locally or with ``remote``) or estimate ``config.model``; see ProfileConfig.
+
+    ``device`` is the already loaded profile named by ``config.device`` (so it is not read again).
+    """
+    if device is None and config.device:
+        device = load_device(config.device)
     if config.remote:
         from edgepack.profile.remote import resolve_target
 

@@ -1,4 +1,4 @@
-"""``recipes list / show / validate``: the recipes shipped in ``recipes/`` and any file given."""
+"""``recipes list / show / validate``: the recipes found by name (see ``edgepack.resources``) and any file given."""
 
 from __future__ import annotations
 
@@ -30,5 +30,5 @@ def validate_recipe(path: str | Path) -> dict:
     """Check a recipe file completely (schema, device, input files) without running anything."""
     loaded = load_recipe(find_recipe(path))
     return {"recipe": str(loaded.path), "name": loaded.recipe.name, "device": loaded.device.name,
-            "valid": True, "steps": [next(k for k in ("prune", "cluster", "quantize") if hasattr(s, k))
-                                     for s in loaded.recipe.steps], "output": str(loaded.output)}
+            "valid": True, "steps": [planned.step.label(planned.params) for planned in loaded.plan],
+            "output": str(loaded.output)}

@@ -5,16 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from edgepack.errors import GateFailed
-
-
-class StageResult(BaseModel):
-    """One stage of the pipeline: the float model, each step's output, the final .tflite."""
-
-    name: str
-    size_bytes: int
-    gzip_size_bytes: int | None = None
-    metric: float | None = None
-    seconds: float = 0.0
+from edgepack.profile.config import ProfileResult
+from edgepack.steps.artifacts import StageSummary
 
 
 class GateVerdict(BaseModel):
@@ -42,9 +34,9 @@ class RunResult(BaseModel):
     drop_unit: str | None = None
     size_bytes: int
     gzip_size_bytes: int
-    stages: list[StageResult]
+    stages: list[StageSummary]
     gates: list[GateVerdict]
-    latency: dict | None = None
+    latency: ProfileResult | None = None
     tflite: dict
     edgetpu: dict | None = None
     gpu: dict | None = None

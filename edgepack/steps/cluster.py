@@ -9,9 +9,12 @@ import numpy as np
 from pydantic import Field
 
 from edgepack.compress.layers import kernel_size
-from edgepack.compress.config import CompressConfig, KerasArtifact
+from edgepack.compress.config import CompressInputs, KerasArtifact, TrainingParams
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
+from edgepack.steps._compress import run_compress_step
+from edgepack.steps.artifacts import ModelArtifact
+from edgepack.steps.base import ModelKind, Step
 
 
 class ClusterInit(str, Enum):
@@ -25,14 +28,18 @@ _TFMOT_INIT = {ClusterInit.KMEANS_PLUS_PLUS: "KMEANS_PLUS_PLUS", ClusterInit.LIN
                ClusterInit.DENSITY: "DENSITY_BASED", ClusterInit.RANDOM: "RANDOM"}
 
 
-class ClusterConfig(CompressConfig):
-    """How to cluster one model's weights; the fields are the contract's flags and the recipe's keys."""
+class ClusterParams(TrainingParams):
+    """The ``cluster`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
-    clusters: int = Field(default=16, ge=2, le=65_536)
-    init: ClusterInit = ClusterInit.KMEANS_PLUS_PLUS
-    preserve_sparsity: bool = False
-    epochs: int = Field(default=1, ge=1, le=10_000)
-    learning_rate: float = Field(default=1e-4, gt=0, le=1)
+    clusters: int = Field(default=16, ge=2, le=65_536, description="Distinct values per clustered kernel.")
+    init: ClusterInit = Field(default=ClusterInit.KMEANS_PLUS_PLUS, description="How centroids start.")
+    preserve_sparsity: bool = Field(default=False, description="Keep the zeros of a pruned model at zero.")
+    epochs: int = Field(default=1, ge=1, le=10_000, description="Fine-tuning epochs.")
+    learning_rate: float = Field(default=1e-4, gt=0, le=1, description="Adam learning rate.")
+
+
+class ClusterConfig(CompressInputs, ClusterParams):
+    """A library call of ``cluster``: the params plus the model, data and output paths."""
 
 
 def _sparse_kernel_problem(kernel: np.ndarray, clusters: int) -> str | None:
@@ -78,3 +85,19 @@ def cluster(config: ClusterConfig, *, progress: ProgressSink | None = None) -> K
     the input's Keras flavor to ``config.output`` and the resolved config beside it.
     """
     return run(config, _technique(config), progress)
+
+
+class ClusterStep(Step):
+    """Weight clustering with fine-tuning on the recipe's training data."""
+
+    name = "cluster"
+    params = ClusterParams
+    consumes = produces = ModelKind.KERAS
+    trains = True
+    summary = "weight clustering with fine-tuning (tfmot)"
+
+    def label(self, params: ClusterParams) -> str:
+        return f"cluster {params.clusters}"
+
+    def run(self, ctx, source: ModelArtifact, params: ClusterParams) -> ModelArtifact:
+        return run_compress_step(self, ctx, source, params, ClusterConfig, cluster)

@@ -6,10 +6,13 @@ from enum import Enum
 
 from pydantic import Field, model_validator
 
-from edgepack.compress.config import CompressConfig, KerasArtifact
+from edgepack.compress.config import CompressInputs, KerasArtifact, TrainingParams
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
 from edgepack.compress.training import Plan
+from edgepack.steps._compress import run_compress_step
+from edgepack.steps.artifacts import ModelArtifact
+from edgepack.steps.base import ModelKind, Step
 
 
 class Schedule(str, Enum):
@@ -22,19 +25,26 @@ class Structure(str, Enum):
     TWO_FOUR = "2:4"
 
 
-class PruneConfig(CompressConfig):
-    """How to prune one model; the fields are the contract's flags and the recipe's keys."""
+class PruneParams(TrainingParams):
+    """The ``prune`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
-    sparsity: float = Field(default=0.5, ge=0.0, lt=1.0)
-    schedule: Schedule = Schedule.POLYNOMIAL
-    structure: Structure = Structure.UNSTRUCTURED
+    sparsity: float = Field(default=0.5, ge=0.0, lt=1.0,
+                            description="Final fraction of zero weights in each pruned kernel, in [0, 1).")
+    schedule: Schedule = Field(default=Schedule.POLYNOMIAL,
+                               description="Ramp sparsity up gradually, or prune to the target at once.")
+    structure: Structure = Field(default=Structure.UNSTRUCTURED,
+                                 description="2:4 zeroes 2 of every 4 consecutive weights (Dense and Conv2D).")
 
     @model_validator(mode="after")
     def _rules(self):
         if self.structure is Structure.TWO_FOUR and self.sparsity != 0.5:
-            raise ValueError(f"--structure 2:4 zeroes exactly 2 of every 4 weights (sparsity 0.5), "
-                             f"so --sparsity {self.sparsity} cannot be honoured; leave --sparsity at 0.5")
+            raise ValueError(f"structure 2:4 zeroes exactly 2 of every 4 weights (sparsity 0.5), "
+                             f"so sparsity {self.sparsity} cannot be honoured; leave sparsity at 0.5")
         return self
+
+
+class PruneConfig(CompressInputs, PruneParams):
+    """A library call of ``prune``: the params plus the model, data and output paths."""
 
 
 def schedule_steps(plan: Plan, schedule: Schedule) -> dict:
@@ -93,3 +103,19 @@ def prune(config: PruneConfig, *, progress: ProgressSink | None = None) -> Keras
     prune, DataError for data or labels that do not fit the model.
     """
     return run(config, _technique(config), progress)
+
+
+class PruneStep(Step):
+    """Prune-aware fine-tuning on the recipe's training data."""
+
+    name = "prune"
+    params = PruneParams
+    consumes = produces = ModelKind.KERAS
+    trains = True
+    summary = "prune-aware fine-tuning (tfmot)"
+
+    def label(self, params: PruneParams) -> str:
+        return f"prune {params.sparsity:g}" + (" 2:4" if params.structure is Structure.TWO_FOUR else "")
+
+    def run(self, ctx, source: ModelArtifact, params: PruneParams) -> ModelArtifact:
+        return run_compress_step(self, ctx, source, params, PruneConfig, prune)

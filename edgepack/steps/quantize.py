@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from edgepack.errors import ModelError
 from edgepack.modes import IOType, QuantMode
@@ -14,31 +14,48 @@ from edgepack.loading.data import DataSpec, fit_to_input, load_data
 from edgepack.loading.model import KerasFlavor, LoadedModel, ModelFormat, load_model
 from edgepack.util.files import check_writable_target, sha256_file, write_bytes_atomic
 from edgepack.util.provenance import write_sidecar
+from edgepack.steps._compress import produce
+from edgepack.steps.artifacts import ModelArtifact
+from edgepack.steps.base import ModelKind, Problem, Step, StepParams
 from edgepack.util.tf import captured_native_output, import_tf
 
 
-class QuantizeConfig(BaseModel):
-    """How to convert one model; cross-field rules are checked when the config is built."""
+# Accelerators that need static shapes: a dynamic batch adds int32 SHAPE/PACK ops that the Edge TPU
+# rejects and the GPU delegate leaves on the CPU (measured on the digits CNN: 3 of 10 ops delegated).
+STATIC_BATCH_ACCELERATORS = frozenset({"edgetpu", "gpu", "npu"})
 
-    model_config = ConfigDict(extra="forbid")
+
+class QuantizeParams(StepParams):
+    """The ``quantize`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
+
+    mode: QuantMode = Field(default=QuantMode.FLOAT32, description="Conversion mode.")
+    io: IOType = Field(default=IOType.FLOAT32, description="Input/output type of an int8 model.")
+    samples: int = Field(default=200, ge=1, le=100_000, description="Calibration samples drawn from the data.")
+    seed: int = Field(default=0, ge=0, description="Seed of the calibration sample.")
+    static_batch: bool | None = Field(
+        default=None, description="Fix the batch size at 1 so every shape is static (the Edge TPU needs this); "
+                                  "unset: on for Edge TPU, GPU and NPU devices, off otherwise.")
+
+    @model_validator(mode="after")
+    def _io_needs_int8(self):
+        if self.io is not IOType.FLOAT32 and self.mode is not QuantMode.INT8:
+            raise ValueError(f"io {self.io.value} needs mode int8 (only full-integer models have integer "
+                             f"inputs and outputs)")
+        return self
+
+
+class QuantizeConfig(QuantizeParams):
+    """A library call of ``quantize``: the params plus the model, calibration data and output."""
 
     model: Path
     output: Path
-    mode: QuantMode = QuantMode.FLOAT32
-    io: IOType = IOType.FLOAT32
     calibration: DataSpec | None = None
-    samples: int = Field(default=200, ge=1, le=100_000)
-    seed: int = 0
-    static_batch: bool = False
     trust_model: bool = False
 
     @model_validator(mode="after")
     def _rules(self):
         if self.mode.needs_calibration and self.calibration is None:
             raise ValueError(f"--mode {self.mode.value} needs --calibration DATA (representative inputs)")
-        if self.io is not IOType.FLOAT32 and self.mode is not QuantMode.INT8:
-            raise ValueError(f"--io {self.io.value} needs --mode int8 (only full-integer models have "
-                             f"integer inputs and outputs)")
         if self.output.suffix.lower() != ".tflite":
             raise ValueError(f"output {self.output} should end in .tflite")
         return self
@@ -126,7 +143,7 @@ def quantize(config: QuantizeConfig) -> TfliteArtifact:
     captured: list[str] = []
     try:
         with captured_native_output() as captured:
-            converter = _converter(tf, loaded, config.static_batch)
+            converter = _converter(tf, loaded, bool(config.static_batch))
             _configure(tf, converter, config, calibration)
             flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
@@ -145,3 +162,52 @@ def quantize(config: QuantizeConfig) -> TfliteArtifact:
                           io=config.io, source=config.model, source_sha256=source_sha,
                           calibration_samples=None if calibration is None else len(calibration),
                           config_path=sidecar)
+
+
+class QuantizeStep(Step):
+    """Conversion to .tflite, quantized as ``mode`` says (int8 and int16x8 calibrate on data.train)."""
+
+    name = "quantize"
+    params = QuantizeParams
+    consumes = ModelKind.KERAS
+    produces = ModelKind.TFLITE
+    summary = "conversion to .tflite: float32, float16, dynamic, int8, int16x8"
+
+    def check(self, params: QuantizeParams, setting) -> list[Problem]:
+        problems = []
+        if params.mode.needs_calibration and not setting.has_train:
+            problems.append(Problem(key=("mode",), message=f"quantize mode {params.mode.value} needs data.train "
+                                    f"for calibration", hint="add data.train to the recipe (or --train)"))
+        device = setting.device
+        if device is None:
+            return problems
+        modes = {m.value for m in device.modes}
+        if params.mode.value not in modes:
+            problems.append(Problem(key=("mode",), message=f"quantize mode {params.mode.value} is not run by "
+                                    f"device {device.name} (it runs: {', '.join(sorted(modes))})",
+                                    hint="choose one of the device's modes"))
+        if setting.accelerator == "edgetpu" and (params.mode is not QuantMode.INT8 or params.io is IOType.FLOAT32):
+            problems.append(Problem(key=("mode",), message=f"device {device.name} is an Edge TPU, which needs a "
+                                    f"full-integer model with integer input and output",
+                                    hint="use quantize: {mode: int8, io: int8} (or io: uint8)"))
+        if setting.accelerator == "edgetpu" and params.static_batch is False:
+            problems.append(Problem(key=("static_batch",), message=f"device {device.name} is an Edge TPU, which "
+                                    f"needs static shapes", hint="leave static_batch unset or set it to true"))
+        return problems
+
+    def resolve(self, params: QuantizeParams, setting) -> QuantizeParams:
+        if params.static_batch is not None:
+            return params
+        return params.model_copy(update={"static_batch": setting.accelerator in STATIC_BATCH_ACCELERATORS})
+
+    def label(self, params: QuantizeParams) -> str:
+        return f"{params.mode.value} .tflite"
+
+    def run(self, ctx, source: ModelArtifact, params: QuantizeParams) -> ModelArtifact:
+        calibration = ctx.train if params.mode.needs_calibration else None
+
+        def make(output: Path):
+            return quantize(QuantizeConfig(model=source.path, output=output, calibration=calibration,
+                                           trust_model=ctx.trust_model, **params.model_dump()))
+
+        return produce(self, ctx, source, params, ".tflite", make, data=calibration)

@@ -8,30 +8,24 @@ import click
 
 from edgepack.cli.options import build_config, data_key_options, data_spec, json_option, trust_model_option
 from edgepack.cli.output import console, emit, human_bytes, key_value_table
+from edgepack.cli.params import given, params_options
 
 
-def compress_options(epochs_default: int, lr_default: float):
-    """The options both commands take (defaults shown here are the config classes' own)."""
+def compress_options(params_cls):
+    """The options of a fine-tuning command: its inputs and outputs, then one per field of ``params_cls``."""
 
     def decorate(func):
+        func = params_options(params_cls)(json_option(trust_model_option(data_key_options(func))))
         for option in reversed([
             click.argument("model", type=click.Path(path_type=Path)),
             click.option("--data", metavar="DATA", required=True,
                          help="Training data for fine-tuning (.npz, image folder, module:function)."),
             click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
                          help="The model to write: .keras (or .h5), same Keras flavor as MODEL."),
-            click.option("--epochs", type=int, help=f"Fine-tuning epochs.  [default: {epochs_default}]"),
-            click.option("--batch-size", type=int, help="Fine-tuning batch size (global).  [default: 32]"),
-            click.option("--learning-rate", type=float, help=f"Adam learning rate.  [default: {lr_default:g}]"),
-            click.option("--exclude", metavar="REGEX",
-                         help="Layers whose name matches REGEX (re.search) are left alone."),
             click.option("--val", metavar="DATA", help="Validation data: metric before and after."),
-            click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]), default="none",
-                         show_default=True, help="tf.distribute strategy for fine-tuning."),
-            click.option("--seed", type=int, help="Random seed.  [default: 0]"),
         ]):
             func = option(func)
-        return json_option(trust_model_option(data_key_options(func)))
+        return func
 
     return decorate
 
@@ -40,9 +34,8 @@ def run_step(config_cls, step, *, as_json: bool, x_key: str, y_key: str, trust_c
     """Build the config (exit 2 on bad values), run ``step`` with a progress display on stderr, emit."""
     from edgepack.compress.progress import StderrProgress
 
-    values = {key: value for key, value in values.items() if value is not None}
     config = build_config(config_cls, data=data_spec(data, x_key, y_key, trust_code),
-                          val=data_spec(val, x_key, y_key, trust_code), **values)
+                          val=data_spec(val, x_key, y_key, trust_code), **given(values))
     emit(step(config, progress=StderrProgress()), as_json, _render)
 
 

@@ -8,6 +8,8 @@ import click
 
 from edgepack.cli.options import build_config, data_key_options, data_spec, json_option
 from edgepack.cli.output import console, emit, human_bytes, key_value_table
+from edgepack.cli.params import given, params_options
+from edgepack.steps.profile import MeasureParams
 
 
 def _ms(value) -> str:
@@ -58,12 +60,6 @@ def _render_ops(out, op_profile) -> None:
 @click.command("profile")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--device", metavar="NAME|PATH", help="A device profile from devices/ or a .yaml path.")
-@click.option("--threads", type=int, help="Interpreter threads (default: the device's, else all cores).")
-@click.option("--runs", type=int, default=50, show_default=True, help="Timed runs, at least.")
-@click.option("--warmup", type=int, default=5, show_default=True, help="Warm-up runs, at least.")
-@click.option("--warmup-seconds", type=float, default=0.5, show_default=True, help="Warm-up time, at least.")
-@click.option("--min-seconds", type=float, default=1.0, show_default=True, help="Timed-run time, at least.")
-@click.option("--max-seconds", type=float, default=150.0, show_default=True, help="Cap on warm-up and on timed runs.")
 @click.option("--runtime", type=click.Choice(["auto", "litert", "tflite-runtime", "tf.lite"]),
               help="Runtime to use (default: the device's, else auto).")
 @click.option("--remote", is_flag=False, flag_value="@device", metavar="[USER@]HOST[:PORT]",
@@ -79,25 +75,22 @@ def _render_ops(out, op_profile) -> None:
 @click.option("--estimate", is_flag=True, help="No device at hand: estimate from the device profile's figures.")
 @click.option("--data", metavar="DATA", help="Inputs from DATA instead of random ones.")
 @click.option("--samples", type=int, default=16, show_default=True, help="Rows of DATA cycled through.")
-@click.option("--timeout", "timeout_s", type=float,
-              help="Kill the runner after this many seconds (default 2x max-seconds + 60).")
 @click.option("--allow-cpu-fallback", is_flag=True,
               help="Measure on the CPU when the device's delegate or accelerator is missing.")
+@params_options(MeasureParams)
 @data_key_options
 @json_option
-def profile_command(model, device, threads, runs, warmup, warmup_seconds, min_seconds, max_seconds, runtime, remote,
-                    python, ssh_config, accept_new_host_key, connect_timeout_s, remote_tmpdir, op_profile, estimate,
-                    data, samples, timeout_s, allow_cpu_fallback, x_key, y_key, trust_code, as_json):
+def profile_command(model, device, runtime, remote, python, ssh_config, accept_new_host_key, connect_timeout_s,
+                    remote_tmpdir, op_profile, estimate, data, samples, allow_cpu_fallback, x_key, y_key, trust_code,
+                    as_json, **measure):
     """Measure the latency of MODEL (.tflite) here, on a device over SSH, or estimate it."""
     from edgepack.profile import ProfileConfig, profile
 
-    config = build_config(ProfileConfig, model=model, device=device, threads=threads, runs=runs, warmup=warmup,
-                          warmup_seconds=warmup_seconds, min_seconds=min_seconds, max_seconds=max_seconds,
-                          runtime=runtime, remote=remote, python=python, ssh_config=ssh_config,
+    config = build_config(ProfileConfig, model=model, device=device, runtime=runtime, remote=remote, python=python, ssh_config=ssh_config,
                           accept_new_host_key=accept_new_host_key, connect_timeout_s=connect_timeout_s,
                           remote_tmpdir=remote_tmpdir, op_profile=op_profile, estimate=estimate,
-                          data=data_spec(data, x_key, y_key, trust_code), samples=samples, timeout_s=timeout_s,
-                          allow_cpu_fallback=allow_cpu_fallback)
+                          data=data_spec(data, x_key, y_key, trust_code), samples=samples,
+                          allow_cpu_fallback=allow_cpu_fallback, **given(measure))
     emit(profile(config), as_json, _render)
 
 

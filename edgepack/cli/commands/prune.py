@@ -1,20 +1,15 @@
-"""``edgepack prune``."""
+"""``edgepack prune``: options generated from the step's params (edgepack.steps.prune)."""
 
 from __future__ import annotations
 
 import click
 
 from edgepack.cli.commands._compress import compress_options, run_step
+from edgepack.steps.prune import PruneParams
 
 
 @click.command("prune")
-@compress_options(epochs_default=2, lr_default=1e-3)
-@click.option("--sparsity", type=float, default=0.5, show_default=True,
-              help="Final fraction of zero weights in each pruned kernel, in [0, 1).")
-@click.option("--schedule", type=click.Choice(["polynomial", "constant"]), default="polynomial", show_default=True,
-              help="Ramp sparsity up gradually, or prune to --sparsity at once.")
-@click.option("--structure", type=click.Choice(["unstructured", "2:4"]), default="unstructured", show_default=True,
-              help="2:4 zeroes 2 of every 4 consecutive weights (Dense and Conv2D).")
+@compress_options(PruneParams)
 def prune_command(as_json, x_key, y_key, trust_code, data, val, trust_model, **values):
     """Prune MODEL with prune-aware fine-tuning on DATA; writes a stripped model."""
     from edgepack.steps.prune import PruneConfig, prune

@@ -38,11 +38,12 @@ def _stderr_progress(message: str) -> None:
 @json_option
 def run_command(recipe, model, train, val, device, output, estimate, trust_code, trust_model, as_json):
     """Run RECIPE (a file, or a name from recipes/) end to end and write a checked bundle."""
-    from edgepack.recipes.runner import RunOptions, run_recipe
+    from edgepack.compress.progress import StderrProgress
+    from edgepack.recipes.execute import RunOptions, run_recipe
 
     options = build_config(RunOptions, recipe=recipe, model=model, train=train, val=val, device=device,
                            output=output, estimate=estimate, trust_model=trust_model, trust_code=trust_code)
-    result = run_recipe(options, progress=_stderr_progress)
+    result = run_recipe(options, progress=_stderr_progress, training_progress=StderrProgress())
     emit(result, as_json, _render_run)
     result.raise_for_gates()
 

@@ -1,0 +1,65 @@
+"""manifest.json: what the bundle holds and what made it, as a typed model."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from edgepack.profile.config import ProfileResult
+from edgepack.recipes.result import GateVerdict, RunResult
+from edgepack.steps.artifacts import ModelArtifact
+
+
+class SourceModel(BaseModel):
+    """The model the recipe started from: by its path relative to the recipe file, and its sha256."""
+
+    path: str
+    sha256: str
+
+
+class BundledModel(BaseModel):
+    """The .tflite in the bundle, with its inputs and outputs (name, shape, dtype, scale, zero point)."""
+
+    file: str = "model.tflite"
+    sha256: str
+    size_bytes: int
+    gzip_size_bytes: int
+    quantization: str | None = None
+    inputs: list[dict]
+    outputs: list[dict]
+
+
+class Metrics(BaseModel):
+    metric: str
+    reference: float | None = None
+    final: float | None = None
+    drop: float | None = None
+    drop_unit: str | None = None
+
+
+class Manifest(BaseModel):
+    """manifest.json. ``steps`` are the resolved steps, each with every parameter that shaped the result."""
+
+    name: str
+    description: str
+    provenance: dict
+    source_model: SourceModel
+    device: dict
+    steps: list[dict]
+    model: BundledModel
+    metrics: Metrics
+    latency: ProfileResult | None = None
+    gates: list[GateVerdict]
+    passed: bool
+
+
+def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: ModelArtifact, tflite: dict) -> Manifest:
+    """The manifest of a run of ``loaded`` (a LoadedRecipe) from its typed result and artifacts."""
+    return Manifest(
+        name=loaded.recipe.name, description=loaded.recipe.description, provenance=result.provenance,
+        source_model=SourceModel(path=loaded.relative_to_recipe(source.path), sha256=source.sha256),
+        device=loaded.device.model_dump(mode="json"), steps=[planned.entry() for planned in loaded.plan],
+        model=BundledModel(sha256=final.sha256, size_bytes=final.size_bytes, gzip_size_bytes=final.gzip_size_bytes,
+                           quantization=tflite.get("quantization"), inputs=tflite["inputs"], outputs=tflite["outputs"]),
+        metrics=Metrics(metric=result.metric, reference=result.reference, final=result.final, drop=result.drop,
+                        drop_unit=result.drop_unit),
+        latency=result.latency, gates=result.gates, passed=result.passed)

@@ -1,0 +1,137 @@
+"""``edgepack run``: a recipe's planned steps in order, then gates and the bundle.
+
+Each step takes the previous artifact and returns a new one (typed); each model is hashed, measured
+and scored once, and the device profile is the one the loader read.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from edgepack.bundle.assemble import stage_model, write_bundle
+from edgepack.bundle.manifest import build_manifest
+from edgepack.bundle.staging import failed_path, publish, staging_folder
+from edgepack.evaluate.metrics import drop as metric_drop
+from edgepack.recipes.accelerators import edgetpu_stage, gpu_stage
+from edgepack.recipes.gates import check_gates
+from edgepack.recipes.loader import LoadedRecipe, load_recipe
+from edgepack.recipes.result import RunResult
+from edgepack.steps.artifacts import ModelArtifact, StageSummary
+from edgepack.steps.base import ModelKind
+from edgepack.steps.context import ArtifactCache, StepContext
+from edgepack.steps.scoring import Scorer
+from edgepack.util.provenance import provenance
+
+Say = Callable[[str], None]
+
+
+class RunOptions(BaseModel):
+    """The command line's view of a run: the recipe and what overrides it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: Path
+    model: Path | None = None
+    train: str | None = None
+    val: str | None = None
+    device: str | None = None
+    output: Path | None = None
+    estimate: bool = False
+    trust_model: bool = False
+    trust_code: bool = False
+
+
+def make_context(loaded: LoadedRecipe, work: Path, *, trust_model: bool = False, trust_code: bool = False,
+                 estimate: bool = False, say: Say = lambda message: None, training_progress: Any = None,
+                 cache_dir: Path | None = None) -> StepContext:
+    """The context a recipe's steps share: its data, device, scorer, work folder and cache."""
+    from edgepack.loading.data import DataSpec
+
+    data = loaded.recipe.data
+    keys = dict(x_key=data.x_key, y_key=data.y_key, trust_code=trust_code)
+    val = DataSpec(source=data.val, **keys) if data.val else None
+    return StepContext(work=work, setting=loaded.setting, train=DataSpec(source=data.train, **keys) if data.train
+                       else None, val=val, trust_model=trust_model, estimate=estimate, device_ref=loaded.device_ref,
+                       say=say, training_progress=training_progress,
+                       cache=ArtifactCache(cache_dir or work / "cache"),
+                       scorer=Scorer(val, loaded.recipe.metric, trust_model=trust_model))
+
+
+def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lambda message: None,
+             first: int = 2, total: int | None = None) -> tuple[ModelArtifact, list[ModelArtifact]]:
+    """Run the planned steps on ``source``: ``(final artifact, one artifact per stage)``.
+
+    Keras stages are scored here; the .tflite is scored by the evaluate step. A measuring step
+    (evaluate, profile) adds its figures to the current stage instead of making a new one.
+    """
+    total = total or len(plan) + first
+    stages, current = [source], source
+    for number, planned in enumerate(plan, start=first):
+        say(f"[{number}/{total}] {planned.step.label(planned.params)}")
+        produced = planned.step.run(ctx, current, planned.params)
+        if produced.kind is ModelKind.KERAS and ctx.scorer is not None:
+            produced = produced.model_copy(update={"metric": ctx.scorer.score(produced)})
+        if planned.step.measures:
+            stages[-1] = produced
+        else:
+            stages.append(produced)
+        current = produced
+    return current, stages
+
+
+def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, stage: Path, bundle: Path) -> RunResult:
+    recipe, final, reference = loaded.recipe, stages[-1], stages[0].metric
+    drop = None if reference is None or final.metric is None else metric_drop(
+        recipe.metric, reference, final.metric, relative=recipe.gates.relative)
+    drop_unit = "percent of reference" if recipe.gates.relative else recipe.metric.drop_unit
+    gates = check_gates(recipe.gates, drop=drop, drop_unit=drop_unit, latency=final.latency,
+                        size_bytes=final.size_bytes)
+    edgetpu, edgetpu_gates = edgetpu_stage(stage, stage / "model.tflite", tflite, loaded.device)
+    gates += edgetpu_gates
+    passed = all(g.passed for g in gates)
+    return RunResult(
+        name=recipe.name, recipe=str(loaded.path), device=loaded.device.name,
+        bundle=str(bundle if passed else failed_path(bundle)), passed=passed,
+        summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=recipe.metric.value,
+        reference=reference, final=final.metric, drop=drop, drop_unit=drop_unit, size_bytes=final.size_bytes,
+        gzip_size_bytes=final.gzip_size_bytes, stages=[StageSummary.of(s) for s in stages], gates=gates,
+        latency=final.latency, tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
+        edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance())
+
+
+def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda message: None,
+               training_progress: Any = None) -> RunResult:
+    """Run an already loaded recipe and write its bundle (or ``<bundle>.failed`` when a gate fails)."""
+    with staging_folder(loaded.output) as stage, tempfile.TemporaryDirectory(prefix="edgepack-work-") as work:
+        ctx = make_context(loaded, Path(work), trust_model=options.trust_model, trust_code=options.trust_code,
+                           estimate=options.estimate, say=say, training_progress=training_progress)
+        total = len(loaded.plan) + 2
+        say(f"[1/{total}] float reference: {loaded.recipe.metric.value} on {loaded.recipe.data.val or 'no val data'}")
+        source = ModelArtifact.of_file(Path(loaded.recipe.model), ModelKind.KERAS, label="float (Keras)")
+        source = source.model_copy(update={"metric": ctx.scorer.score(source)})
+        final, stages = run_plan(ctx, loaded.plan, source, say, first=2, total=total)
+        from edgepack.inspect.tflite_model import inspect_tflite
+
+        tflite = inspect_tflite(stage_model(stage, final.path))
+        result = _result(loaded, stages, tflite, stage, loaded.output)
+        say(f"[{total}/{total}] write bundle {result.bundle}")
+        write_bundle(stage, result=result, manifest=build_manifest(loaded, result, source, final, tflite),
+                     resolved_recipe=loaded.resolved_dump())
+        publish(stage, Path(result.bundle))
+    return result
+
+
+def run_recipe(options: RunOptions, progress: Say = lambda message: None, *,
+               training_progress: Any = None) -> RunResult:
+    """Load ``options.recipe`` (with its overrides), run it end to end, and write the bundle.
+
+    Gate failures do not raise here: the result says ``passed`` and ``raise_for_gates()`` raises
+    GateFailed (exit 7). Every other problem raises the matching EdgepackError.
+    """
+    loaded = load_recipe(options.recipe, model=options.model, train=options.train, val=options.val,
+                         device=options.device, output=options.output)
+    return run_loaded(loaded, options, progress, training_progress)

@@ -1,0 +1,51 @@
+"""What the model-making steps share: a cached output path, the call, and the artifact."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from pydantic import BaseModel
+
+from edgepack.steps.artifacts import ModelArtifact
+from edgepack.steps.base import Step, StepParams
+from edgepack.steps.context import StepContext, data_fingerprint
+
+
+def produce(step: Step, ctx: StepContext, source: ModelArtifact, params: StepParams, suffix: str,
+            make: Callable[[Path], BaseModel | None], *, data=None) -> ModelArtifact:
+    """Run ``make(output_path)`` unless the cache holds the output of the same (input, step, params, data).
+
+    Returns the output as a ModelArtifact labelled by the step, with the effective params.
+    """
+    started = time.perf_counter()
+    dumped = params.model_dump(mode="json")
+    key = ctx.cache.key(source.sha256, step.name, dumped, data_fingerprint(data)) if ctx.cache else None
+    cached = ctx.cache.get(key) if ctx.cache else None
+    detail = None
+    if cached is not None:
+        ctx.say(f"  {step.name}: reusing the output of an identical earlier run ({cached.parent.name})")
+        path = cached
+    else:
+        path = ctx.work / f"{step.name}-{source.sha256[:12]}-{time.monotonic_ns() % 10**9}{suffix}"
+        ctx.work.mkdir(parents=True, exist_ok=True)
+        detail = make(path)
+        if ctx.cache:
+            path = ctx.cache.put(key, path)
+    return ModelArtifact.of_file(path, step.produces, label=step.label(params), step=step.name, params=dumped,
+                                 started=started, detail=detail)
+
+
+def run_compress_step(step: Step, ctx: StepContext, source: ModelArtifact, params: StepParams, config_cls,
+                      function) -> ModelArtifact:
+    """Prune or cluster ``source`` with ``params`` on the context's training data.
+
+    The val set is not given to the step: the pipeline scores each stage once itself.
+    """
+    def make(output: Path):
+        config = config_cls(model=source.path, data=ctx.train, output=output, trust_model=ctx.trust_model,
+                            **params.model_dump())
+        return function(config, progress=ctx.training_progress)
+
+    return produce(step, ctx, source, params, ".keras", make, data=ctx.train)

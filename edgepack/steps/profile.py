@@ -1,0 +1,94 @@
+"""``profile`` as a pipeline step: latency of the .tflite on the recipe's device.
+
+Measured here for ``host-cpu``, over SSH when the device profile has a connection, otherwise
+estimated from the device profile's figures and labelled as an estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from edgepack.steps.artifacts import ModelArtifact
+from edgepack.steps.base import ModelKind, Problem, Step, StepParams
+
+LOCAL_DEVICES = {"host-cpu"}
+
+
+class MeasureParams(StepParams):
+    """How latency is measured (LiteRT benchmark_model's method); shared by the step and ``edgepack profile``."""
+
+    threads: int | None = Field(default=None, ge=1, le=256,
+                                description="Interpreter threads (default: the device's, else all cores).")
+    runs: int = Field(default=50, ge=1, description="Timed runs, at least.")
+    warmup: int = Field(default=5, ge=0, description="Warm-up runs, at least.")
+    warmup_seconds: float = Field(default=0.5, ge=0, description="Warm-up time, at least.")
+    min_seconds: float = Field(default=1.0, ge=0, description="Timed-run time, at least.")
+    max_seconds: float = Field(default=150.0, gt=0, description="Cap on warm-up and on timed runs.")
+    timeout_s: float | None = Field(default=None, gt=0, description="Kill the runner after this many seconds "
+                                    "(default 2x max-seconds + 60).", json_schema_extra={"flag": "--timeout"})
+
+    @field_validator("warmup_seconds", "min_seconds", "max_seconds", "timeout_s")
+    @classmethod
+    def _finite(cls, value):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, not {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _min_below_max(self):
+        if self.min_seconds > self.max_seconds:
+            raise ValueError(f"min_seconds ({self.min_seconds:g}) is more than max_seconds ({self.max_seconds:g})")
+        return self
+
+
+class ProfileParams(MeasureParams):
+    """The ``profile`` step's parameters. ``where``: auto measures when the device is at hand."""
+
+    where: Literal["auto", "local", "remote", "estimate"] = Field(
+        default="auto", description="auto: here for host-cpu, over SSH when the device has a connection, "
+                                    "else an estimate from the device profile.")
+
+
+def how_to_profile(device, where: str = "auto") -> str:
+    """``local``, ``remote`` or ``estimate`` for this device."""
+    if where != "auto":
+        return where
+    if device is None or device.name in LOCAL_DEVICES:
+        return "local"
+    connection = getattr(device, "connection", None)
+    return "remote" if connection is not None and connection.ssh else "estimate"
+
+
+class ProfileStep(Step):
+    """Latency of the final .tflite on the device: measured or estimated (and labelled so)."""
+
+    name = "profile"
+    params = ProfileParams
+    consumes = produces = ModelKind.TFLITE
+    measures = True
+    summary = "latency on the device: measured here, over SSH, or estimated"
+
+    def check(self, params: ProfileParams, setting) -> list[Problem]:
+        device = setting.device
+        if params.where == "remote" and (device is None or device.connection is None or not device.connection.ssh):
+            return [Problem(key=("where",), message="profile where: remote needs a device profile with "
+                            "connection.ssh", hint="add connection: {ssh: user@host} to the device profile")]
+        if params.where == "estimate" and (device is None or device.estimate is None):
+            return [Problem(key=("where",), message="profile where: estimate needs a device profile with "
+                            "estimate figures")]
+        return []
+
+    def resolve(self, params: ProfileParams, setting) -> ProfileParams:
+        return params.model_copy(update={"where": how_to_profile(setting.device, params.where)})
+
+    def run(self, ctx, source: ModelArtifact, params: ProfileParams) -> ModelArtifact:
+        from edgepack.profile import ProfileConfig, profile
+
+        how = how_to_profile(ctx.device, "estimate" if ctx.estimate else params.where)
+        config = ProfileConfig(model=source.path, device=ctx.device_ref or (ctx.device.name if ctx.device else None),
+                               estimate=how == "estimate", remote="@device" if how == "remote" else None,
+                               **params.model_dump(exclude={"where"}))
+        return source.model_copy(update={"latency": profile(config, device=ctx.device)})
