@@ -24,13 +24,13 @@ GOAL = (0.70, 1.30)
 
 
 def estimate(model: Path, device: str, threads: int | None = None) -> float:
-    from edgepack.profile import ProfileConfig, profile
+    from edgepack.latency import ProfileConfig, profile
 
     return profile(ProfileConfig(model=model, device=device, estimate=True, threads=threads)).latency_ms["p50"]
 
 
 def measure(model: Path, threads: int) -> float:
-    from edgepack.profile import ProfileConfig, profile
+    from edgepack.latency import ProfileConfig, profile
 
     return profile(ProfileConfig(model=model, threads=threads, runs=50, warmup=5, min_seconds=2)).latency_ms["p50"]
 

@@ -34,7 +34,7 @@ def bare_loop(model: Path, x: np.ndarray) -> float:
 
 
 def edgepack_evaluate(model: Path, data: Path, batch_size: int) -> float:
-    from edgepack.evaluate.evaluate import EvaluateConfig, evaluate
+    from edgepack.evaluation.evaluate import EvaluateConfig, evaluate
     from edgepack.loading.data import DataSpec
 
     result = evaluate(EvaluateConfig(model=model, data=DataSpec(source=str(data)), batch_size=batch_size))

@@ -75,7 +75,7 @@ def evaluate(model: str | Path, *, data: DataLike, reference: str | Path | None 
              **options):
     """Run a .tflite on ``data`` (and the Keras ``reference``); ``options``: ``metric``, ``max_drop``,
     ``relative``, ``batch_size``, ``threads``. Returns an Evaluation (``.drop``, ``.passed``)."""
-    from edgepack.evaluate.evaluate import EvaluateConfig, evaluate as run
+    from edgepack.evaluation.evaluate import EvaluateConfig, evaluate as run
 
     return run(build(EvaluateConfig, model=model, data=_data(data), reference=reference, trust_model=trust_model,
                      **options))
@@ -84,7 +84,7 @@ def evaluate(model: str | Path, *, data: DataLike, reference: str | Path | None 
 def profile(model: str | Path, *, device: str | None = None, **options):
     """Latency of a .tflite: measured here, over SSH (``remote=``), or estimated (``estimate=True``).
     ``options`` are ProfileConfig fields (``runs``, ``threads``, ``min_seconds``, ...). Returns a ProfileResult."""
-    from edgepack.profile import ProfileConfig, profile as run
+    from edgepack.latency import ProfileConfig, profile as run
 
     return run(build(ProfileConfig, model=model, device=device, **options))
 

@@ -27,6 +27,7 @@ model: model.keras
 data: {val: val.npz}
 steps:
   - quantize: {mode: float32}
+  - profile: {where: estimate}
 gates: {max_accuracy_drop: 0.5}
 """
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT, assert_one_line_error
 from edgepack.devices import device_files
 from edgepack.errors import RuntimeUnavailable
-from edgepack.profile import ProfileConfig, profile
+from edgepack.latency import ProfileConfig, profile
 
 DEVICE_PYTHON = ROOT / ".venv-device" / "bin" / "python"
 FAST = ["--runs", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0.05"]
@@ -167,7 +167,7 @@ def test_crashing_child_is_exit_5_and_edgepack_survives(tmp_path, tflite_models)
     runner, pid_file = stand_in(tmp_path, "crashes", "kills itself with SIGSEGV",
                                 "os.kill(os.getpid(), signal.SIGSEGV)")
     with pytest.raises(RuntimeUnavailable, match=r"crashed on this machine with SIGSEGV during timed-runs") as info:
-        profile(ProfileConfig(model=tflite_models["int8"], runner=runner))
+        profile(ProfileConfig(model=tflite_models["int8"], probe=runner))
     assert info.value.exit_code == 5
     assert pid_file.exists() and gone(int(pid_file.read_text()))
     # edgepack is still alive and measures the next model normally
@@ -179,7 +179,7 @@ def test_hanging_child_is_killed_and_exit_5(tmp_path, tflite_models):
     runner, pid_file = stand_in(tmp_path, "hangs", "sleeps for an hour", "time.sleep(3600)")
     started = time.monotonic()
     with pytest.raises(RuntimeUnavailable, match=r"did not finish within 2 s \(stuck in timed-runs\)") as info:
-        profile(ProfileConfig(model=tflite_models["int8"], runner=runner, timeout_s=2))
+        profile(ProfileConfig(model=tflite_models["int8"], probe=runner, timeout_s=2))
     assert info.value.exit_code == 5 and time.monotonic() - started < 15
     assert gone(int(pid_file.read_text()))
 

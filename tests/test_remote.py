@@ -24,7 +24,7 @@ import pytest
 
 from conftest import ROOT, assert_one_line_error
 from edgepack.errors import ConfigError
-from edgepack.profile import ProfileConfig, profile
+from edgepack.latency import ProfileConfig, profile
 
 DEVICE_PYTHON = ROOT / ".venv-device" / "bin" / "python"
 FAST = ["--runs", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0.05"]
@@ -219,7 +219,7 @@ def test_ctrl_c_exits_130_and_removes_the_remote_folder(sshd, tflite_models, tmp
     pid_files, deadline = [], time.monotonic() + 30
     while not pid_files and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
-        pid_files = list(tmpdir.glob("edgepack-profile.*/runner.pid"))
+        pid_files = list(tmpdir.glob("edgepack-profile.*/probe.pid"))
     assert pid_files, f"the remote runner never started: {process.communicate(timeout=5)}"
     time.sleep(0.3)
     runner_pid = int(pid_files[0].read_text())

@@ -145,3 +145,49 @@ def test_every_shipped_recipe_runs_end_to_end_with_estimates(run, digits, tmp_pa
     report = json.loads(result.stdout)
     assert report["latency"]["estimated"] is True and report["latency"]["estimate_source"]
     assert (tmp_path / recipe / "model.tflite").exists()
+
+
+def test_resolved_recipe_records_every_training_parameter(bundle):
+    import yaml
+
+    resolved = yaml.safe_load((bundle["dir"] / "recipe.resolved.yaml").read_text())
+    names = [next(iter(entry)) for entry in resolved["steps"]]
+    assert names == ["prune", "cluster", "quantize", "evaluate", "profile"]
+    for entry in resolved["steps"][:2]:
+        params = next(iter(entry.values()))
+        assert {"learning_rate", "seed", "distribute", "batch_size", "epochs"} <= set(params), params
+    assert resolved["steps"][2]["quantize"]["static_batch"] is False and resolved["steps"][4]["profile"]["where"] == "local"
+    manifest = json.loads((bundle["dir"] / "manifest.json").read_text())
+    assert manifest["steps"] == resolved["steps"]
+
+
+def test_manifest_names_the_source_model_relative_to_the_recipe_not_by_absolute_path(bundle, digits):
+    manifest = json.loads((bundle["dir"] / "manifest.json").read_text())
+    source = manifest["source_model"]["path"]
+    assert not Path(source).is_absolute()
+    assert (bundle["recipe"].parent / source).resolve() == Path(digits["model"]).resolve()
+    assert str(bundle["folder"]) not in json.dumps(manifest["source_model"])
+
+
+QUANTIZE_ONLY = """\
+name: q
+device: host-cpu
+model: {model}
+data: {{train: {train}, val: {val}}}
+steps:
+  - quantize: {{mode: int8, io: int8, samples: 50}}
+  - profile: {{runs: 5, min_seconds: 0.05, warmup_seconds: 0}}
+"""
+
+
+def test_rerunning_the_resolved_recipe_of_a_quantize_only_bundle_gives_the_same_model(run, digits, tmp_path):
+    from edgepack.util.files import sha256_file
+
+    recipe = tmp_path / "q.yaml"
+    recipe.write_text(QUANTIZE_ONLY.format(**{k: digits[k] for k in ("model", "train", "val")}))
+    assert run("run", recipe, "-o", tmp_path / "first").exit_code == 0
+    again = run("run", tmp_path / "first" / "recipe.resolved.yaml", "-o", tmp_path / "second")
+    assert again.exit_code == 0, again.stderr
+    assert sha256_file(tmp_path / "first" / "model.tflite") == sha256_file(tmp_path / "second" / "model.tflite")
+    assert (tmp_path / "first" / "recipe.resolved.yaml").read_text().replace("first", "second") == \
+        (tmp_path / "second" / "recipe.resolved.yaml").read_text()

@@ -169,3 +169,24 @@ def test_a_new_step_module_registers_itself_and_gets_a_recipe_key():
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_shared_prefix_is_computed_once_through_the_artifact_cache(digits, tmp_path):
+    from edgepack.recipes.execute import make_context, run_plan
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.steps.artifacts import ModelArtifact
+    from edgepack.steps.base import ModelKind
+
+    path = tmp_path / "r.yaml"
+    path.write_text(f"name: c\ndevice: host-cpu\nmodel: {digits['model']}\ndata: {{val: {digits['val']}}}\n"
+                    f"steps:\n  - quantize: {{mode: float16}}\n  - profile: {{where: estimate}}\n")
+    loaded = load_recipe(path)
+    source = ModelArtifact.of_file(digits["model"], ModelKind.KERAS, label="float")
+    finals = []
+    for attempt in range(2):
+        ctx = make_context(loaded, tmp_path / f"work{attempt}", cache_dir=tmp_path / "cache")
+        final, stages = run_plan(ctx, loaded.plan, source)
+        finals.append(final)
+        assert ctx.cache.hits == attempt, "the second run reuses the first one's conversion"
+    assert finals[0].sha256 == finals[1].sha256 and finals[1].metric == finals[0].metric
+    assert [s.label for s in stages] == ["float", "float16 .tflite"] and finals[1].latency.estimated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from edgepack.profile.config import ProfileResult
+from edgepack.latency.config import ProfileResult
 from edgepack.recipes.result import GateVerdict, RunResult
 from edgepack.steps.artifacts import ModelArtifact
 

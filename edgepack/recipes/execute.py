@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from edgepack.bundle.assemble import stage_model, write_bundle
 from edgepack.bundle.manifest import build_manifest
 from edgepack.bundle.staging import failed_path, publish, staging_folder
-from edgepack.evaluate.metrics import drop as metric_drop
+from edgepack.evaluation.metrics import drop as metric_drop
 from edgepack.recipes.accelerators import edgetpu_stage, gpu_stage
 from edgepack.recipes.gates import check_gates
 from edgepack.recipes.loader import LoadedRecipe, load_recipe

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgepack.profile.config import ProfileResult
+from edgepack.latency.config import ProfileResult
 from edgepack.recipes.result import GateVerdict
 from edgepack.recipes.schema import Gates
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from edgepack.errors import GateFailed
-from edgepack.profile.config import ProfileResult
+from edgepack.latency.config import ProfileResult
 from edgepack.steps.artifacts import StageSummary
 
 

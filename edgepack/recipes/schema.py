@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, field_validator, model_validator
 
-from edgepack.evaluate.metrics import Metric
+from edgepack.evaluation.metrics import Metric
 from edgepack.steps.base import StepParams, registry
 from edgepack.util.types import FiniteNonNegative
 

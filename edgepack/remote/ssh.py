@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepack.errors import ConfigError, RemoteError
-from edgepack.profile.child import ChildResult, run_child
+from edgepack.util.child_process import ChildResult, run_child
 
 _NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]*$")
 _HOST = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*|\[[0-9A-Fa-f:.%A-Za-z]+\])$")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgepack.evaluate.metrics import Metric
+from edgepack.evaluation.metrics import Metric
 from edgepack.loading.data import DataSpec
 
 Say = Callable[[str], None]

@@ -85,7 +85,7 @@ class ProfileStep(Step):
         return params.model_copy(update={"where": how_to_profile(setting.device, params.where)})
 
     def run(self, ctx, source: ModelArtifact, params: ProfileParams) -> ModelArtifact:
-        from edgepack.profile import ProfileConfig, profile
+        from edgepack.latency import ProfileConfig, profile
 
         how = how_to_profile(ctx.device, "estimate" if ctx.estimate else params.where)
         config = ProfileConfig(model=source.path, device=ctx.device_ref or (ctx.device.name if ctx.device else None),

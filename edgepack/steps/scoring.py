@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgepack.errors import DataError
-from edgepack.evaluate.metrics import Metric, compute
+from edgepack.evaluation.metrics import Metric, compute
 from edgepack.loading.data import Dataset, DataSpec, fit_to_input, load_data
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind
@@ -45,9 +45,9 @@ class Scorer:
         return compute(self.metric, data.y, model.predict(data.x), data.source)
 
     def _score_tflite(self, path: Path, batch_size: int, threads: int | None) -> float:
-        from edgepack.runtime.runner import TfliteRunner
+        from edgepack.runtime.predict import TflitePredictor
 
-        runner = TfliteRunner(path, threads=threads)
+        runner = TflitePredictor(path, threads=threads)
         shape = tuple(None if d == -1 else d for d in runner.input_shape)
         data = self._dataset(shape, str(path))
         return compute(self.metric, data.y, runner.predict(data.x, batch_size=batch_size), data.source)

@@ -42,7 +42,7 @@ def _render(result) -> None:
 def evaluate_command(model, data, reference, metric, max_drop, relative, batch_size, threads, x_key, y_key,
                      trust_code, trust_model, as_json):
     """Run MODEL (.tflite) on DATA with the LiteRT interpreter; compare with --reference."""
-    from edgepack.evaluate.evaluate import EvaluateConfig, evaluate
+    from edgepack.evaluation.evaluate import EvaluateConfig, evaluate
 
     config = build_config(EvaluateConfig, model=model, data=data_spec(data, x_key, y_key, trust_code),
                           reference=reference, metric=metric, max_drop=max_drop, relative=relative,

@@ -47,7 +47,7 @@ def _render(result) -> None:
 def _render_ops(out, op_profile) -> None:
     from rich.table import Table
 
-    from edgepack.profile.op_profile import top_ops
+    from edgepack.latency.op_profile import top_ops
 
     table = Table("#", "op", "dtype", "unit", "MACs", "ms", "%", "bound", title_justify="left",
                   title=f"costliest operators — {op_profile.label}")
@@ -84,10 +84,10 @@ def profile_command(model, device, runtime, remote, python, ssh_config, accept_n
                     remote_tmpdir, op_profile, estimate, data, samples, allow_cpu_fallback, x_key, y_key, trust_code,
                     as_json, **measure):
     """Measure the latency of MODEL (.tflite) here, on a device over SSH, or estimate it."""
-    from edgepack.profile import ProfileConfig, profile
+    from edgepack.latency import ProfileConfig, profile
 
-    config = build_config(ProfileConfig, model=model, device=device, runtime=runtime, remote=remote, python=python, ssh_config=ssh_config,
-                          accept_new_host_key=accept_new_host_key, connect_timeout_s=connect_timeout_s,
+    config = build_config(ProfileConfig, model=model, device=device, runtime=runtime, remote=remote, python=python,
+                          ssh_config=ssh_config, accept_new_host_key=accept_new_host_key, connect_timeout_s=connect_timeout_s,
                           remote_tmpdir=remote_tmpdir, op_profile=op_profile, estimate=estimate,
                           data=data_spec(data, x_key, y_key, trust_code), samples=samples,
                           allow_cpu_fallback=allow_cpu_fallback, **given(measure))

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgepack import __version__
 from edgepack.errors import DataError, GateFailed
-from edgepack.evaluate.metrics import Metric, compute, drop
+from edgepack.evaluation.metrics import Metric, compute, drop
 from edgepack.loading.data import DataSpec, fit_to_input, load_data
-from edgepack.runtime.runner import TfliteRunner
+from edgepack.runtime.predict import TflitePredictor
 from edgepack.steps.evaluate import EvaluateParams
 from edgepack.util.types import FiniteNonNegative
 
@@ -73,7 +73,7 @@ class Evaluation(BaseModel):
 
 def evaluate(config: EvaluateConfig) -> Evaluation:
     """Run the .tflite (and the reference, if given) on the data and measure the metric."""
-    runner = TfliteRunner(config.model, threads=config.threads)
+    runner = TflitePredictor(config.model, threads=config.threads)
     shape = tuple(None if d == -1 else d for d in runner.input_shape)
     dataset = load_data(config.data, input_shape=shape)
     dataset = fit_to_input(dataset, shape, "float32", model_name=str(config.model))

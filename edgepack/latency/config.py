@@ -22,9 +22,9 @@ class ProfileConfig(MeasureParams):
     ``device`` is a profile name from ``devices/`` or a path (None: this machine, no profile).
     ``remote`` is ``[user@]host[:port]``, or ``"@device"`` for the device profile's ``connection``.
     ``runtime`` overrides the device's (auto | litert | tflite-runtime | tf.lite); ``python`` is the
-    interpreter that runs the device-side runner (here, or on the remote device). ``timeout_s``
-    bounds the runner (default ``2 * max_seconds + 60``). ``runner`` replaces the device-side runner
-    script (for a patched runner; the tests use it for a stand-in that crashes).
+    interpreter that runs the latency probe (here, or on the remote device). ``timeout_s``
+    bounds the probe (default ``2 * max_seconds + 60``). ``probe`` replaces the device-side latency
+    probe script (for a patched one; the tests use it for a stand-in that crashes).
     """
 
     model: Path
@@ -41,7 +41,7 @@ class ProfileConfig(MeasureParams):
     ssh_config: Path | None = None
     connect_timeout_s: int = Field(default=10, ge=1, le=600)
     remote_tmpdir: str | None = None
-    runner: Path | None = None
+    probe: Path | None = None
 
     @field_validator("remote_tmpdir")
     @classmethod
@@ -59,7 +59,7 @@ class ProfileConfig(MeasureParams):
         return self
 
     @property
-    def runner_timeout_s(self) -> float:
+    def probe_timeout_s(self) -> float:
         return self.timeout_s if self.timeout_s is not None else 2 * self.max_seconds + 60
 
 

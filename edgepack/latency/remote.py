@@ -1,10 +1,10 @@
-"""Profiling on a device over SSH: copy the runner and the model to a temporary folder, run, clean up.
+"""Profiling on a device over SSH: copy the probe and the model to a temporary folder, run, clean up.
 
 1. ``mktemp -d`` on the device (under ``$TMPDIR`` or /tmp, or ``--remote-tmpdir``);
-2. ``scp`` the standalone runner, the model and the inputs (if any) into it;
-3. run the runner with the device's python, its stdin held open: if edgepack (or its ssh) goes away,
-   the runner sees the channel close and stops;
-4. always — after an error, a timeout or Ctrl-C too — kill the runner (by the pid it wrote) and
+2. ``scp`` the standalone probe, the model and the inputs (if any) into it;
+3. run the probe with the device's python, its stdin held open: if edgepack (or its ssh) goes away,
+   the probe sees the channel close and stops;
+4. always — after an error, a timeout or Ctrl-C too — kill the probe (by the pid it wrote) and
    ``rm -rf`` the folder, over a fresh connection.
 """
 
@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 
 from edgepack.errors import RemoteError, RuntimeUnavailable
-from edgepack.profile.child import ChildResult
-from edgepack.profile.runner_io import RunnerSpec
+from edgepack.util.child_process import ChildResult
+from edgepack.latency.probe import ProbeSpec
 from edgepack.remote.ssh import Ssh, SshTarget
 
 MKTEMP = 'mktemp -d "${TMPDIR:-/tmp}/edgepack-profile.XXXXXX"'
-CLEANUP = 'if [ -f "$1/runner.pid" ]; then kill "$(cat "$1/runner.pid")" 2>/dev/null; fi; rm -rf -- "$1"'
+CLEANUP = 'if [ -f "$1/probe.pid" ]; then kill "$(cat "$1/probe.pid")" 2>/dev/null; fi; rm -rf -- "$1"'
 
 
 def make_remote_dir(ssh: Ssh, base: str | None, timeout: float) -> str:
@@ -37,7 +37,7 @@ def make_remote_dir(ssh: Ssh, base: str | None, timeout: float) -> str:
 
 
 def remove_remote_dir(ssh: Ssh, folder: str, timeout: float) -> bool:
-    """Kill the runner if it still runs, and delete ``folder``. True when the device confirmed it."""
+    """Kill the probe if it still runs, and delete ``folder``. True when the device confirmed it."""
     try:
         result = ssh.run(["sh", "-c", CLEANUP, "edgepack-cleanup", folder], timeout=timeout)
     except (RemoteError, OSError):
@@ -45,21 +45,21 @@ def remove_remote_dir(ssh: Ssh, folder: str, timeout: float) -> bool:
     return not result.timed_out and result.returncode == 0
 
 
-def run_remote(ssh: Ssh, *, spec: RunnerSpec, runner: Path, model: Path, inputs: Path | None, python: str,
+def run_remote(ssh: Ssh, *, spec: ProbeSpec, probe: Path, model: Path, inputs: Path | None, python: str,
                remote_tmpdir: str | None, timeout: float) -> tuple[ChildResult, list[str]]:
-    """Run the runner on the device; returns its result and notes (e.g. a cleanup that failed)."""
+    """Run the probe on the device; returns its result and notes (e.g. a cleanup that failed)."""
     step_timeout = ssh.connect_timeout + 30.0
     folder = make_remote_dir(ssh, remote_tmpdir, step_timeout)
     notes: list[str] = []
     try:
-        files = [runner, model] + ([inputs] if inputs else [])
+        files = [probe, model] + ([inputs] if inputs else [])
         ssh.copy(files, folder, timeout=step_timeout + model.stat().st_size / 1e6)
-        argv = [python, f"{folder}/{runner.name}",
+        argv = [python, f"{folder}/{probe.name}",
                 *spec.args(f"{folder}/{model.name}", f"{folder}/{inputs.name}" if inputs else None),
-                "--watch-stdin", "--pid-file", f"{folder}/runner.pid"]
+                "--watch-stdin", "--pid-file", f"{folder}/probe.pid"]
         result = ssh.run(argv, timeout=timeout + step_timeout, keep_stdin_open=True)
         if result.timed_out:
-            raise RuntimeUnavailable(f"the runner on {ssh.target} did not finish within {timeout:g} s; it was stopped",
+            raise RuntimeUnavailable(f"the probe on {ssh.target} did not finish within {timeout:g} s; it was stopped",
                                      hint="raise --timeout, lower --max-seconds, or check the device")
         return result, notes
     finally:

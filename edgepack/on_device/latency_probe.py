@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""edgepack's device-side runner: time one .tflite model as LiteRT's benchmark_model does; print JSON.
+"""edgepack's latency probe: time one .tflite model as LiteRT's benchmark_model does; print JSON.
 
 Standalone (stdlib, numpy and ai-edge-litert, tflite-runtime or tf.lite), so ``edgepack profile
---remote`` copies this one file to a device: ``python3 device_runner.py MODEL --runs N --warmup N
+--remote`` copies this one file to a device: ``python3 latency_probe.py MODEL --runs N --warmup N
 --min-seconds S --max-seconds S --threads T [--delegate LIB] [--op-profile] [--inputs NPZ]``.
 Method (benchmark_model's): the model is loaded from bytes (the verifier runs); init time covers the
 interpreter, delegate and tensor allocation; the first inference is the first warm-up run; warm-up
@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-SCHEMA = "edgepack-device-runner/1"
+SCHEMA = "edgepack-device-probe/1"
 EXIT = {"internal": 1, "usage": 2, "missing-dependency": 3, "model": 4, "delegate": 5, "accelerator": 5, "inputs": 6}
 RUNTIMES = {"litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),  # name: (module, distribution)
             "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
@@ -40,7 +40,7 @@ def fail(kind, message, **extra):
 
 
 def stage(name):
-    """Tell the host what the runner is doing, so a crash can be placed (stderr, one line)."""
+    """Tell the host what the probe is doing, so a crash can be placed (stderr, one line)."""
     sys.stderr.write("@@stage %s\n" % name)
     sys.stderr.flush()
 
@@ -51,7 +51,7 @@ OPTIONS = [("--runs", int, 50), ("--warmup", int, 1), ("--warmup-seconds", float
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="device_runner.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="latency_probe.py", description=__doc__.splitlines()[0])
     parser.add_argument("model")
     for flag, kind, default in OPTIONS:  # --threads: default all cores; --inputs: .npz of input_0, ...
         parser.add_argument(flag, type=kind, default=default)

@@ -1,7 +1,7 @@
 """``--op-profile``: time per operator — measured when the runtime times operators, else estimated.
 
 The Python APIs of ai-edge-litert 2.3 and tflite-runtime 2.14 expose no per-operator timer, so the
-breakdown is estimated: the cost model of ``edgepack.profile.estimate`` (MACs and bytes moved per
+breakdown is estimated: the cost model of ``edgepack.latency.estimate`` (MACs and bytes moved per
 operator, with a device profile's throughput figures) gives each operator its share, and the
 measured mean latency is split in those proportions. The label says so, every time.
 """
@@ -9,8 +9,8 @@ measured mean latency is split in those proportions. The label says so, every ti
 from __future__ import annotations
 
 from edgepack.devices.schema import DeviceProfile
-from edgepack.profile.config import OpProfile
-from edgepack.profile.estimate import Estimate
+from edgepack.latency.config import OpProfile
+from edgepack.latency.estimate import Estimate
 
 
 def _rows(estimate: Estimate, total_ms: float) -> list[dict]:

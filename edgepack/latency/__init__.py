@@ -3,7 +3,7 @@
 ``profile(ProfileConfig(model=..., device=..., estimate=...)) -> ProfileResult``.
 """
 
-from edgepack.profile.config import OpProfile, ProfileConfig, ProfileResult
-from edgepack.profile.profile import profile
+from edgepack.latency.config import OpProfile, ProfileConfig, ProfileResult
+from edgepack.latency.measure import profile
 
 __all__ = ["OpProfile", "ProfileConfig", "ProfileResult", "profile"]

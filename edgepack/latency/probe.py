@@ -1,6 +1,6 @@
-"""Talking to the device-side runner: its command line, and what its JSON and exit status mean.
+"""Talking to the latency probe: its command line, and what its JSON and exit status mean.
 
-The runner (``edgepack/runtime/device_runner.py``) prints one JSON document. A runner killed by a
+The probe (``edgepack/on_device/latency_probe.py``) prints one JSON document. A probe killed by a
 signal prints nothing: locally ``returncode`` is ``-signal``; through ssh the remote shell reports
 ``128 + signal``. The last ``@@stage NAME`` line on its stderr says what it was doing.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgepack.errors import DataError, EdgepackError, ModelError, RemoteError, RuntimeUnavailable
 
-RUNNER = Path(__file__).resolve().parents[1] / "runtime" / "device_runner.py"
+PROBE_SCRIPT = Path(__file__).resolve().parents[1] / "on_device" / "latency_probe.py"
 
 
 class AcceleratorUnavailable(RuntimeUnavailable):
@@ -22,8 +22,8 @@ class AcceleratorUnavailable(RuntimeUnavailable):
 
 
 @dataclass
-class RunnerSpec:
-    """What the runner is asked to do (paths are filled in where it runs)."""
+class ProbeSpec:
+    """What the probe is asked to do (paths are filled in where it runs)."""
 
     runs: int
     warmup: int
@@ -37,7 +37,7 @@ class RunnerSpec:
     op_profile: bool
 
     def args(self, model: str, inputs: str | None = None) -> list[str]:
-        """The runner's arguments after the script path."""
+        """The probe's arguments after the script path."""
         args = [model, "--runs", str(self.runs), "--warmup", str(self.warmup),
                 "--warmup-seconds", repr(self.warmup_seconds), "--min-seconds", repr(self.min_seconds),
                 "--max-seconds", repr(self.max_seconds), "--runtime", self.runtime,
@@ -54,7 +54,7 @@ class RunnerSpec:
 
 
 def last_stage(stderr: str) -> str | None:
-    """The runner's last ``@@stage`` marker (what it was doing when it stopped)."""
+    """The probe's last ``@@stage`` marker (what it was doing when it stopped)."""
     stages = [line.split(None, 1)[1].strip() for line in stderr.splitlines()
               if line.startswith("@@stage ") and len(line.split(None, 1)) == 2]
     return stages[-1] if stages else None
@@ -98,12 +98,12 @@ def _raise_error(error: dict, where: str, remote: bool) -> None:
                                           "measure on the CPU with --allow-cpu-fallback")
     if kind == "inputs":
         raise DataError(f"{where}: {message}")
-    raise EdgepackError(f"the device-side runner failed on {where}: {message}",
+    raise EdgepackError(f"the latency probe failed on {where}: {message}",
                         hint="run again with --debug for details")
 
 
 def interpret(stdout: str, stderr: str, returncode: int, *, where: str, remote: bool, python: str) -> dict:
-    """The runner's result document, or the right edgepack error for how it failed."""
+    """The probe's result document, or the right edgepack error for how it failed."""
     document = _document(stdout)
     if document is not None and document.get("ok"):
         return document
@@ -120,6 +120,6 @@ def interpret(stdout: str, stderr: str, returncode: int, *, where: str, remote: 
         cls = RemoteError if remote else RuntimeUnavailable
         raise cls(f"{where}: cannot start '{python}' ({_tail(stderr) or 'not found'})",
                   hint="install python3 there, or name the interpreter with --python")
-    raise RuntimeUnavailable(f"the device-side runner on {where} stopped with exit status {returncode}"
+    raise RuntimeUnavailable(f"the latency probe on {where} stopped with exit status {returncode}"
                              f"{during} and no result ({_tail(stderr) or 'no message'})",
                              hint="run again with --debug for details")

@@ -1,6 +1,6 @@
 """``profile``: measure a .tflite model here or on a device over SSH, or estimate it from a device profile.
 
-The model always runs in a child process (the standalone device-side runner) with a time limit, so a
+The model always runs in a child process (the standalone latency probe) with a time limit, so a
 crash or hang in a runtime or delegate becomes RuntimeUnavailable (exit 5) and edgepack lives on.
 Never imports TensorFlow.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from edgepack.devices import DeviceProfile, load_device
 from edgepack.errors import ConfigError, DataError, EdgepackError, RuntimeUnavailable
-from edgepack.profile.config import LATENCY_KEYS, ProfileConfig, ProfileResult
-from edgepack.profile.runner_io import RUNNER, AcceleratorUnavailable, RunnerSpec, interpret
+from edgepack.latency.config import LATENCY_KEYS, ProfileConfig, ProfileResult
+from edgepack.latency.probe import PROBE_SCRIPT, AcceleratorUnavailable, ProbeSpec, interpret
 from edgepack.runtime.interpreter import read_model_bytes
 
 RUNTIME_NAMES = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime"}
@@ -29,11 +29,11 @@ def _arch(name: str) -> str:
     return ARCH_ALIASES.get(name.lower(), name.lower())
 
 
-def _spec(config: ProfileConfig, device: DeviceProfile | None, *, cpu: bool = False) -> RunnerSpec:
+def _spec(config: ProfileConfig, device: DeviceProfile | None, *, cpu: bool = False) -> ProbeSpec:
     runtime = config.runtime or (device.runtime.value if device else "auto")
     accelerator = "cpu" if cpu or device is None else device.accelerator.value
     threads = config.threads or (device.threads if device else None)
-    return RunnerSpec(config.runs, config.warmup, config.warmup_seconds, config.min_seconds, config.max_seconds,
+    return ProbeSpec(config.runs, config.warmup, config.warmup_seconds, config.min_seconds, config.max_seconds,
                       threads, runtime, accelerator, None if cpu or device is None else device.delegate,
                       config.op_profile)
 
@@ -49,14 +49,14 @@ def _check_local_device(device: DeviceProfile | None) -> None:
 
 
 def _inputs_file(config: ProfileConfig, model: bytes, folder: Path) -> Path | None:
-    """Rows of DATA, fitted and quantized to the model's input, as the runner's .npz (or None)."""
+    """Rows of DATA, fitted and quantized to the model's input, as the probe's .npz (or None)."""
     if config.data is None:
         return None
     import numpy as np
 
     from edgepack.loading.data import fit_to_input, load_data
     from edgepack.runtime.interpreter import make_interpreter
-    from edgepack.runtime.runner import quantize_input
+    from edgepack.runtime.predict import quantize_input
 
     interpreter, _ = make_interpreter(model, where=str(config.model), allocate=False, allow_tensorflow=False)
     details = interpreter.get_input_details()
@@ -73,12 +73,12 @@ def _inputs_file(config: ProfileConfig, model: bytes, folder: Path) -> Path | No
     return path
 
 
-def _run(config: ProfileConfig, device, spec: RunnerSpec, model: Path, inputs: Path | None, folder: Path):
-    """Run the runner here or over SSH: ``(document, where, host, notes)``."""
-    runner = config.runner or RUNNER
-    timeout = config.runner_timeout_s
+def _run(config: ProfileConfig, device, spec: ProbeSpec, model: Path, inputs: Path | None, folder: Path):
+    """Run the probe here or over SSH: ``(document, where, host, notes)``."""
+    probe = config.probe or PROBE_SCRIPT
+    timeout = config.probe_timeout_s
     if config.remote:
-        from edgepack.profile.remote import resolve_target, run_remote
+        from edgepack.latency.remote import resolve_target, run_remote
         from edgepack.remote.ssh import Ssh
 
         target, device_python = resolve_target(config.remote, device)
@@ -87,23 +87,23 @@ def _run(config: ProfileConfig, device, spec: RunnerSpec, model: Path, inputs: P
                   connect_timeout=config.connect_timeout_s)
         staged = folder / "model.tflite"
         shutil.copyfile(model, staged)
-        result, notes = run_remote(ssh, spec=spec, runner=runner, model=staged, inputs=inputs, python=python,
+        result, notes = run_remote(ssh, spec=spec, probe=probe, model=staged, inputs=inputs, python=python,
                                    remote_tmpdir=config.remote_tmpdir, timeout=timeout)
         where = f"{target}"
         _debug_echo(result.stderr)
         document = interpret(result.stdout, result.stderr, result.returncode, where=where, remote=True, python=python)
         return document, "remote", where, notes
-    from edgepack.profile.child import run_child
+    from edgepack.util.child_process import run_child
 
     python = config.python or sys.executable
     try:
-        result = run_child([python, str(runner), *spec.args(str(model), str(inputs) if inputs else None)],
+        result = run_child([python, str(probe), *spec.args(str(model), str(inputs) if inputs else None)],
                            timeout=timeout)
     except (FileNotFoundError, PermissionError) as exc:
         raise RuntimeUnavailable(f"cannot start '{python}': {exc.strerror}", hint="check --python") from None
     _debug_echo(result.stderr)
     if result.timed_out:
-        from edgepack.profile.runner_io import last_stage
+        from edgepack.latency.probe import last_stage
 
         stage = last_stage(result.stderr)
         raise RuntimeUnavailable(f"the runtime did not finish within {timeout:g} s"
@@ -115,7 +115,7 @@ def _run(config: ProfileConfig, device, spec: RunnerSpec, model: Path, inputs: P
 
 
 def _debug_echo(stderr: str) -> None:
-    """With --debug, show what the runner and its runtime said (stack traces of crashes included)."""
+    """With --debug, show what the probe and its runtime said (stack traces of crashes included)."""
     from edgepack.util import quiet
 
     if quiet.DEBUG and stderr.strip():
@@ -130,9 +130,9 @@ def _figures_device(device: DeviceProfile | None) -> DeviceProfile:
 
 def _model_notes(config: ProfileConfig, model: bytes, device, threads, mean_ms, op_profile: bool):
     """The device-mode check and, when asked, the estimated per-operator split."""
-    from edgepack.profile.estimate import estimate_latency
-    from edgepack.profile.op_profile import measured_split
-    from edgepack.profile.work import model_work
+    from edgepack.latency.estimate import estimate_latency
+    from edgepack.latency.op_profile import measured_split
+    from edgepack.latency.work import model_work
 
     figures = _figures_device(device)
     work = model_work(config.model, model)
@@ -144,9 +144,9 @@ def _model_notes(config: ProfileConfig, model: bytes, device, threads, mean_ms, 
 
 
 def _estimated(config: ProfileConfig, device: DeviceProfile, model: bytes, sizes: dict) -> ProfileResult:
-    from edgepack.profile.estimate import estimate_latency
-    from edgepack.profile.op_profile import estimated_breakdown
-    from edgepack.profile.work import model_work
+    from edgepack.latency.estimate import estimate_latency
+    from edgepack.latency.op_profile import estimated_breakdown
+    from edgepack.latency.work import model_work
 
     estimate = estimate_latency(model_work(config.model, model), device, config.threads)
     value = estimate.latency_ms
@@ -170,7 +170,7 @@ def profile(config: ProfileConfig, *, device: DeviceProfile | None = None) -> Pr
     if device is None and config.device:
         device = load_device(config.device)
     if config.remote:
-        from edgepack.profile.remote import resolve_target
+        from edgepack.latency.remote import resolve_target
 
         resolve_target(config.remote, device)  # a bad host name is a usage error, before anything runs
     model = read_model_bytes(config.model)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from edgepack.devices.schema import Accelerator, DeviceProfile, Throughput
 from edgepack.errors import ConfigError
-from edgepack.profile.work import ModelWork, OpWork
+from edgepack.latency.work import ModelWork, OpWork
 
 FALLBACK_DTYPES = {"float16": "float32", "dynamic": "float32"}
 

@@ -28,7 +28,7 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
-class TfliteRunner:
+class TflitePredictor:
     """A .tflite model ready to predict; ``runtime`` names what runs it."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None, runtime: str = "auto"):
