@@ -27,6 +27,7 @@ bench: setup
 	$(BIN)/python benchmarks/compression.py
 	$(BIN)/python benchmarks/profile_fidelity.py
 	$(BIN)/python benchmarks/estimate_accuracy.py
+	$(BIN)/python benchmarks/accuracy_control.py
 
 clean:
 	rm -rf $(VENV) .venv-device examples/digits/out dist benchmarks/.cache

@@ -42,13 +42,15 @@ def build(model_cls: type[BaseModel], **values) -> Any:
 
 
 def quantize(model: str | Path, output: str | Path, *, calibration: DataLike | None = None,
-             trust_model: bool = False, **params):
+             val: DataLike | None = None, trust_model: bool = False, say=None, **params):
     """Convert a Keras model to ``output`` (.tflite); ``params`` are QuantizeParams fields
-    (``mode``, ``io``, ``samples``, ``seed``, ``static_batch``). Returns a TfliteArtifact."""
+    (``mode``, ``io``, ``samples``, ``seed``, ``static_batch``, ``float_ops``, ``max_drop``,
+    ``max_float_ops``, ``ranking_samples``) and ``metric``. With ``max_drop``, accuracy control
+    measures the drop on ``val``. Returns a TfliteArtifact (``.mixed`` says which layers stayed float)."""
     from edgepack.steps.quantize import QuantizeConfig, quantize as run
 
-    return run(build(QuantizeConfig, model=model, output=output, calibration=_data(calibration),
-                     trust_model=trust_model, **params))
+    return run(build(QuantizeConfig, model=model, output=output, calibration=_data(calibration), val=_data(val),
+                     trust_model=trust_model, **params), say=say or (lambda message: None))
 
 
 def prune(model: str | Path, *, data: DataLike, output: str | Path, val: DataLike | None = None,
@@ -102,6 +104,16 @@ def run_recipe(recipe: str | Path, *, model: str | Path | None = None, train: st
     options = build(RunOptions, recipe=recipe, model=model, train=train, val=val, device=device, output=output,
                     estimate=estimate, trust_model=trust_model, trust_code=trust_code)
     return run(options, progress or (lambda message: None))
+
+
+def sensitivity(model: str | Path, *, data: DataLike, calibration: DataLike | None = None, trust_model: bool = False,
+                **params):
+    """Per-layer sensitivity to int8, pruning and clustering; ``params`` are SensitivityParams fields
+    and ``metric``. Returns a Sensitivity (``.ranking``: the layers, most harmed by int8 first)."""
+    from edgepack.steps.sensitivity import SensitivityConfig, sensitivity as run
+
+    return run(build(SensitivityConfig, model=model, data=_data(data), calibration=_data(calibration),
+                     trust_model=trust_model, **params))
 
 
 def load_recipe(recipe: str | Path, **overrides):

@@ -50,13 +50,14 @@ def test_the_registry_lists_every_step_with_a_strict_params_model():
     from edgepack.steps.base import registry
 
     steps = registry()
-    assert list(steps) == ["prune", "cluster", "quantize", "evaluate", "profile"]
+    assert list(steps) == ["sensitivity", "prune", "cluster", "quantize", "evaluate", "profile"]
     for step in steps.values():
         assert step.params.model_config["extra"] == "forbid"
         step.params()  # every field has a default
 
 
-@pytest.mark.parametrize("command, step", [("prune", "prune"), ("cluster", "cluster"), ("quantize", "quantize")])
+@pytest.mark.parametrize("command, step", [("prune", "prune"), ("cluster", "cluster"), ("quantize", "quantize"),
+                                           ("sensitivity", "sensitivity")])
 def test_every_param_is_a_cli_option_with_the_params_default(command, step):
     from edgepack.cli import cli
     from edgepack.steps.base import registry
@@ -67,7 +68,7 @@ def test_every_param_is_a_cli_option_with_the_params_default(command, step):
         assert name in options, f"{command} has no option for {name}"
         default = info.get_default(call_default_factory=True)
         shown = getattr(default, "value", default)
-        if shown not in (None, False):
+        if shown not in (None, False) and shown != []:
             text = f"{shown:g}" if isinstance(shown, float) else str(shown)
             assert f"[default: {text}]" in options[name].help, (name, options[name].help)
 
@@ -107,6 +108,12 @@ RULES = [
     ("a bad exclude pattern", dict(steps="- prune: {exclude: '('}\n"), ["regular expression"]),
     ("an unknown step key", dict(steps="- prune: {sparsty: 0.5}\n"), ["sparsty", "sparsity"]),
     ("an unknown step", dict(steps="- prun: {}\n"), ["did you mean 'prune'"]),
+    ("accuracy control without val data", dict(steps="- quantize: {mode: int8, max_drop: 1}\n",
+                                               data="  train: train.npz"), ["max_drop", "data.val"]),
+    ("float layers outside int8", dict(steps="- quantize: {mode: float16, float_ops: [dense]}\n"), ["mode int8"]),
+    ("sensitivity without val data", dict(steps="- sensitivity: {}\n", data="  train: train.npz"), ["data.val"]),
+    ("sensitivity after quantize", dict(steps="- quantize: {}\n- sensitivity: {}\n"),
+     ["quantize must be the last step"]),
     ("an accuracy gate without val data", dict(steps="- quantize: {}\n", data="  train: train.npz",
                                                extra="gates: {max_accuracy_drop: 1}\n"), ["data.val"]),
 ]
@@ -133,8 +140,8 @@ def test_resolved_steps_add_the_implicit_conversion_and_measurements(folder):
     loaded = load_recipe(recipe(folder, "- prune: {}\n"))
     assert [p.name for p in loaded.plan] == ["prune", "quantize", "evaluate", "profile"]
     dumped = loaded.resolved_dump()["steps"]
-    assert dumped[1] == {"quantize": {"mode": "float32", "io": "float32", "samples": 200, "seed": 0,
-                                      "static_batch": False}}
+    assert dumped[1]["quantize"] | {"mode": "float32", "io": "float32", "samples": 200, "seed": 0,
+                                    "static_batch": False, "float_ops": [], "max_drop": None} == dumped[1]["quantize"]
     assert dumped[3]["profile"]["where"] == "local"
     assert {"learning_rate", "seed", "distribute"} <= set(dumped[0]["prune"])
 

@@ -24,7 +24,7 @@ def _unwrap_optional(annotation) -> tuple[Any, bool]:
 
 def _shown_default(info: FieldInfo) -> str | None:
     default = info.get_default(call_default_factory=True)
-    if default is None or default is False:
+    if default is None or default is False or default == []:
         return None
     if isinstance(default, enum.Enum):
         return str(default.value)
@@ -32,6 +32,8 @@ def _shown_default(info: FieldInfo) -> str | None:
 
 
 def _click_type(annotation):
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return click.Choice([member.value for member in annotation])
     if typing.get_origin(annotation) is Literal:
@@ -48,6 +50,9 @@ def option_for(name: str, info: FieldInfo):
     flag = extra.get("flag") or f"--{name.replace('_', '-')}"
     help_text = info.description or ""
     shown = _shown_default(info)
+    if typing.get_origin(annotation) is list:
+        return click.option(flag, name, type=_click_type(typing.get_args(annotation)[0]), multiple=True,
+                            metavar=extra.get("metavar"), help=help_text)
     if annotation is bool:
         if info.default is False and not optional:
             return click.option(flag, name, is_flag=True, default=None, help=help_text)
@@ -73,8 +78,10 @@ def params_options(params_cls: type[BaseModel], *, exclude: tuple[str, ...] = ()
 
 
 def given(values: dict) -> dict:
-    """The options the user gave (None means "not given": the model's default applies)."""
-    return {key: value for key, value in values.items() if value is not None}
+    """The options the user gave (None, or no value of a repeatable option, means "not given": the
+    model's default applies)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()
+            if value is not None and value != ()}
 
 
 def flag_names(message: str, params_cls: type[BaseModel]) -> str:
@@ -85,5 +92,5 @@ def flag_names(message: str, params_cls: type[BaseModel]) -> str:
     for name, info in params_cls.model_fields.items():
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         flag = extra.get("flag") or f"--{name.replace('_', '-')}"
-        message = re.sub(rf"(?<![\w.\-]){re.escape(name)}(?= [\w(.-])", flag, message)
+        message = re.sub(rf"(?<![\w.\-]){re.escape(name)}(?=( [\w(.-]|$|[,;:)]))", flag, message)
     return message

@@ -58,7 +58,7 @@ def plan_steps(entries: list, setting: StepSetting) -> tuple[list[PlannedStep], 
     for index, entry in enumerate(entries):
         name, params = entry_name(entry), entry_params(entry)
         step = get_step(name)
-        if step.measures and current is ModelKind.KERAS and not converts_later:
+        if step.measures and step.consumes is ModelKind.TFLITE and current is ModelKind.KERAS and not converts_later:
             conversion = _implicit(current, seen | set(registry()), setting)  # the conversion alone
             problems += _implicit_problems(conversion, setting)
             planned += conversion
@@ -91,8 +91,9 @@ def _implicit(current: ModelKind, seen: set, setting: StepSetting) -> list[Plann
     added = []
     for name, step_cls in registry().items():
         step = step_cls()
-        wanted = (current is ModelKind.KERAS and _converts(step)) or (step.measures and name not in seen)
-        if wanted and (step.consumes is current or step.measures):
+        wanted = (current is ModelKind.KERAS and _converts(step)) or \
+            (step.measures and step.consumes is ModelKind.TFLITE and name not in seen)
+        if wanted and step.consumes is current:
             added.append(PlannedStep(step, step.resolve(step.params(), setting), None))
             if step.produces is ModelKind.TFLITE:
                 current = ModelKind.TFLITE

@@ -35,6 +35,7 @@ class ModelArtifact(BaseModel):
     detail: BaseModel | None = Field(default=None, exclude=True)
     latency: BaseModel | None = Field(default=None, exclude=True)
     evaluation: BaseModel | None = Field(default=None, exclude=True)
+    sensitivity: BaseModel | None = Field(default=None, exclude=True)
 
     @classmethod
     def of_file(cls, path: Path, kind: ModelKind, *, label: str, step: str | None = None, params: dict | None = None,

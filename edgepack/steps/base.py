@@ -84,7 +84,7 @@ class Step:
         raise NotImplementedError
 
 
-STEP_ORDER = ("prune", "cluster", "quantize", "evaluate", "profile")
+STEP_ORDER = ("sensitivity", "prune", "cluster", "quantize", "evaluate", "profile")
 
 
 def registry() -> dict[str, type[Step]]:

@@ -59,8 +59,10 @@ class ArtifactCache:
         return target
 
 
-def data_fingerprint(spec: DataSpec | None) -> dict:
+def data_fingerprint(spec: DataSpec | list | None) -> dict | list:
     """What identifies a data set for the cache: its spec and, for a file, size and mtime."""
+    if isinstance(spec, list):
+        return [data_fingerprint(one) for one in spec]
     if spec is None:
         return {}
     source = Path(spec.source)

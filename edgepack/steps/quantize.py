@@ -6,18 +6,20 @@ import re
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from edgepack.errors import ModelError
+from edgepack.errors import GateFailed, ModelError
+from edgepack.evaluation.metrics import Metric
 from edgepack.modes import IOType, QuantMode
 from edgepack.loading.data import DataSpec, fit_to_input, load_data
-from edgepack.loading.model import KerasFlavor, LoadedModel, ModelFormat, load_model
+from edgepack.loading.model import LoadedModel, load_model
+from edgepack.quantization.mixed import MixedPrecision
 from edgepack.util.files import check_writable_target, sha256_file, write_bytes_atomic
 from edgepack.util.provenance import write_sidecar
 from edgepack.steps._compress import produce
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Problem, Step, StepParams
-from edgepack.util.tf import captured_native_output, import_tf
+from edgepack.util.types import FiniteNonNegative
 
 
 # Accelerators that need static shapes: a dynamic batch adds int32 SHAPE/PACK ops that the Edge TPU
@@ -35,13 +37,43 @@ class QuantizeParams(StepParams):
     static_batch: bool | None = Field(
         default=None, description="Fix the batch size at 1 so every shape is static (the Edge TPU needs this); "
                                   "unset: on for Edge TPU, GPU and NPU devices, off otherwise.")
+    float_ops: list[str] = Field(default_factory=list, description="Keep the layers whose name matches REGEX "
+                                 "(re.search) in float; the rest is full int8 (repeatable).",
+                                 json_schema_extra={"metavar": "REGEX"})
+    max_drop: FiniteNonNegative | None = Field(
+        default=None, description="Accuracy control: keep the most harmful layers in float until the metric drop "
+                                  "on the val data is at most this (accuracy: percentage points).")
+    max_float_ops: int | None = Field(default=None, ge=0, description="Accuracy control: at most this many layers "
+                                      "in float (default: no limit).")
+    ranking_samples: int = Field(default=100, ge=1, le=100_000, description="Accuracy control: the val samples "
+                                 "with the largest int8 error that layers are ranked on.")
+
+    @field_validator("float_ops")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+        return patterns
 
     @model_validator(mode="after")
     def _io_needs_int8(self):
         if self.io is not IOType.FLOAT32 and self.mode is not QuantMode.INT8:
             raise ValueError(f"io {self.io.value} needs mode int8 (only full-integer models have integer "
                              f"inputs and outputs)")
+        if (self.float_ops or self.max_drop is not None) and self.mode is not QuantMode.INT8:
+            raise ValueError(f"float_ops and max_drop keep layers in float in a full-int8 model, so they need "
+                             f"mode int8, not {self.mode.value}")
+        if self.max_float_ops is not None and self.max_drop is None:
+            raise ValueError("max_float_ops limits accuracy control, which needs max_drop")
         return self
+
+    @property
+    def mixed(self) -> bool:
+        """Whether some layers may stay float (float_ops or accuracy control)."""
+        return bool(self.float_ops) or self.max_drop is not None
 
 
 class QuantizeConfig(QuantizeParams):
@@ -50,12 +82,17 @@ class QuantizeConfig(QuantizeParams):
     model: Path
     output: Path
     calibration: DataSpec | None = None
+    val: DataSpec | None = None
+    metric: Metric = Metric.ACCURACY
     trust_model: bool = False
+    keep_unmet: bool = False   # a pipeline keeps the best model when accuracy control misses and lets its gates judge
 
     @model_validator(mode="after")
     def _rules(self):
         if self.mode.needs_calibration and self.calibration is None:
             raise ValueError(f"--mode {self.mode.value} needs --calibration DATA (representative inputs)")
+        if self.max_drop is not None and self.val is None:
+            raise ValueError("--max-drop needs --val DATA (labelled data to measure the drop on)")
         if self.output.suffix.lower() != ".tflite":
             raise ValueError(f"output {self.output} should end in .tflite")
         return self
@@ -73,95 +110,63 @@ class TfliteArtifact(BaseModel):
     source_sha256: str
     calibration_samples: int | None
     config_path: Path
+    mixed: MixedPrecision | None = None
 
 
-def _representative(calibration: np.ndarray):
-    def generator():
-        for row in calibration:
-            yield [row[None, ...]]
-
-    return generator
-
-
-def _converter(tf, loaded: LoadedModel, static_batch: bool):
-    if loaded.info.format is ModelFormat.SAVEDMODEL and not loaded.is_keras:
-        if static_batch:
-            raise ModelError(f"{loaded.info.path}: --static-batch needs a Keras model, not a plain SavedModel")
-        return tf.lite.TFLiteConverter.from_saved_model(str(loaded.info.path))
-    if not static_batch:
-        return tf.lite.TFLiteConverter.from_keras_model(loaded.model)
-    if loaded.info.flavor is KerasFlavor.KERAS3:
-        import keras as keras_module
-    else:
-        import tf_keras as keras_module
-    inputs = keras_module.Input(batch_shape=(1, *loaded.input_shape[1:]), dtype=loaded.input_dtype) \
-        if loaded.info.flavor is KerasFlavor.KERAS3 else \
-        keras_module.Input(batch_size=1, shape=loaded.input_shape[1:], dtype=loaded.input_dtype)
-    fixed = keras_module.Model(inputs, loaded.model(inputs, training=False))
-    return tf.lite.TFLiteConverter.from_keras_model(fixed)
+def _calibration(config: QuantizeConfig, loaded: LoadedModel) -> np.ndarray | None:
+    if config.calibration is None:
+        return None
+    if loaded.input_count != 1:
+        raise ModelError(f"{config.model} has {loaded.input_count} inputs; int8 calibration supports one")
+    dataset = load_data(config.calibration, input_shape=loaded.input_shape)
+    dataset = fit_to_input(dataset, loaded.input_shape, loaded.input_dtype, model_name=str(config.model))
+    return dataset.sample(config.samples, seed=config.seed).x
 
 
-def _configure(tf, converter, config: QuantizeConfig, calibration: np.ndarray | None) -> None:
-    mode = config.mode
-    if mode is QuantMode.FLOAT32:
-        return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode is QuantMode.FLOAT16:
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode is QuantMode.INT8:
-        converter.representative_dataset = _representative(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io_type = {IOType.FLOAT32: tf.float32, IOType.INT8: tf.int8, IOType.UINT8: tf.uint8}[config.io]
-        converter.inference_input_type = io_type
-        converter.inference_output_type = io_type
-    elif mode is QuantMode.INT16X8:
-        converter.representative_dataset = _representative(calibration)
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+def _write(path: Path, flatbuffer: bytes, config: QuantizeConfig, loaded: LoadedModel, samples: int | None,
+           mixed: MixedPrecision | None) -> TfliteArtifact:
+    write_bytes_atomic(path, flatbuffer)
+    artifact_sha = sha256_file(path)
+    sidecar = write_sidecar(path, {
+        "step": "quantize", "config": config.model_dump(mode="json"), "source_sha256": loaded.info.sha256,
+        "output_sha256": artifact_sha, "calibration_samples": samples,
+        "mixed_precision": None if mixed is None else mixed.model_dump(mode="json")})
+    return TfliteArtifact(path=path, size_bytes=len(flatbuffer), sha256=artifact_sha, mode=config.mode, io=config.io,
+                          source=config.model, source_sha256=loaded.info.sha256, calibration_samples=samples,
+                          config_path=sidecar, mixed=mixed)
 
 
-def _conversion_error(exc: Exception, captured: list[str]) -> ModelError:
-    text = str(exc) + "\n" + "".join(captured)
-    lines = [line.strip() for line in text.splitlines() if re.search(r"error:|not supported|unsupported", line, re.I)]
-    reason = lines[0] if lines else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return ModelError(f"the TFLite converter rejected the model: {reason[:300]}",
-                      hint="run again with --debug for the converter's full log")
+def failed_path(output: Path) -> Path:
+    """Where the best model goes when accuracy control misses its target: ``OUT.failed.tflite``."""
+    return output.with_name(output.stem + ".failed.tflite")
 
 
-def quantize(config: QuantizeConfig) -> TfliteArtifact:
-    """Convert ``config.model`` into ``config.output`` and write the resolved config beside it."""
+def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtifact:
+    """Convert ``config.model`` into ``config.output`` and write the resolved config beside it.
+
+    With ``float_ops`` the matching layers stay float; with ``max_drop`` accuracy control keeps the
+    most harmful layers float until the drop on ``val`` holds. When it cannot, the best model is
+    written to ``OUT.failed.tflite`` (with its record) and GateFailed (exit 7) is raised.
+    """
     check_writable_target(config.output)
     loaded = load_model(config.model, trust_model=config.trust_model)
-    calibration = None
-    if config.calibration is not None:
-        if loaded.input_count != 1:
-            raise ModelError(f"{config.model} has {loaded.input_count} inputs; int8 calibration supports one")
-        dataset = load_data(config.calibration, input_shape=loaded.input_shape)
-        dataset = fit_to_input(dataset, loaded.input_shape, loaded.input_dtype, model_name=str(config.model))
-        calibration = dataset.sample(config.samples, seed=config.seed).x
-    tf = import_tf()
-    captured: list[str] = []
-    try:
-        with captured_native_output() as captured:
-            converter = _converter(tf, loaded, bool(config.static_batch))
-            _configure(tf, converter, config, calibration)
-            flatbuffer = converter.convert()
-    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
-        raise _conversion_error(exc, captured) from exc
-    write_bytes_atomic(config.output, flatbuffer)
-    artifact_sha = sha256_file(config.output)
-    source_sha = loaded.info.sha256
-    sidecar = write_sidecar(config.output, {
-        "step": "quantize",
-        "config": config.model_dump(mode="json"),
-        "source_sha256": source_sha,
-        "output_sha256": artifact_sha,
-        "calibration_samples": None if calibration is None else len(calibration),
-    })
-    return TfliteArtifact(path=config.output, size_bytes=len(flatbuffer), sha256=artifact_sha, mode=config.mode,
-                          io=config.io, source=config.model, source_sha256=source_sha,
-                          calibration_samples=None if calibration is None else len(calibration),
-                          config_path=sidecar)
+    calibration = _calibration(config, loaded)
+    mixed = None
+    if config.mixed:
+        from edgepack.quantization.mixed import quantize_mixed
+
+        flatbuffer, mixed = quantize_mixed(loaded, config, calibration, metric=config.metric, say=say)
+    else:
+        from edgepack.quantization.convert import convert
+
+        flatbuffer = convert(loaded, config, calibration)
+    samples = None if calibration is None else len(calibration)
+    if mixed is not None and mixed.control is not None and not mixed.control.met and not config.keep_unmet:
+        failed = _write(failed_path(config.output), flatbuffer, config, loaded, samples, mixed)
+        raise GateFailed(f"accuracy control could not bring the drop under {config.max_drop:g}: {mixed.summary}",
+                         hint=f"the best model found is {failed.path} (record in {failed.config_path.name}); "
+                              f"allow more float layers (--max-float-ops) or a larger --max-drop")
+    return _write(config.output, flatbuffer, config, loaded, samples, mixed)
 
 
 class QuantizeStep(Step):
@@ -190,6 +195,9 @@ class QuantizeStep(Step):
             problems.append(Problem(key=("mode",), message=f"device {device.name} is an Edge TPU, which needs a "
                                     f"full-integer model with integer input and output",
                                     hint="use quantize: {mode: int8, io: int8} (or io: uint8)"))
+        if params.max_drop is not None and not setting.has_val:
+            problems.append(Problem(key=("max_drop",), message="quantize max_drop (accuracy control) needs data.val "
+                                    "to measure the drop on", hint="add data.val to the recipe (or --val)"))
         if setting.accelerator == "edgetpu" and params.static_batch is False:
             problems.append(Problem(key=("static_batch",), message=f"device {device.name} is an Edge TPU, which "
                                     f"needs static shapes", hint="leave static_batch unset or set it to true"))
@@ -201,13 +209,16 @@ class QuantizeStep(Step):
         return params.model_copy(update={"static_batch": setting.accelerator in STATIC_BATCH_ACCELERATORS})
 
     def label(self, params: QuantizeParams) -> str:
-        return f"{params.mode.value} .tflite"
+        extra = " + accuracy control" if params.max_drop is not None else " + float layers" if params.float_ops else ""
+        return f"{params.mode.value} .tflite{extra}"
 
     def run(self, ctx, source: ModelArtifact, params: QuantizeParams) -> ModelArtifact:
         calibration = ctx.train if params.mode.needs_calibration else None
+        val = ctx.val if params.max_drop is not None else None
 
         def make(output: Path):
-            return quantize(QuantizeConfig(model=source.path, output=output, calibration=calibration,
-                                           trust_model=ctx.trust_model, **params.model_dump()))
+            return quantize(QuantizeConfig(model=source.path, output=output, calibration=calibration, val=val,
+                                           metric=ctx.setting.metric, trust_model=ctx.trust_model, keep_unmet=True,
+                                           **params.model_dump()), say=ctx.say)
 
-        return produce(self, ctx, source, params, ".tflite", make, data=calibration)
+        return produce(self, ctx, source, params, ".tflite", make, data=[calibration, val])

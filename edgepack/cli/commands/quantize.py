@@ -9,6 +9,7 @@ import click
 from edgepack.cli.options import build_config, data_key_options, data_spec, json_option, trust_model_option
 from edgepack.cli.output import console, emit, human_bytes, key_value_table
 from edgepack.cli.params import given, params_options
+from edgepack.evaluation.metrics import Metric
 from edgepack.steps.quantize import QuantizeParams
 
 
@@ -19,34 +20,47 @@ def _render(artifact) -> None:
         rows.insert(2, ("io", artifact.io.value))
     if artifact.calibration_samples:
         rows.append(("calibration samples", artifact.calibration_samples))
+    if artifact.mixed is not None:
+        rows.append(("float layers", artifact.mixed.summary))
+        for step in artifact.mixed.control.trace if artifact.mixed.control else []:
+            rows.append(("  trace", f"+{', '.join(step.kept_float) or '(none)'}: drop {step.drop:.2f}"))
     console().print(key_value_table(f"Converted {artifact.source}", rows))
 
 
-def _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, **values):
+def _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, val=None, **values):
     from edgepack.steps.quantize import QuantizeConfig, quantize
 
     config = build_config(QuantizeConfig, model=model, output=output, trust_model=trust_model,
-                          calibration=data_spec(calibration, x_key, y_key, trust_code), **given(values))
-    emit(quantize(config), as_json, _render)
+                          calibration=data_spec(calibration, x_key, y_key, trust_code),
+                          val=data_spec(val, x_key, y_key, trust_code), **given(values))
+    emit(quantize(config, say=lambda message: click.echo(message, err=True)), as_json, _render)
 
 
 @click.command("quantize")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .tflite file to write.")
 @click.option("--calibration", metavar="DATA", help="Representative data for int8 and int16x8.")
+@click.option("--val", metavar="DATA", help="Labelled data that accuracy control (--max-drop) measures the drop on.")
+@click.option("--metric", type=click.Choice([m.value for m in Metric]), help="Metric of accuracy control.  "
+              "[default: accuracy]")
 @params_options(QuantizeParams)
 @data_key_options
 @trust_model_option
 @json_option
-def quantize_command(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, **values):
-    """Convert MODEL (.keras, .h5, SavedModel) to a .tflite, quantized as --mode says."""
-    _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, **values)
+def quantize_command(model, output, calibration, val, x_key, y_key, trust_code, trust_model, as_json, **values):
+    """Convert MODEL (.keras, .h5, SavedModel) to a .tflite, quantized as --mode says.
+
+    With --mode int8, --float-ops REGEX keeps matching layers in float, and --val DATA --max-drop X
+    keeps the most harmful layers in float until the drop holds (exit 7, with the best model written
+    as OUT.failed.tflite, when it cannot)."""
+    _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, val=val, **values)
 
 
 @click.command("convert")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .tflite file to write.")
-@params_options(QuantizeParams, exclude=("mode", "io", "samples", "seed"))
+@params_options(QuantizeParams, exclude=("mode", "io", "samples", "seed", "float_ops", "max_drop", "max_float_ops",
+                                          "ranking_samples"))
 @trust_model_option
 @json_option
 def convert_command(model, output, trust_model, as_json, **values):

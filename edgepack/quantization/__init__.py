@@ -1,0 +1,2 @@
+"""Conversion to .tflite: plain (convert.py), with chosen layers in float (selective.py, layers.py), and
+accuracy control (control.py)."""

@@ -1,0 +1,1 @@
+"""Per-layer sensitivity to int8, pruning and clustering (``edgepack sensitivity``)."""

@@ -1,0 +1,151 @@
+"""Accuracy-aware quantization on a model that is hard for int8: sensitivity, --float-ops, accuracy
+control, and their bad inputs. Accuracy and float layers are measured here from the .tflite."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, interpreter_accuracy
+from hard_model import build_hard_model
+
+COMPUTE_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory, digits):
+    folder = tmp_path_factory.mktemp("hard")
+    built = build_hard_model(folder, digits["train"])
+    import keras
+
+    val = np.load(digits["val"])
+    model = keras.saving.load_model(built["model"])
+    built["float_accuracy"] = float(np.mean(model.predict(val["x"], verbose=0).argmax(axis=1) == val["y"]))
+    built["val"] = val
+    return built
+
+
+def float_compute_ops(path) -> list[str]:
+    """Names of the compute ops whose weights are float32, read from the .tflite itself."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return [f"{op['op_name']}:{tensors[op['outputs'][0]]['name']}" for op in interpreter._get_ops_details()
+            if op["op_name"] in COMPUTE_OPS and tensors[op["inputs"][1]]["dtype"] == np.float32]
+
+
+def drop_points(hard, path) -> float:
+    return (hard["float_accuracy"] - interpreter_accuracy(path, hard["val"]["x"], hard["val"]["y"])) * 100
+
+
+def test_plain_int8_loses_more_than_5_points_on_the_hard_model(run, hard, digits, tmp_path):
+    out = tmp_path / "plain.tflite"
+    assert run("quantize", hard["model"], "-o", out, "--mode", "int8", "--calibration", digits["train"]).exit_code == 0
+    assert drop_points(hard, out) > 5
+    assert float_compute_ops(out) == []
+
+
+def test_accuracy_control_meets_1_point_with_at_most_10_percent_of_layers_float(run, hard, digits, tmp_path):
+    out = tmp_path / "controlled.tflite"
+    result = run("quantize", hard["model"], "-o", out, "--mode", "int8", "--io", "int8", "--calibration",
+                 digits["train"], "--val", digits["val"], "--max-drop", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert drop_points(hard, out) < 1
+    floats = float_compute_ops(out)
+    assert 1 <= len(floats) <= 0.10 * hard["layers"], floats
+    assert any("dense" in name for name in floats)
+    report = json.loads(result.stdout)["mixed"]
+    assert report["control"]["met"] is True and report["control"]["drop_before"] > 5
+    assert len(report["control"]["trace"]) >= 2 and report["control"]["trace"][-1]["drop"] < 1
+    assert "layers kept in float" in result.stderr or report["float_layers"]
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out))
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    assert not any("epl" in t["name"] for t in interpreter.get_tensor_details()), "layer markers are taken out"
+
+
+def test_float_ops_keeps_the_matching_layers_float_and_the_rest_int8(run, hard, digits, tmp_path):
+    out = tmp_path / "chosen.tflite"
+    result = run("quantize", hard["model"], "-o", out, "--mode", "int8", "--calibration", digits["train"],
+                 "--float-ops", "^dense$", "--float-ops", "probab")
+    assert result.exit_code == 0, result.stderr
+    floats = float_compute_ops(out)
+    assert len(floats) == 2 and all("dense" in n or "probabilities" in n for n in floats), floats
+    assert drop_points(hard, out) < 1
+
+
+def test_sensitivity_ranks_the_damaged_layer_first(run, hard, digits):
+    result = run("sensitivity", hard["model"], "--calibration", digits["train"], "--data", digits["val"],
+                 "--no-weights", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ranking"][0] == hard["damaged"]
+    assert report["int8_drop"] > 5
+    dense = next(layer for layer in report["layers"] if layer["layer"] == "dense")
+    assert dense["int8_drop_if_float"] < 1 and dense["float_unit"] == ["dense", "dropout", "probabilities"] or \
+        dense["float_unit"] == ["dense", "probabilities"]
+
+
+def test_sensitivity_measures_pruning_and_clustering_per_layer(run, digits):
+    result = run("sensitivity", digits["model"], "--data", digits["val"], "--no-int8", "--json")
+    assert result.exit_code == 0, result.stderr
+    layers = {layer["layer"]: layer for layer in json.loads(result.stdout)["layers"]}
+    assert set(layers["dense"]["prune_drop"]) == {"0.5", "0.8", "0.9"}
+    assert set(layers["dense"]["cluster_drop"]) == {"8", "16", "32"}
+    assert layers["dense"]["prune_drop"]["0.9"] >= layers["dense"]["prune_drop"]["0.5"] - 1
+
+
+def test_edgetpu_readiness_puts_the_partition_at_the_float_layers(run, hard, digits, tmp_path):
+    out = tmp_path / "coral.tflite"
+    assert run("quantize", hard["model"], "-o", out, "--mode", "int8", "--io", "int8", "--static-batch",
+               "--calibration", digits["train"], "--float-ops", "^dense$").exit_code == 0
+    report = json.loads(run("inspect", out, "--json").stdout)["edgetpu"]
+    assert report["ready"] is False and report["first_unsupported"]["op"] in ("DEQUANTIZE", "FULLY_CONNECTED")
+    assert report["ops_mappable"] == report["first_unsupported"]["index"] > 10
+
+
+def test_a_target_that_cannot_be_met_exits_7_and_keeps_the_best_model_beside(run, hard, digits, tmp_path):
+    out = tmp_path / "strict.tflite"
+    result = run("quantize", hard["model"], "-o", out, "--mode", "int8", "--calibration", digits["train"],
+                 "--val", digits["val"], "--max-drop", "1", "--max-float-ops", "1")
+    assert_one_line_error(result, 7, "accuracy control could not", "strict.failed.tflite", progress=True)
+    assert not out.exists()
+    failed = tmp_path / "strict.failed.tflite"
+    record = json.loads((tmp_path / "strict.failed.tflite.edgepack.json").read_text())
+    assert failed.exists() and record["mixed_precision"]["control"]["met"] is False
+    assert len(float_compute_ops(failed)) <= 1
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--float-ops", "densee"], ["--float-ops 'densee' matches no layer", "dense"]),
+    (["--float-ops", "("], ["--float-ops", "regular expression"]),
+    (["--max-drop", "-1", "--val", "VAL"], ["--max-drop", "finite number >= 0"]),
+    (["--max-drop", "nan", "--val", "VAL"], ["--max-drop", "finite number >= 0"]),
+    (["--max-drop", "1"], ["--max-drop needs --val"]),
+    (["--max-float-ops", "2"], ["--max-float-ops limits accuracy control, which needs --max-drop"]),
+    (["--mode", "float16", "--float-ops", "dense"], ["--float-ops and --max-drop", "need --mode int8"]),
+])
+def test_bad_accuracy_control_options_are_exit_2(run, digits, tmp_path, args, fragments):
+    args = [str(digits["val"]) if a == "VAL" else a for a in args]
+    mode = [] if "--mode" in args else ["--mode", "int8"]
+    result = run("quantize", digits["model"], "-o", tmp_path / "x.tflite", *mode, "--calibration", digits["train"],
+                 *args)
+    assert_one_line_error(result, 2, *fragments)
+
+
+def test_a_recipe_with_accuracy_control_passes_its_gate(run, hard, digits, tmp_path):
+    recipe = tmp_path / "hard.yaml"
+    recipe.write_text(f"name: hard\ndevice: host-cpu\nmodel: {hard['model']}\n"
+                      f"data: {{train: {digits['train']}, val: {digits['val']}}}\n"
+                      f"steps:\n  - quantize: {{mode: int8, io: int8, max_drop: 1}}\n"
+                      f"  - profile: {{where: estimate}}\ngates: {{max_accuracy_drop: 1}}\n")
+    result = run("run", recipe, "-o", tmp_path / "bundle", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert drop_points(hard, tmp_path / "bundle" / "model.tflite") < 1
+    resolved = (tmp_path / "bundle" / "recipe.resolved.yaml").read_text()
+    assert "max_drop: 1" in resolved and "ranking_samples: 100" in resolved
