@@ -149,3 +149,15 @@ def test_a_recipe_with_accuracy_control_passes_its_gate(run, hard, digits, tmp_p
     assert drop_points(hard, tmp_path / "bundle" / "model.tflite") < 1
     resolved = (tmp_path / "bundle" / "recipe.resolved.yaml").read_text()
     assert "max_drop: 1" in resolved and "ranking_samples: 100" in resolved
+
+
+def test_fallback_qat_runs_when_float_layers_cannot_meet_the_target(run, hard, digits, tmp_path):
+    out = tmp_path / "fallback.tflite"
+    result = run("quantize", hard["model"], "-o", out, "--mode", "int8", "--calibration", digits["train"],
+                 "--val", digits["val"], "--max-drop", "1", "--max-float-ops", "1", "--fallback", "qat")
+    assert result.exit_code in (0, 7), result.stderr
+    written = out if result.exit_code == 0 else tmp_path / "fallback.failed.tflite"
+    record = json.loads(written.with_name(written.name + ".edgepack.json").read_text())["mixed_precision"]
+    assert record["fallback"]["method"] == "qat" and record["fallback"]["float_layers_drop"] > 5
+    measured = drop_points(hard, written)
+    assert abs(measured - min(record["fallback"]["drop"], record["fallback"]["float_layers_drop"])) < 0.5

@@ -23,9 +23,14 @@ class MixedPrecision(BaseModel):
     float_layers: list[str]
     layers_total: int
     control: AccuracyControl | None = None
+    fallback: dict | None = None
 
     @property
     def summary(self) -> str:
+        if self.fallback is not None and self.fallback.get("used"):
+            return (f"quantization-aware training (fallback), every layer int8: {self.control.metric.value} drop "
+                    f"{self.fallback['drop']:.2f} {self.control.drop_unit} (max {self.control.max_drop:g}); "
+                    f"keeping layers float reached {self.fallback['float_layers_drop']:.2f}")
         if self.control is not None:
             return self.control.summary
         return f"{len(self.float_layers)} of {self.layers_total} layers kept in float ({', '.join(self.float_layers)})"

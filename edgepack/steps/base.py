@@ -84,7 +84,7 @@ class Step:
         raise NotImplementedError
 
 
-STEP_ORDER = ("sensitivity", "prune", "cluster", "quantize", "evaluate", "profile")
+STEP_ORDER = ("sensitivity", "prune", "cluster", "quantize", "qat", "evaluate", "profile")
 
 
 def registry() -> dict[str, type[Step]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -47,6 +48,8 @@ class QuantizeParams(StepParams):
                                       "in float (default: no limit).")
     ranking_samples: int = Field(default=100, ge=1, le=100_000, description="Accuracy control: the val samples "
                                  "with the largest int8 error that layers are ranked on.")
+    fallback: Literal["none", "qat"] = Field(default="none", description="Accuracy control: when keeping layers "
+                                             "float cannot meet max_drop, try quantization-aware training.")
 
     @field_validator("float_ops")
     @classmethod
@@ -68,6 +71,8 @@ class QuantizeParams(StepParams):
                              f"mode int8, not {self.mode.value}")
         if self.max_float_ops is not None and self.max_drop is None:
             raise ValueError("max_float_ops limits accuracy control, which needs max_drop")
+        if self.fallback != "none" and self.max_drop is None:
+            raise ValueError("fallback is what accuracy control tries last, so it needs max_drop")
         return self
 
     @property
@@ -156,6 +161,10 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
         from edgepack.quantization.mixed import quantize_mixed
 
         flatbuffer, mixed = quantize_mixed(loaded, config, calibration, metric=config.metric, say=say)
+        if mixed.control is not None and not mixed.control.met and config.fallback == "qat":
+            from edgepack.quantization.fallback import qat_fallback
+
+            flatbuffer, mixed = qat_fallback(config, loaded, flatbuffer, mixed, say=say)
     else:
         from edgepack.quantization.convert import convert
 
