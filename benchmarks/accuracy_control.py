@@ -3,8 +3,8 @@
 For each model and method it prints: the accuracy drop against the float Keras model (percentage
 points, measured here with the LiteRT interpreter), how many layers run in float (compute ops with
 float weights, read from the .tflite), the file size, the p50 latency measured here (edgepack's
-profiler, 1 thread) and the wall time of the conversion. QAT and distillation are not built yet
-(issue 10 continues), so they have no rows.
+profiler, 1 thread) and the wall time of the conversion. QAT rows fine-tune 2 epochs (with and
+without distillation) and convert to full int8.
 
     .venv/bin/python benchmarks/accuracy_control.py [--max-drop 1.0]
 """
@@ -73,16 +73,28 @@ def main() -> None:
             reference = float(np.mean(keras.saving.load_model(model).predict(val["x"], verbose=0).argmax(1) == val["y"]))
             layers = len(keras.saving.load_model(model).layers) - 1
             methods = [("plain int8", {}), (f"accuracy control {args.max_drop:g}",
-                                            {"val": paths["val"], "max_drop": args.max_drop})]
+                                            {"val": paths["val"], "max_drop": args.max_drop}),
+                       ("qat 2 epochs", {"qat": True}), ("qat 2 epochs + distill", {"qat": True, "distill": True})]
             for index, (method, extra) in enumerate(methods):
                 out = Path(tmp) / f"{len(label)}-{index}.tflite"
                 started = time.perf_counter()
-                edgepack.quantize(model, out, mode="int8", io="int8", calibration=paths["train"], **extra)
+                if extra.pop("qat", False):
+                    _qat(model, out, paths, **extra)
+                else:
+                    edgepack.quantize(model, out, mode="int8", io="int8", calibration=paths["train"], **extra)
                 wall = time.perf_counter() - started
                 accuracy, floats = tflite_facts(out, val["x"], val["y"])
                 p50 = edgepack.profile(out, threads=1, runs=200, min_seconds=0.5).latency_ms["p50"]
                 print(f"{label:32} {method:22} {(reference - accuracy) * 100:8.2f} {floats:5d} of {layers:<4d} "
                       f"{out.stat().st_size / 1024:8.1f} {p50:7.3f} {wall:6.1f}")
+
+
+def _qat(model: Path, out: Path, paths: dict, distill: bool = False) -> None:
+    from edgepack.loading.data import DataSpec
+    from edgepack.steps.qat import QatConfig, qat
+
+    qat(QatConfig(model=model, data=DataSpec(source=str(paths["train"])), output=out, io="int8", epochs=2,
+                  distill=distill))
 
 
 if __name__ == "__main__":

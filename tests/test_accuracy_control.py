@@ -142,13 +142,20 @@ def test_a_recipe_with_accuracy_control_passes_its_gate(run, hard, digits, tmp_p
     recipe = tmp_path / "hard.yaml"
     recipe.write_text(f"name: hard\ndevice: host-cpu\nmodel: {hard['model']}\n"
                       f"data: {{train: {digits['train']}, val: {digits['val']}}}\n"
-                      f"steps:\n  - quantize: {{mode: int8, io: int8, max_drop: 1}}\n"
+                      f"steps:\n  - sensitivity: {{weights: false}}\n  - quantize: {{mode: int8, io: int8, max_drop: 1}}\n"
                       f"  - profile: {{where: estimate}}\ngates: {{max_accuracy_drop: 1}}\n")
     result = run("run", recipe, "-o", tmp_path / "bundle", "--json")
     assert result.exit_code == 0, result.stderr
     assert drop_points(hard, tmp_path / "bundle" / "model.tflite") < 1
     resolved = (tmp_path / "bundle" / "recipe.resolved.yaml").read_text()
     assert "max_drop: 1" in resolved and "ranking_samples: 100" in resolved
+    report = json.loads((tmp_path / "bundle" / "report.json").read_text())
+    assert report["sensitivity"]["ranking"][0] == "dense"
+    control = report["mixed_precision"]["control"]
+    assert control["met"] and [step["drop"] for step in control["trace"]][0] > 5
+    html = (tmp_path / "bundle" / "report.html").read_text()
+    assert 'id="control-trace"' in html and 'id="sensitivity-chart"' in html and "layers kept in float" in html
+    assert "## Layers kept in float" in (tmp_path / "bundle" / "report.md").read_text()
 
 
 def test_fallback_qat_runs_when_float_layers_cannot_meet_the_target(run, hard, digits, tmp_path):

@@ -60,7 +60,7 @@ def test_a_notebook_quantizes_evaluates_and_runs_a_recipe_without_click(digits, 
     assert out["drop"] is not None and out["passed"] is True and (tmp_path / "dist" / "nb" / "model.tflite").exists()
     assert out["error"][0] == 2 and "2:4" in out["error"][1] and "sparsity" in out["error"][1]
     assert out["click"] is False, "the library must not need Click"
-    assert out["params"] == ["cluster", "evaluate", "profile", "prune", "quantize", "sensitivity"]
+    assert out["params"] == ["cluster", "evaluate", "profile", "prune", "qat", "quantize", "sensitivity"]
 
 
 def test_import_edgepack_is_light():

@@ -50,7 +50,7 @@ def test_the_registry_lists_every_step_with_a_strict_params_model():
     from edgepack.steps.base import registry
 
     steps = registry()
-    assert list(steps) == ["sensitivity", "prune", "cluster", "quantize", "evaluate", "profile"]
+    assert list(steps) == ["sensitivity", "prune", "cluster", "quantize", "qat", "evaluate", "profile"]
     for step in steps.values():
         assert step.params.model_config["extra"] == "forbid"
         step.params()  # every field has a default

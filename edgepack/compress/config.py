@@ -26,6 +26,11 @@ class TrainingParams(StepParams):
                                 "alone.", json_schema_extra={"metavar": "REGEX"})
     distribute: Distribute = Field(default=Distribute.NONE, description="tf.distribute strategy for fine-tuning.")
     seed: int = Field(default=0, ge=0, description="Random seed (training order, initialisation).")
+    distill: bool = Field(default=False, description="Also learn the original model's soft outputs (computed once "
+                          "before training).")
+    temperature: float = Field(default=3.0, gt=0, le=100, description="Distillation: softening of the outputs.")
+    alpha: float = Field(default=0.5, ge=0, le=1, description="Distillation: weight of the labels' loss (the "
+                         "original model's outputs get 1 - alpha).")
 
     @field_validator("exclude")
     @classmethod

@@ -15,7 +15,7 @@ from edgepack.compress.layers import NO_KERNEL, check_supported, select_layers
 from edgepack.compress.loss import LossChoice, check_targets, choose_loss, last_activation, metric, require_targets
 from edgepack.compress.progress import ProgressSink
 from edgepack.compress.report import layer_reports
-from edgepack.compress.training import Plan, fine_tune, make_strategy, replicas
+from edgepack.compress.training import Plan, fine_tune, make_strategy, replicas, training_targets
 from edgepack.errors import ModelError
 from edgepack.loading.data import Dataset, fit_to_input, load_data
 from edgepack.loading.model import LoadedModel, load_model
@@ -148,10 +148,11 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
         progress.note(f"{technique.name}: loss {prepared.loss.describe()}")
     tfmot = _tfmot()
     plan = Plan(len(prepared.train), config.batch_size, config.epochs)
+    targets, loss_fn = training_targets(config, prepared)
     result = fine_tune(_build(technique, tfmot, prepared, plan), strategy=strategy, loss=prepared.loss,
-                       x=prepared.train.x, y=prepared.y_train, plan=plan, learning_rate=config.learning_rate,
+                       x=prepared.train.x, y=targets, plan=plan, learning_rate=config.learning_rate,
                        callbacks=technique.callbacks(tfmot, plan), progress=progress, title=technique.name,
-                       seed=config.seed)
+                       seed=config.seed, loss_fn=loss_fn)
     with captured_native_output():
         final = bridge.rebuild(technique.strip(tfmot, result.model), prepared.loaded.info.flavor.value)
     metrics = _val_metrics(prepared, final)

@@ -11,7 +11,7 @@ import numpy as np
 
 from edgepack.compress import bridge
 from edgepack.compress.pipeline import Technique, _prepare
-from edgepack.compress.training import Plan, fine_tune, make_strategy
+from edgepack.compress.training import Plan, fine_tune, make_strategy, training_targets
 from edgepack.errors import ModelError
 from edgepack.util.tf import captured_native_output, import_tf
 
@@ -94,9 +94,10 @@ def train_and_convert(config, progress=None) -> tuple[bytes, dict]:
     with captured_native_output():
         import tensorflow_model_optimization as tfmot
     plan = Plan(len(prepared.train), config.batch_size, config.epochs)
+    targets, loss_fn = training_targets(config, prepared)
     result = fine_tune(_build(tfmot, prepared, preserve), strategy=strategy, loss=prepared.loss, x=prepared.train.x,
-                       y=prepared.y_train, plan=plan, learning_rate=config.learning_rate, callbacks=[],
-                       progress=progress, title="qat", seed=config.seed)
+                       y=targets, plan=plan, learning_rate=config.learning_rate, callbacks=[],
+                       progress=progress, title="qat", seed=config.seed, loss_fn=loss_fn)
     flatbuffer = _convert(tf, result.model, config.io.value, bool(config.static_batch), prepared.loaded.input_shape)
     facts = {"preserve": preserve, "train_samples": len(prepared.train), "steps": plan.total_steps,
              "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "source_sha256": prepared.source_sha}

@@ -100,14 +100,17 @@ class TrainResult:
 
 def fine_tune(build: Callable[[], object], *, strategy, loss: LossChoice, x: np.ndarray, y: np.ndarray,
               plan: Plan, learning_rate: float, callbacks: list, progress: ProgressSink | None,
-              title: str, seed: int) -> TrainResult:
-    """Build the wrapped tf_keras model inside the strategy scope, compile it and fit it on (x, y)."""
+              title: str, seed: int, loss_fn=None) -> TrainResult:
+    """Build the wrapped tf_keras model inside the strategy scope, compile it and fit it on (x, y).
+
+    ``loss_fn`` replaces ``loss``'s own loss object (distillation packs teacher outputs into ``y``)."""
     import tf_keras
 
     tf_keras.utils.set_random_seed(seed)
     with scope(strategy):
         model = build()
-        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate), loss=loss.loss_object(tf_keras))
+        model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
+                      loss=loss_fn if loss_fn is not None else loss.loss_object(tf_keras))
     callbacks = list(callbacks)
     if progress is not None:
         callbacks.append(keras_callback(progress))
@@ -122,3 +125,16 @@ def fine_tune(build: Callable[[], object], *, strategy, loss: LossChoice, x: np.
     losses = history.history.get("loss") or [None]
     final = losses[-1]
     return TrainResult(model, None if final is None else float(final), time.perf_counter() - start)
+
+
+def training_targets(config, prepared) -> tuple[np.ndarray, object]:
+    """``(y, loss_fn)`` for fine-tuning: the labels, or with ``config.distill`` the labels packed with
+    the original model's outputs on the training data (computed once) and the distillation loss."""
+    if not getattr(config, "distill", False):
+        return prepared.y_train, None
+    from edgepack.compress.distill import distillation_loss, pack_targets
+
+    teacher = prepared.loaded.predict(prepared.train.x)
+    outputs = int(np.prod(teacher.shape[1:]))
+    return pack_targets(prepared.y_train, teacher), distillation_loss(
+        prepared.loss, temperature=config.temperature, alpha=config.alpha, outputs=outputs)

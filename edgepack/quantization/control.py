@@ -28,6 +28,7 @@ class ControlStep(BaseModel):
     float_layers: list[str]
     metric: float
     drop: float
+    size_bytes: int
 
 
 class RankedLayer(BaseModel):
@@ -114,7 +115,7 @@ def control_accuracy(quantizer: SelectiveQuantizer, x: np.ndarray, y: np.ndarray
         floats = list(start)
         model, outputs, value = ev.run(floats)
         trace = [ControlStep(kept_float=list(start), float_layers=quantizer.float_layers_of(floats), metric=value,
-                             drop=ev.drop(value))]
+                             drop=ev.drop(value), size_bytes=len(model))]
         best, first_ranking = (trace[0].drop, model, trace[0]), []
         say(f"  accuracy control: full int8 drop {trace[0].drop:.2f} {metric.drop_unit} (max {max_drop:g})")
         while trace[-1].drop > max_drop:
@@ -128,7 +129,7 @@ def control_accuracy(quantizer: SelectiveQuantizer, x: np.ndarray, y: np.ndarray
             floats += unit
             model, outputs, value = ev.run(floats)
             trace.append(ControlStep(kept_float=unit, float_layers=quantizer.float_layers_of(floats), metric=value,
-                                     drop=ev.drop(value)))
+                                     drop=ev.drop(value), size_bytes=len(model)))
             say(f"  kept {', '.join(unit)} in float: drop {trace[-1].drop:.2f} {metric.drop_unit}")
             if trace[-1].drop < best[0]:
                 best = (trace[-1].drop, model, trace[-1])

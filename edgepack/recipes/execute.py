@@ -100,7 +100,9 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
         reference=reference, final=final.metric, drop=drop, drop_unit=drop_unit, size_bytes=final.size_bytes,
         gzip_size_bytes=final.gzip_size_bytes, stages=[StageSummary.of(s) for s in stages], gates=gates,
         latency=final.latency, tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
-        edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance())
+        edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
+        mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),
+        sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None))
 
 
 def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda message: None,

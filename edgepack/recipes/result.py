@@ -6,6 +6,8 @@ from pydantic import BaseModel
 
 from edgepack.errors import GateFailed
 from edgepack.latency.config import ProfileResult
+from edgepack.quantization.mixed import MixedPrecision
+from edgepack.sensitivity.analysis import Sensitivity
 from edgepack.steps.artifacts import StageSummary
 
 
@@ -40,6 +42,8 @@ class RunResult(BaseModel):
     tflite: dict
     edgetpu: dict | None = None
     gpu: dict | None = None
+    mixed_precision: MixedPrecision | None = None
+    sensitivity: Sensitivity | None = None
     provenance: dict
 
     def raise_for_gates(self) -> None:

@@ -64,6 +64,54 @@ def accelerator_lines(result: dict) -> list[tuple[str, str]]:
     return lines
 
 
+def mixed_lines(result: dict) -> tuple[str | None, list[tuple[str, str, str, str]]]:
+    """The float-layer summary and the accuracy-control trace rows (layers kept float, float layers,
+    drop, size), when quantize kept layers in float."""
+    mixed = result.get("mixed_precision")
+    if not mixed:
+        return None, []
+    control = mixed.get("control")
+    if not control:
+        return f"{len(mixed['float_layers'])} of {mixed['layers_total']} layers kept in float: " \
+               f"{', '.join(mixed['float_layers']) or 'none'} (--float-ops)", []
+    summary = (f"{len(control['float_layers'])} of {control['layers_total']} layers kept in float; "
+               f"{result['metric']} drop {control['drop_before']:.2f} -> {control['drop_after']:.2f} "
+               f"{control['drop_unit']} (max {control['max_drop']:g}, {'met' if control['met'] else 'NOT met'})")
+    rows = [("+ " + (", ".join(step["kept_float"]) or "(full int8)"), str(len(step["float_layers"])),
+             f"{step['drop']:.2f}", f"{step['size_bytes'] / 1024:.1f} KB") for step in control["trace"]]
+    return summary, rows
+
+
+def sensitivity_rows(result: dict, top: int = 10) -> list[tuple[str, str, str, str, str]]:
+    """(layer, int8 error, drop if float, prune 90% drop, cluster 8 drop) for the most sensitive layers."""
+    sensitivity = result.get("sensitivity")
+    if not sensitivity:
+        return []
+    layers = {layer["layer"]: layer for layer in sensitivity["layers"]}
+
+    def figure(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    return [(name, figure(layers[name]["int8_error"]), figure(layers[name]["int8_drop_if_float"]),
+             figure(layers[name]["prune_drop"].get("0.9")), figure(layers[name]["cluster_drop"].get("8")))
+            for name in sensitivity["ranking"][:top]]
+
+
+def _markdown_sections(result: dict) -> list[str]:
+    lines = []
+    summary, rows = mixed_lines(result)
+    if summary:
+        lines += ["", "## Layers kept in float", "", summary]
+        if rows:
+            lines += ["", "| step | float layers | drop | size |", "|---|---|---|---|"]
+            lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    sens = sensitivity_rows(result)
+    if sens:
+        lines += ["", "## Per-layer sensitivity", "", "| layer | int8 error | drop if float | prune 90% | "
+                  "cluster 8 |", "|---|---|---|---|---|"] + [f"| {' | '.join(row)} |" for row in sens]
+    return lines
+
+
 def render_markdown(result: dict) -> str:
     """report.md: the key figures, gates and stages as Markdown tables."""
     lines = [f"# edgepack report: {result['name']}", "", "| | |", "|---|---|"]
@@ -77,6 +125,7 @@ def render_markdown(result: dict) -> str:
     accelerators = accelerator_lines(result)
     if accelerators:
         lines += ["", "## Accelerator", ""] + [f"- **{title}**: {text}" for title, text in accelerators]
+    lines += _markdown_sections(result)
     lines += ["", "## Stages", "", f"| stage | size | gzip | {result['metric']} | seconds |", "|---|---|---|---|---|"]
     for stage in result["stages"]:
         gzip = "-" if stage.get("gzip_size_bytes") is None else f"{stage['gzip_size_bytes'] / 1024:.1f} KB"
@@ -107,6 +156,32 @@ def _accelerator_html(result: dict) -> str:
     return f'<h2>Accelerator</h2><table id="accelerator">{rows}</table>\n'
 
 
+def _table(table_id: str, header: tuple, rows: list) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
+
+
+def _sections_html(result: dict) -> str:
+    parts = []
+    summary, rows = mixed_lines(result)
+    if summary:
+        parts.append(f'<h2>Layers kept in float</h2><p id="mixed-summary">{escape(summary)}</p>')
+        if rows:
+            parts.append(_table("control-trace", ("step", "float layers", "drop", "size"), rows))
+            parts.append("<figure>" + bar_chart(f"{result['metric']} drop after each step", [
+                (row[0][:28], float(row[2]), row[2]) for row in rows], chart_id="trace", color="#c0392b") + "</figure>")
+    sens = sensitivity_rows(result)
+    if sens:
+        parts.append("<h2>Per-layer sensitivity</h2>")
+        parts.append(_table("sensitivity", ("layer", "int8 error", "drop if float", "prune 90%", "cluster 8"), sens))
+        base = (result.get("sensitivity") or {}).get("int8_drop") or 0.0
+        parts.append("<figure>" + bar_chart("int8 drop recovered by keeping the layer float (points)", [
+            (row[0], max(base - float(row[2]), 0.0) if row[2] != "-" else 0.0, row[2]) for row in sens],
+            chart_id="sensitivity-chart", color="#8e44ad") + "</figure>")
+    return "\n".join(parts) + ("\n" if parts else "")
+
+
 def render_html(result: dict) -> str:
     """report.html: one self-contained page with the key figures, gates, stages and three plots."""
     figures = "".join(f'<tr><th>{escape(k)}</th><td data-key="{escape(k)}">{escape(v)}</td></tr>'
@@ -130,7 +205,7 @@ def render_html(result: dict) -> str:
 <p class="{verdict}" id="verdict">{'PASS' if result['passed'] else 'FAIL'}: {escape(result.get('summary', ''))}</p>
 <table id="figures">{figures}</table>
 <h2>Gates</h2><table id="gates"><tr><th>gate</th><th>threshold</th><th>value</th><th>verdict</th></tr>{gates}</table>
-{_accelerator_html(result)}<h2>Plots</h2>
+{_accelerator_html(result)}{_sections_html(result)}<h2>Plots</h2>
 <figure>{latency_plot}</figure><figure>{size_plot}</figure><figure>{metric_plot}</figure>
 <h2>Result</h2><details><summary>report.json</summary><pre>{escape(json.dumps(result, indent=2))}</pre></details>
 </body></html>
