@@ -52,12 +52,14 @@ class Manifest(BaseModel):
     passed: bool
 
 
-def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: ModelArtifact, tflite: dict) -> Manifest:
-    """The manifest of a run of ``loaded`` (a LoadedRecipe) from its typed result and artifacts."""
+def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: ModelArtifact, tflite: dict,
+                   steps: list[dict]) -> Manifest:
+    """The manifest of a run of ``loaded`` (a LoadedRecipe) from its typed result and artifacts;
+    ``steps`` are the effective params of every step."""
     return Manifest(
         name=loaded.recipe.name, description=loaded.recipe.description, provenance=result.provenance,
         source_model=SourceModel(path=loaded.relative_to_recipe(source.path), sha256=source.sha256),
-        device=loaded.device.model_dump(mode="json"), steps=[planned.entry() for planned in loaded.plan],
+        device=loaded.device.model_dump(mode="json"), steps=steps,
         model=BundledModel(sha256=final.sha256, size_bytes=final.size_bytes, gzip_size_bytes=final.gzip_size_bytes,
                            quantization=tflite.get("quantization"), inputs=tflite["inputs"], outputs=tflite["outputs"]),
         metrics=Metrics(metric=result.metric, reference=result.reference, final=result.final, drop=result.drop,

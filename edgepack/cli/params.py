@@ -24,7 +24,7 @@ def _unwrap_optional(annotation) -> tuple[Any, bool]:
 
 def _shown_default(info: FieldInfo) -> str | None:
     default = info.get_default(call_default_factory=True)
-    if default is None or default is False or default == []:
+    if default is None or default is False or default == [] or default == {}:
         return None
     if isinstance(default, enum.Enum):
         return str(default.value)
@@ -43,6 +43,22 @@ def _click_type(annotation):
     raise TypeError(f"no command-line type for {annotation!r}")
 
 
+def _pairs(value_type):
+    def parse(ctx, param, values):
+        pairs = {}
+        for item in values:
+            key, sep, value = item.partition("=")
+            try:
+                pairs[key] = value_type(value) if sep and key else None
+            except ValueError:
+                pairs[key] = None
+            if pairs[key] is None:
+                raise click.BadParameter(f"{item!r} is not NAME=VALUE with a {value_type.__name__} value")
+        return pairs or None
+
+    return parse
+
+
 def option_for(name: str, info: FieldInfo):
     """The click option for one params field (``--name-with-dashes``; the value lands in ``name``)."""
     annotation, optional = _unwrap_optional(info.annotation)
@@ -50,6 +66,9 @@ def option_for(name: str, info: FieldInfo):
     flag = extra.get("flag") or f"--{name.replace('_', '-')}"
     help_text = info.description or ""
     shown = _shown_default(info)
+    if typing.get_origin(annotation) is dict:
+        return click.option(flag, name, multiple=True, metavar=extra.get("metavar") or "NAME=VALUE",
+                            callback=_pairs(typing.get_args(annotation)[1]), help=help_text + " (repeatable)")
     if typing.get_origin(annotation) is list:
         return click.option(flag, name, type=_click_type(typing.get_args(annotation)[0]), multiple=True,
                             metavar=extra.get("metavar"), help=help_text)

@@ -89,3 +89,4 @@ class KerasArtifact(BaseModel):
     distribute: Distribute
     replicas: int
     seconds: float
+    allocation: dict | None = None

@@ -36,6 +36,7 @@ class Technique:
     strip: Callable[[object, object], object]   # (tfmot, model) -> model without wrappers
     callbacks: Callable[[object, Plan], list] = lambda tfmot, plan: []
     describe: Callable[[Plan], dict] = lambda plan: {}   # extra facts for the sidecar (e.g. the schedule)
+    prepare: Callable[[object], dict] = lambda prepared: {}   # after the checks, before training (allocation)
 
 
 def _load(config: CompressConfig) -> LoadedModel:
@@ -144,6 +145,7 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
     check_writable_target(config.output)
     strategy = make_strategy(config.distribute)  # multi-worker must start before TF's context does
     prepared = _prepare(config, technique)
+    facts = technique.prepare(prepared)
     if progress is not None:
         progress.note(f"{technique.name}: loss {prepared.loss.describe()}")
     tfmot = _tfmot()
@@ -160,7 +162,7 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
     layers = layer_reports(final, prepared.chosen, prepared.skipped, technique.flag)
     output_sha = sha256_file(config.output)
     sidecar = write_sidecar(config.output, {
-        "step": technique.name, "config": config.model_dump(mode="json"), **technique.describe(plan),
+        "step": technique.name, "config": config.model_dump(mode="json"), **technique.describe(plan), **facts,
         "source_sha256": prepared.source_sha, "output_sha256": output_sha,
         "loss": prepared.loss.model_dump(mode="json"), "layers": layers, "metrics": metrics,
     })
@@ -169,7 +171,8 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
                          source_sha256=prepared.source_sha, config_path=sidecar, loss=prepared.loss, layers=layers,
                          compressed_layers=len(prepared.chosen), metrics=metrics, train_samples=len(prepared.train),
                          epochs=config.epochs, steps=plan.total_steps, final_loss=result.final_loss,
-                         distribute=config.distribute, replicas=replicas(strategy), seconds=round(result.seconds, 3))
+                         distribute=config.distribute, replicas=replicas(strategy), seconds=round(result.seconds, 3),
+                         allocation=facts.get("allocation"))
 
 
 def _tfmot():

@@ -62,11 +62,14 @@ def make_context(loaded: LoadedRecipe, work: Path, *, trust_model: bool = False,
 
 
 def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lambda message: None,
-             first: int = 2, total: int | None = None) -> tuple[ModelArtifact, list[ModelArtifact]]:
+             first: int = 2, total: int | None = None,
+             entries: list | None = None) -> tuple[ModelArtifact, list[ModelArtifact]]:
     """Run the planned steps on ``source``: ``(final artifact, one artifact per stage)``.
 
     Keras stages are scored here; the .tflite is scored by the evaluate step. A measuring step
     (evaluate, profile) adds its figures to the current stage instead of making a new one.
+    ``entries``, when given, receives each step's effective params as ``{name: params}`` (what a
+    step decided while running, such as a sensitivity allocation, included).
     """
     total = total or len(plan) + first
     stages, current = [source], source
@@ -79,6 +82,8 @@ def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lam
             stages[-1] = produced
         else:
             stages.append(produced)
+        if entries is not None:
+            entries.append(planned.entry() if planned.step.measures else {planned.name: produced.params})
         current = produced
     return current, stages
 
@@ -115,14 +120,16 @@ def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda mess
         say(f"[1/{total}] float reference: {loaded.recipe.metric.value} on {loaded.recipe.data.val or 'no val data'}")
         source = ModelArtifact.of_file(Path(loaded.recipe.model), ModelKind.KERAS, label="float (Keras)")
         source = source.model_copy(update={"metric": ctx.scorer.score(source)})
-        final, stages = run_plan(ctx, loaded.plan, source, say, first=2, total=total)
+        entries: list[dict] = []
+        final, stages = run_plan(ctx, loaded.plan, source, say, first=2, total=total, entries=entries)
         from edgepack.inspect.tflite_model import inspect_tflite
 
         tflite = inspect_tflite(stage_model(stage, final.path))
         result = _result(loaded, stages, tflite, stage, loaded.output)
         say(f"[{total}/{total}] write bundle {result.bundle}")
-        write_bundle(stage, result=result, manifest=build_manifest(loaded, result, source, final, tflite),
-                     resolved_recipe=loaded.resolved_dump())
+        resolved = {**loaded.resolved_dump(), "steps": entries}
+        write_bundle(stage, result=result, manifest=build_manifest(loaded, result, source, final, tflite, entries),
+                     resolved_recipe=resolved)
         publish(stage, Path(result.bundle))
     return result
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgepack.compress.config import CompressInputs, KerasArtifact, TrainingParams
 from edgepack.compress.pipeline import Technique, run
@@ -34,9 +35,27 @@ class PruneParams(TrainingParams):
                                description="Ramp sparsity up gradually, or prune to the target at once.")
     structure: Structure = Field(default=Structure.UNSTRUCTURED,
                                  description="2:4 zeroes 2 of every 4 consecutive weights (Dense and Conv2D).")
+    allocate: Literal["uniform", "sensitivity"] = Field(
+        default="uniform", description="uniform: every pruned kernel gets the sparsity; sensitivity: the same "
+                                       "fraction of all prunable weights, spread by measured damage per layer.")
+    layer_sparsity: dict[str, float] = Field(
+        default_factory=dict, description="Sparsity per layer name (overrides the sparsity for those layers; "
+                                          "allocate: sensitivity fills it in and the resolved recipe records it).",
+        json_schema_extra={"metavar": "NAME=SPARSITY"})
+
+    @field_validator("layer_sparsity")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, sparsity in value.items():
+            if not (0.0 <= sparsity < 1.0):
+                raise ValueError(f"{name}: {sparsity} is outside [0, 1)")
+        return value
 
     @model_validator(mode="after")
     def _rules(self):
+        if self.structure is Structure.TWO_FOUR and (self.allocate != "uniform" or self.layer_sparsity):
+            raise ValueError("structure 2:4 fixes every layer at sparsity 0.5, so allocate and layer_sparsity "
+                             "do not apply; leave them out")
         if self.structure is Structure.TWO_FOUR and self.sparsity != 0.5:
             raise ValueError(f"structure 2:4 zeroes exactly 2 of every 4 weights (sparsity 0.5), "
                              f"so sparsity {self.sparsity} cannot be honoured; leave sparsity at 0.5")
@@ -63,8 +82,30 @@ def schedule_steps(plan: Plan, schedule: Schedule) -> dict:
             "frequency": frequency}
 
 
+def _allocation_hook(config: PruneConfig, allocation: dict[str, float]):
+    def prepare(prepared) -> dict:
+        from edgepack.errors import ConfigError
+
+        unknown = sorted(set(allocation) - set(prepared.chosen))
+        if unknown:
+            raise ConfigError(f"layer_sparsity names {', '.join(unknown)}, which is not a layer being pruned",
+                              hint=f"layers being pruned: {', '.join(prepared.chosen)}")
+        if config.allocate == "sensitivity" and not allocation:
+            from edgepack.allocation.sparsity import allocate_sparsity
+
+            rows = prepared.train.sample(512, seed=config.seed).x  # the training data: val stays unseen
+            result = allocate_sparsity(prepared.loaded.model, prepared.chosen, rows, prepared.loaded.predict,
+                                       config.sparsity)
+            allocation.update(result.layer_sparsity)
+            return {"allocation": result.model_dump()}
+        return {"allocation": {"layer_sparsity": dict(allocation)}} if allocation else {}
+
+    return prepare
+
+
 def _technique(config: PruneConfig) -> Technique:
     two_four = config.structure is Structure.TWO_FOUR
+    allocation = dict(config.layer_sparsity)
 
     def eligible(layer):
         if not two_four:
@@ -79,10 +120,11 @@ def _technique(config: PruneConfig) -> Technique:
     def wrap(tfmot, layer, plan):
         sk = tfmot.sparsity.keras
         steps = schedule_steps(plan, Schedule.CONSTANT if two_four else config.schedule)
-        if steps["kind"] == "constant" or config.sparsity == 0:
-            schedule = sk.ConstantSparsity(config.sparsity, begin_step=0, frequency=steps["frequency"])
+        target = allocation.get(layer.name, config.sparsity)
+        if steps["kind"] == "constant" or target == 0:
+            schedule = sk.ConstantSparsity(target, begin_step=0, frequency=steps["frequency"])
         else:
-            schedule = sk.PolynomialDecay(initial_sparsity=0.0, final_sparsity=config.sparsity, begin_step=0,
+            schedule = sk.PolynomialDecay(initial_sparsity=0.0, final_sparsity=target, begin_step=0,
                                           end_step=steps["end_step"], frequency=steps["frequency"])
         return sk.prune_low_magnitude(layer, pruning_schedule=schedule,
                                       sparsity_m_by_n=(2, 4) if two_four else None)
@@ -92,7 +134,8 @@ def _technique(config: PruneConfig) -> Technique:
         strip=lambda tfmot, model: tfmot.sparsity.keras.strip_pruning(model),
         callbacks=lambda tfmot, plan: [tfmot.sparsity.keras.UpdatePruningStep()],
         describe=lambda plan: {"schedule_steps": schedule_steps(
-            plan, Schedule.CONSTANT if two_four else config.schedule)})
+            plan, Schedule.CONSTANT if two_four else config.schedule)},
+        prepare=_allocation_hook(config, allocation))
 
 
 def prune(config: PruneConfig, *, progress: ProgressSink | None = None) -> KerasArtifact:
@@ -118,4 +161,9 @@ class PruneStep(Step):
         return f"prune {params.sparsity:g}" + (" 2:4" if params.structure is Structure.TWO_FOUR else "")
 
     def run(self, ctx, source: ModelArtifact, params: PruneParams) -> ModelArtifact:
-        return run_compress_step(self, ctx, source, params, PruneConfig, prune)
+        produced = run_compress_step(self, ctx, source, params, PruneConfig, prune)
+        allocation = getattr(produced.detail, "allocation", None)
+        if allocation and not params.layer_sparsity:  # record the allocation so the resolved recipe replays it
+            return produced.model_copy(update={"params": {**produced.params,
+                                                          "layer_sparsity": allocation["layer_sparsity"]}})
+        return produced
