@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import importlib
+import math
+import os
 import re
+import struct
 import sys
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 from pydantic import BaseModel, ConfigDict
 
 from edgepack.errors import ConfigError, DataError
+from edgepack.loading.archive import READ_ERRORS, ArchiveError, check_readable, open_checked
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 CALLABLE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+MAX_IMAGE_PIXELS = 50_000_000
+"""Largest image decoded from an image folder (50 megapixels, 150 MB as RGB): a small PNG or GIF can
+declare a huge canvas ("decompression bomb"); larger images are refused before decoding."""
+DEFLATE_MAX_RATIO = 1032
+"""The most a deflate stream can expand (258 bytes from 2 bits). numpy writes .npz members stored or
+deflated, so a member declaring more than this, or another compression method, is refused: a
+legitimate savez_compressed file of zeros reaches about 1,000:1, never more."""
+NPZ_HINT = "save the arrays with numpy.savez(path, x=..., y=...)"
+_NPY_ERRORS = (ValueError, TypeError, SyntaxError, RecursionError, OverflowError, struct.error)
 
 
 class DataSpec(BaseModel):
@@ -36,6 +51,7 @@ class Dataset:
     x: np.ndarray
     y: np.ndarray | None
     source: str
+    skipped_files: int = 0  # files in an image folder left out because their suffix is not an image's
 
     def __len__(self) -> int:
         return len(self.x)
@@ -45,7 +61,7 @@ class Dataset:
         if count >= len(self):
             return self
         index = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
-        return Dataset(self.x[index], None if self.y is None else self.y[index], self.source)
+        return Dataset(self.x[index], None if self.y is None else self.y[index], self.source, self.skipped_files)
 
 
 def load_data(spec: DataSpec, *, input_shape: tuple | None = None) -> Dataset:
@@ -61,56 +77,120 @@ def load_data(spec: DataSpec, *, input_shape: tuple | None = None) -> Dataset:
         dataset = _load_image_folder(path, input_shape)
     elif path.suffix.lower() == ".npz":
         dataset = _load_npz(path, spec.x_key, spec.y_key)
+        return _checked(dataset, f"inputs '{spec.x_key}'", f"targets '{spec.y_key}'")
     else:
         raise DataError(f"{source}: unknown data format '{path.suffix or 'no extension'}'",
                         hint="give an .npz file (arrays x and y), a folder of class folders, or module:function")
     return _checked(dataset)
 
 
-def _load_npz(path: Path, x_key: str, y_key: str) -> Dataset:
+def _memory_bytes() -> int:
+    """Memory this machine can give an array now (Linux's MemAvailable, else physical memory): a
+    member declaring more could not be loaded anyway, so it is refused before anything is read."""
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})",
-                        hint="save the arrays with numpy.savez(path, x=..., y=...)") from exc
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def _npy_header(handle, member: str) -> tuple[tuple, np.dtype]:
+    """Shape and dtype from the header of a .npy member, read without reading any data."""
+    try:
+        version = npy_format.read_magic(handle)
+        readers = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
+        if version not in readers:
+            raise ArchiveError(f"{member} is a .npy file of version {version}, which edgepack does not read")
+        shape, _, dtype = readers[version](handle)
+    except _NPY_ERRORS as exc:
+        raise ArchiveError(f"{member} is not a valid .npy array ({' '.join(str(exc).split())[:200]})") from None
+    if any(dim < 0 for dim in shape):
+        raise ArchiveError(f"{member} declares a negative dimension in shape {shape}")
+    return shape, dtype
+
+
+def _read_npy(archive: zipfile.ZipFile, member: str, path: Path, limit: int) -> np.ndarray:
+    """One array of an .npz: its member and header checked first, so its size is bounded by the
+    member's declared size, which is bounded by ``limit`` and by deflate's ratio."""
+    info = archive.getinfo(member)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ArchiveError(f"{member} uses zip compression method {info.compress_type}; numpy writes stored "
+                           f"or deflated members only")
+    check_readable(archive, member, limit, DEFLATE_MAX_RATIO)
+    with archive.open(member) as handle:
+        shape, dtype = _npy_header(handle, member)
+    if dtype.hasobject:
+        raise DataError(f"{path} holds pickled Python objects, which edgepack never loads (unpickling can run code)",
+                        hint="save plain numeric arrays with numpy.savez")
+    size = math.prod(shape) * dtype.itemsize
+    if dtype.itemsize == 0 or size > info.file_size:
+        raise ArchiveError(f"{member} declares shape {shape} of {dtype} ({size:,} bytes) but the member "
+                           f"holds {info.file_size:,} bytes")
+    try:
+        with archive.open(member) as handle:
+            return npy_format.read_array(handle, allow_pickle=False)
+    except MemoryError:
+        raise DataError(f"{path}: array {member} ({size:,} bytes) does not fit in memory") from None
+
+
+def _load_npz(path: Path, x_key: str, y_key: str) -> Dataset:
+    """Arrays ``x_key`` and ``y_key`` (optional) of an .npz, read with zipfile and numpy's .npy
+    reader after the checks in edgepack.loading.archive: malformed, truncated, pickled or zip-bomb
+    files are a DataError (exit 3) before anything large is allocated."""
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file", hint=NPZ_HINT)
+    limit = _memory_bytes()
+    try:
+        archive = open_checked(path, read_limits={}, max_member_bytes=limit, max_ratio=DEFLATE_MAX_RATIO)
+    except ArchiveError as exc:
+        raise DataError(f"{path} is not a readable .npz file: {exc}", hint=NPZ_HINT) from None
+    except READ_ERRORS as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise DataError(f"{path} is not a readable .npz file ({detail})", hint=NPZ_HINT) from None
     with archive:
-        keys = list(archive.files)
-        if x_key not in keys:
+        keys = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        members = {**{name: name for name in keys.values()}, **keys}  # "x" or "x.npy", as numpy accepts
+        if x_key not in members:
             raise DataError(f"{path} has no array '{x_key}' (it has: {', '.join(keys) or 'none'})",
                             hint="name the input array with --x-key")
         try:
-            x = archive[x_key]
-            y = archive[y_key] if y_key in keys else None
-        except ValueError as exc:
-            raise DataError(f"{path} holds pickled Python objects, which edgepack never loads "
-                            f"(unpickling can run code)",
-                            hint="save plain numeric arrays with numpy.savez") from exc
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
-            raise DataError(f"{path} is truncated or corrupt ({exc})", hint="write the file again") from exc
+            x = _read_npy(archive, members[x_key], path, limit)
+            y = _read_npy(archive, members[y_key], path, limit) if y_key in members else None
+        except ArchiveError as exc:
+            raise DataError(f"{path} is not a readable .npz file: {exc}", hint=NPZ_HINT) from None
+        except READ_ERRORS as exc:
+            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise DataError(f"{path} is truncated or corrupt ({detail})", hint="write the file again") from None
     return Dataset(x, y, str(path))
 
 
 def _load_image_folder(path: Path, input_shape: tuple | None) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+    """Images from ``path/<class>/``, classes in sorted order, resized to the model's input.
+
+    Files whose suffix is not an image's (``IMAGE_SUFFIXES``, e.g. ``notes.txt``, ``.DS_Store``) are
+    skipped and counted in ``Dataset.skipped_files``; a file with an image suffix that cannot be
+    decoded, or that declares more than ``MAX_IMAGE_PIXELS``, is a DataError (exit 3).
+    """
+    from PIL import Image
 
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{path} has no class subfolders",
                         hint="put the images of each class in a subfolder named after the class")
     size, channels = _image_geometry(input_shape, path)
-    images, labels = [], []
+    images, labels, skipped = [], [], 0
     for label, name in enumerate(classes):
         for file in sorted((path / name).iterdir()):
             if file.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped += 1
                 continue
-            try:
-                with Image.open(file) as image:
-                    image = image.convert("L" if channels == 1 else "RGB")
-                    if size is not None and image.size != size:
-                        image = image.resize(size, Image.BILINEAR)
-                    array = np.asarray(image, dtype=np.float32)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"cannot read image {file} ({exc})", hint="remove or replace the file") from exc
+            array = _read_image(file, Image, size, channels)
             images.append(array[..., None] if channels == 1 else array)
             labels.append(label)
     if not images:
@@ -119,7 +199,26 @@ def _load_image_folder(path: Path, input_shape: tuple | None) -> Dataset:
     if len(shapes) > 1:
         raise DataError(f"images in {path} have different sizes {sorted(shapes)[:3]}",
                         hint="resize them, or use a model with a fixed input size so edgepack can")
-    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), str(path))
+    return Dataset(np.stack(images), np.asarray(labels, dtype=np.int64), str(path), skipped)
+
+
+def _read_image(file: Path, Image, size: tuple | None, channels: int) -> np.ndarray:
+    """One image as float32 (height, width[, 3]); its pixel count is checked before it is decoded."""
+    try:
+        with warnings.catch_warnings():  # PIL warns past 89 MP; the check below refuses sooner
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(file)
+        with opened as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"image {file} is {image.width}x{image.height} pixels, more than the "
+                                f"{MAX_IMAGE_PIXELS:,} edgepack decodes", hint="resize it or remove it")
+            image = image.convert("L" if channels == 1 else "RGB")
+            if size is not None and image.size != size:
+                image = image.resize(size, Image.BILINEAR)
+            return np.asarray(image, dtype=np.float32)
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError) as exc:
+        # PIL: UnidentifiedImageError (an OSError) for unknown bytes, the others for damaged ones
+        raise DataError(f"cannot read image {file} ({exc})", hint="remove or replace the file") from None
 
 
 def _image_geometry(input_shape: tuple | None, path: Path) -> tuple[tuple | None, int]:
@@ -171,22 +270,27 @@ def _from_tf_dataset(dataset, source: str, input_shape: tuple | None) -> Dataset
     return Dataset(join(xs), join(ys), source)
 
 
-def _checked(dataset: Dataset) -> Dataset:
+def _checked(dataset: Dataset, x_name: str = "inputs", y_name: str = "targets") -> Dataset:
+    """Refuse data edgepack cannot use: non-numeric, empty, mismatched lengths, NaN or infinities.
+    ``x_name``/``y_name`` name the arrays in messages (e.g. ``inputs 'x'`` for an .npz)."""
     x, y = dataset.x, dataset.y
     if x.dtype.kind not in "biuf" or x.ndim == 0:
-        raise DataError(f"{dataset.source}: inputs have dtype {x.dtype} and shape {x.shape}",
+        raise DataError(f"{dataset.source}: {x_name} have dtype {x.dtype} and shape {x.shape}",
                         hint="inputs must be a numeric array with the samples on the first axis")
     if len(x) == 0:
         raise DataError(f"{dataset.source} is empty (0 samples)")
     if y is not None:
-        if y.dtype.kind not in "biuf":
-            raise DataError(f"{dataset.source}: targets have dtype {y.dtype}",
-                            hint="targets must be numeric (class indices, one-hot rows or values)")
+        if y.dtype.kind not in "biuf" or y.ndim == 0:
+            raise DataError(f"{dataset.source}: {y_name} have dtype {y.dtype} and shape {y.shape}",
+                            hint="targets must be numeric (class indices, one-hot rows or values), one per sample")
         if len(y) != len(x):
             raise DataError(f"{dataset.source}: {len(x)} inputs but {len(y)} targets",
                             hint="x and y need the same number of rows")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise DataError(f"{dataset.source}: {y_name} contain NaN or infinite values",
+                            hint="drop or fix those samples")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise DataError(f"{dataset.source}: inputs contain NaN or infinite values")
+        raise DataError(f"{dataset.source}: {x_name} contain NaN or infinite values", hint="drop or fix those samples")
     return dataset
 
 
@@ -204,4 +308,4 @@ def fit_to_input(dataset: Dataset, input_shape: tuple, input_dtype: str, *, mode
                         f"expects {shown}", hint=hint)
     dtype = np.dtype(input_dtype)
     x = dataset.x if dataset.x.dtype == dtype else dataset.x.astype(dtype)
-    return Dataset(x, dataset.y, dataset.source)
+    return Dataset(x, dataset.y, dataset.source, dataset.skipped_files)

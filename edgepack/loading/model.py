@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-import zipfile
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -12,6 +15,8 @@ from typing import Any
 import numpy as np
 
 from edgepack.errors import ModelError
+from edgepack.loading.archive import (MAX_JSON_MEMBER_BYTES, READ_ERRORS, ArchiveError, load_json_object,
+                                      open_checked, read_member)
 from edgepack.loading.safety import find_unsafe_objects
 from edgepack.util.files import sha256_file
 from edgepack.util.tf import captured_native_output, import_tf
@@ -49,37 +54,131 @@ class ModelInfo:
         return sha256_file(self.path)
 
 
+KERAS_HINT = "save the model again with model.save('model.keras')"
+_KERAS_JSON = {"metadata.json": MAX_JSON_MEMBER_BYTES, "config.json": MAX_JSON_MEMBER_BYTES}
+_H5_TEXT_ATTRS = ("keras_version", "model_config", "training_config")
+H5_READ_TIMEOUT_S = 30
+"""HDF5 is a C library that can crash (SIGSEGV) or loop forever on a damaged file (fuzzing found both
+on one-byte changes; see tests/faults/test_loader_fuzz.py); edgepack reads an .h5 model's attributes in a child process with
+this time limit, so neither takes edgepack down. A healthy file takes about 0.3 s (start-up)."""
+H5_CHILD_MEMORY_BYTES = 4 << 30
+"""Address-space limit of that child: a damaged size field cannot make it exhaust memory."""
+
+
 def _read_keras_zip(path: Path) -> tuple[dict, dict]:
+    """metadata.json and config.json of a .keras archive, after checking its central directory
+    (see edgepack.loading.archive); anything malformed or unsafe is a ModelError (exit 4)."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read("metadata.json"))
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise ModelError(f"{path} is not a readable .keras archive ({exc})",
-                         hint="save the model again with model.save('model.keras')") from exc
+        with open_checked(path, read_limits=_KERAS_JSON) as archive:
+            raw = {name: read_member(archive, name, limit) for name, limit in _KERAS_JSON.items()}
+        metadata = load_json_object(raw["metadata.json"], "metadata.json")
+        config = load_json_object(raw["config.json"], "config.json")
+    except ArchiveError as exc:
+        raise ModelError(f"{path} is not a readable .keras archive: {exc}", hint=KERAS_HINT) from None
+    except READ_ERRORS as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ModelError(f"{path} is not a readable .keras archive ({detail})", hint=KERAS_HINT) from None
     return metadata, config
 
 
-def _read_h5(path: Path) -> tuple[str | None, dict | None, dict | None]:
+def _h5_text(handle, name: str, path: Path) -> str | None:
+    """A text attribute of an HDF5 file's root; its type, shape and stored size are checked before
+    it is read (HDF5 can crash converting a damaged non-string type to a string)."""
+    import h5py
+
+    if name not in handle.attrs:
+        return None
+    attr = handle.attrs.get_id(name)
+    if attr.get_type().get_class() != h5py.h5t.STRING or attr.shape not in ((), (1,)):
+        raise ModelError(f"{path}: attribute '{name}' is not text", hint=KERAS_HINT)
+    if attr.get_storage_size() > MAX_JSON_MEMBER_BYTES:
+        raise ModelError(f"{path}: attribute '{name}' is larger than {MAX_JSON_MEMBER_BYTES:,} bytes",
+                         hint="this is not a model file edgepack can read")
+    value = handle.attrs[name]
+    if isinstance(value, np.ndarray) and value.shape in ((), (1,)):
+        value = value.reshape(()).item()
+    if isinstance(value, (bytes, np.bytes_)):
+        value = bytes(value).decode("utf-8")
+    if not isinstance(value, str):
+        raise ModelError(f"{path}: attribute '{name}' is not text", hint=KERAS_HINT)
+    return value
+
+
+def _h5_attrs(path: Path) -> dict:
+    """The text attributes edgepack needs from an .h5 file's root, read in this process."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            attrs = dict(handle.attrs)
-    except OSError as exc:
-        raise ModelError(f"{path} is not a readable HDF5 model file",
-                         hint="save the model again with model.save('model.keras')") from exc
+            return {name: _h5_text(handle, name, path) for name in _H5_TEXT_ATTRS}
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
+        # h5py: OSError for a file HDF5 cannot open, the others for damaged metadata inside one
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ModelError(f"{path} is not a readable HDF5 model file ({detail})", hint=KERAS_HINT) from None
 
-    def text(value):
-        return value.decode() if isinstance(value, bytes) else value
 
-    if "model_config" not in attrs:
+def _h5_child(path: str) -> None:
+    """Entry point of the child process ``_read_h5`` starts: the attributes as JSON on stdout."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    soft = H5_CHILD_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(H5_CHILD_MEMORY_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    try:
+        reply = {"attrs": _h5_attrs(Path(path))}
+    except ModelError as exc:
+        reply = {"error": exc.message, "hint": exc.hint}
+    except MemoryError:
+        reply = {"error": f"{path}: reading it as HDF5 needed more than {H5_CHILD_MEMORY_BYTES >> 30} GiB",
+                 "hint": "the file is damaged"}
+    sys.stdout.write("\n" + json.dumps(reply) + "\n")
+
+
+def _h5_attrs_isolated(path: Path, timeout: float) -> dict:
+    """``_h5_attrs`` run in a child process, so a crash or endless loop inside HDF5 is a ModelError."""
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from edgepack.loading.model import _h5_child; " \
+           "_h5_child(sys.argv[2])"
+    package_root = str(Path(__file__).resolve().parents[2])
+    try:
+        done = subprocess.run([sys.executable, "-c", code, package_root, str(path)], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout,
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    except OSError:  # no Python to start (an embedded interpreter): read it here, unprotected
+        return _h5_attrs(path)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{path}: reading it as HDF5 did not finish in {timeout:g} s (a damaged file can make "
+                         f"the HDF5 library loop)", hint=KERAS_HINT) from None
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name if -done.returncode in signal.valid_signals() else "a signal"
+        raise ModelError(f"{path}: the HDF5 library crashed reading it ({name}); the file is damaged",
+                         hint=KERAS_HINT)
+    try:  # the last line: anything a library printed comes before it
+        reply = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        reply = None
+    if done.returncode != 0 or not isinstance(reply, dict):
+        last = (done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
+        raise ModelError(f"{path}: the HDF5 reader failed (exit {done.returncode}: {last[:200]})", hint=KERAS_HINT)
+    if "error" in reply:
+        raise ModelError(reply["error"], hint=reply.get("hint"))
+    return reply["attrs"]
+
+
+def _read_h5(path: Path, timeout: float = H5_READ_TIMEOUT_S) -> tuple[str | None, dict | None, dict | None]:
+    """keras_version, model_config and training_config of an .h5 model; anything malformed is a
+    ModelError (exit 4). Only those three attributes are read, each type- and size-checked first,
+    in a child process (see ``H5_READ_TIMEOUT_S``)."""
+    attrs = _h5_attrs_isolated(path, timeout)
+    if attrs["model_config"] is None:
         raise ModelError(f"{path} holds weights only, not a whole model",
                          hint="save the whole model with model.save(...), not save_weights")
-    version = text(attrs.get("keras_version"))
-    config = json.loads(text(attrs["model_config"]))
-    training = json.loads(text(attrs["training_config"])) if "training_config" in attrs else None
-    return version, config, training
+    try:
+        config = load_json_object(attrs["model_config"], "model_config")
+        training = load_json_object(attrs["training_config"], "training_config") \
+            if attrs["training_config"] is not None else None
+    except ArchiveError as exc:
+        raise ModelError(f"{path}: {exc}", hint=KERAS_HINT) from None
+    return attrs["keras_version"], config, training
 
 
 def identify_model(path: str | Path) -> ModelInfo:
@@ -93,6 +192,8 @@ def identify_model(path: str | Path) -> ModelInfo:
                              hint="give a .keras or .h5 file or a SavedModel folder")
         flavor = KerasFlavor.TF_KERAS if (path / "keras_metadata.pb").exists() else KerasFlavor.SAVEDMODEL
         return ModelInfo(path, ModelFormat.SAVEDMODEL, flavor, None)
+    if not path.is_file():
+        raise ModelError(f"{path} is not a regular file", hint="give a .keras or .h5 file or a SavedModel folder")
     suffix = path.suffix.lower()
     if suffix == ".keras":
         metadata, config = _read_keras_zip(path)

@@ -56,19 +56,32 @@ def available_runtimes() -> list[str]:
 
 
 CORRUPT_HINT = "convert or copy the model again; the file is damaged"
+MAX_TFLITE_BYTES = 2 << 30
+"""Largest .tflite read (2 GiB, the most a FlatBuffer can address); checked before reading, and the
+read is bounded, so a huge or endless file (a device such as /dev/zero) is never read whole."""
 
 
 def read_model_bytes(path: str | Path) -> bytes:
-    """The bytes of a .tflite file, with a clear error when it is missing or plainly not TFLite."""
+    """The bytes of a .tflite file, with a clear error when it is missing, not a regular file,
+    larger than ``MAX_TFLITE_BYTES`` or plainly not TFLite (ModelError, exit 4)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model not found: {path}", hint="check the path")
     if path.is_dir():
         raise ModelError(f"{path} is a folder, not a .tflite file", hint="give the path of a .tflite file")
+    if not path.is_file():
+        raise ModelError(f"{path} is not a regular file", hint="give the path of a .tflite file")
+    too_large = ModelError(f"{path} is larger than {MAX_TFLITE_BYTES >> 30} GiB, more than a TFLite flatbuffer "
+                           f"can hold", hint="give a .tflite file written by the TFLite converter (edgepack quantize)")
     try:
-        data = path.read_bytes()
+        if path.stat().st_size > MAX_TFLITE_BYTES:
+            raise too_large
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TFLITE_BYTES + 1)
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {exc.strerror}", hint="check the file's permissions") from None
+    if len(data) > MAX_TFLITE_BYTES:
+        raise too_large
     if not data:
         raise ModelError(f"{path} is empty (0 bytes)", hint=CORRUPT_HINT)
     if len(data) < 8 or data[4:8] != b"TFL3":
@@ -85,6 +98,18 @@ def _rejected(exc: Exception, where: str, runtime: str) -> ModelError:
     return ModelError(f"{where} is corrupt or truncated ({runtime}: {detail})", hint=CORRUPT_HINT)
 
 
+def _check_subgraphs(model: bytes, where: str) -> None:
+    """Refuse a model without subgraphs: LiteRT 2.3's verifier accepts one and its Interpreter then
+    crashes the process (SIGSEGV); a one-byte change to a valid model makes one."""
+    try:
+        schema = importlib.import_module("ai_edge_litert.schema_py_generated")
+        count = schema.Model.GetRootAs(model, 0).SubgraphsLength()
+    except Exception:  # no schema module, or bytes the flatbuffer reader cannot walk: the verifier decides
+        return
+    if count == 0:
+        raise ModelError(f"{where} is corrupt: it has no subgraphs (no operators to run)", hint=CORRUPT_HINT)
+
+
 def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str = "auto",
                      where: str = "model", allocate: bool = True, allow_tensorflow: bool = True):
     """Return ``(interpreter, RuntimeInfo)`` for ``model``, verified, tensors allocated if asked.
@@ -95,6 +120,7 @@ def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str =
     if runtime != "auto" and runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime '{runtime}'", hint=f"choose one of: auto, {', '.join(RUNTIMES)}")
     candidates = [runtime] if runtime != "auto" else [r for r in RUNTIMES if allow_tensorflow or r != "tf.lite"]
+    _check_subgraphs(model, where)
     errors = []
     for name in candidates:
         try:
@@ -107,6 +133,8 @@ def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str =
                 interpreter = module.Interpreter(model_content=model, num_threads=threads)
                 if allocate:
                     interpreter.allocate_tensors()
+                interpreter.get_input_details()  # decode the I/O tensor names now: a damaged one is a
+                interpreter.get_output_details()  # UnicodeDecodeError (a ValueError) here, not in the caller
         except (ValueError, RuntimeError) as exc:
             raise _rejected(exc, where, f"{name} {version}") from None
         except SystemError as exc:  # tflite-runtime 2.14 under numpy 2

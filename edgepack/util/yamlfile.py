@@ -19,7 +19,11 @@ What the reader guarantees:
 - YAML 1.2 scalars where YAML 1.1 surprises people: only ``true``/``false`` are booleans
   (``yes``, ``no``, ``on``, ``off`` stay strings) and ``1e-3`` is a float, not a string;
 - ``line_of(("a", "b", 0, "c"))`` gives the 1-based line of that key (or of the nearest
-  enclosing key that exists), so every error can name ``file:line`` and the key path ``a.b[0].c``.
+  enclosing key that exists), so every error can name ``file:line`` and the key path ``a.b[0].c``;
+- bounded work on hostile files: at most ``MAX_YAML_BYTES`` are read, and a document that would
+  expand (aliases counted once per use) to more than ``MAX_YAML_NODES`` values, nests deeper than
+  ``MAX_YAML_DEPTH`` or holds a recursive alias is refused while it is being composed, before any
+  expanded structure is built ("billion laughs"). Every failure is a ConfigError (exit 2).
 """
 
 from __future__ import annotations
@@ -37,11 +41,80 @@ from edgepack.errors import ConfigError
 
 KeyPath = tuple  # of str (mapping keys) and int (list indices)
 
-__all__ = ["load_yaml", "load_validated", "config_error", "key_path_str", "KeyPath"]
+__all__ = ["load_yaml", "load_validated", "config_error", "key_path_str", "KeyPath",
+           "MAX_YAML_BYTES", "MAX_YAML_NODES", "MAX_YAML_DEPTH"]
+
+MAX_YAML_BYTES = 1 << 20
+"""Largest file read (1 MiB). The shipped recipes and device profiles are 1-2 KB."""
+MAX_YAML_NODES = 10_000
+"""Most values (scalars, lists, mappings) in a document with every alias expanded. The shipped files
+have fewer than 100; a billion-laughs document is refused as soon as its count passes this."""
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of lists and mappings (the shipped files nest 4 deep); keeps recursion bounded."""
+
+
+class _Refused(Exception):
+    """A document edgepack will not build, with the YAML mark of where that became clear."""
+
+    def __init__(self, problem: str, mark, hint: str):
+        super().__init__(problem)
+        self.problem, self.mark, self.hint = problem, mark, hint
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans and floats (see the module docstring)."""
+    """SafeLoader with YAML 1.2 booleans and floats, bounded alias expansion and nesting, and
+    scalar conversion errors reported as YAML errors (see the module docstring)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._expanded = 0  # values composed so far, an alias counting the whole value it names
+        self._anchored_sizes: dict = {}  # id(node) -> expanded size, for finished anchored nodes
+        self._depth = 0
+
+    def _count(self, values: int, mark) -> None:
+        self._expanded += values
+        if self._expanded > MAX_YAML_NODES:
+            raise _Refused(f"the document has more than {MAX_YAML_NODES:,} values once its aliases are "
+                           f"expanded (each use of an alias counts every value it names)", mark,
+                           "a recipe or device profile needs far fewer: write the values out or use fewer aliases")
+
+    def compose_node(self, parent, index):
+        """Compose as PyYAML does, counting the expanded size so a billion laughs stops early."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # an undefined alias is PyYAML's own error
+                size = self._anchored_sizes.get(id(target))
+                if size is None:
+                    raise _Refused(f"alias '*{event.anchor}' is used inside the value it names (a recursive "
+                                   f"alias)", event.start_mark, "write the value out instead of the alias")
+                self._count(size, event.start_mark)
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_YAML_DEPTH:
+            raise _Refused(f"lists and mappings nest more than {MAX_YAML_DEPTH} levels deep", event.start_mark,
+                           "a recipe or device profile nests a few levels at most")
+        start = self._expanded
+        self._count(1, event.start_mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if getattr(event, "anchor", None) is not None:
+            self._anchored_sizes[id(node)] = self._expanded - start
+        return node
+
+    def construct_object(self, node, deep=False):
+        """PyYAML's construction; a scalar its tag cannot read (``2001-13-45``, ``!!int x``)
+        becomes a YAML error at that scalar instead of a ValueError."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            shown = repr(node.value)[:60] if isinstance(node, yaml.ScalarNode) else "this value"
+            kind = node.tag.rsplit(":", 1)[-1]
+            why = "" if isinstance(exc, AttributeError) else f" ({exc})"  # PyYAML's regex did not match
+            raise _Refused(f"cannot read {shown} as a YAML {kind}{why}", node.start_mark,
+                           "quote the value to make it a string, or fix it") from None
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -85,26 +158,49 @@ def _walk(node, path: KeyPath, lines: dict, source: str) -> None:
             _walk(item, (*path, index), lines, source)
 
 
-def load_yaml(path: str | Path) -> tuple[Any, Callable[[KeyPath], int | None]]:
-    """Read ``path``: ``(data, line_of)`` where ``line_of(key_path)`` is a 1-based line or None.
-
-    Raises ConfigError (exit 2) naming the file and line for a missing or unreadable file,
-    bad YAML syntax, duplicate keys, or more than one document.
-    """
-    path = Path(path)
+def _read_bounded(path: Path) -> str:
+    """The text of ``path``, refusing one over ``MAX_YAML_BYTES`` before reading it (and reading at
+    most that much, in case the size on disk lies: a device, a growing file)."""
+    too_large = ConfigError(f"{path}: the file is larger than {MAX_YAML_BYTES // (1 << 20)} MiB, far too large "
+                            f"for a recipe or device profile", hint="check that this is the right file")
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise too_large
+        with path.open(encoding="utf-8") as handle:  # text mode: universal newlines, as before
+            text = handle.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found", hint="check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the file ({exc})") from None
-    loader = _Loader(text)
+    if len(text) > MAX_YAML_BYTES:
+        raise too_large
+    return text
+
+
+def load_yaml(path: str | Path) -> tuple[Any, Callable[[KeyPath], int | None]]:
+    """Read ``path``: ``(data, line_of)`` where ``line_of(key_path)`` is a 1-based line or None.
+
+    Raises ConfigError (exit 2) naming the file and line for a missing, unreadable or too large
+    file (over ``MAX_YAML_BYTES``), bad YAML syntax, duplicate keys, more than one document, a
+    scalar its tag cannot read, or a document whose aliases expand past ``MAX_YAML_NODES`` values.
+    """
+    path = Path(path)
+    text = _read_bounded(path)
+    try:
+        loader = _Loader(text)  # checks every character first: a control character is refused here
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(f"{path}:{line}: invalid YAML: character #x{exc.character:04x} is not allowed in YAML",
+                          hint="remove it; the file may be binary or damaged") from None
     try:
         node = loader.get_single_node()
         lines: dict = {(): 1}
         if node is not None:
             _walk(node, (), lines, str(path))
         data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        where = f"{path}:{exc.mark.line + 1}" if exc.mark else str(path)
+        raise ConfigError(f"{where}: {exc.problem}", hint=exc.hint) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}" if mark else str(path)
