@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import traceback
 
 import click
 
 from edgepack import __version__
+from edgepack.cli.signals import (Terminated, ignore_further_signals, remove_run_folder, run_temporary_folder,
+                                  termination_handled)
 from edgepack.errors import EXIT_INTERRUPTED, EdgepackError
 from edgepack.util import quiet
 
@@ -27,36 +28,45 @@ class EdgepackGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         debug = "--debug" in (sys.argv[1:] if args is None else list(args))
         quiet.DEBUG = debug
-        try:
-            result = super().main(args=args, prog_name=prog_name or "edgepack", complete_var=complete_var,
-                                  standalone_mode=False, **extra)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
-        except (click.exceptions.Abort, KeyboardInterrupt):
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
-            if debug:
-                traceback.print_exc()
-            if args is not None:  # called from Python (tests, scripts): a normal SystemExit
-                _fail("interrupted", EXIT_INTERRUPTED)
-            # The real process: the finally blocks have cleaned up. Leave with os._exit, because
-            # CPython kills itself with SIGINT at exit (status -2, not 130) when the interrupt
-            # passed through code run by PyRun_String, as TensorFlow's start-up code is.
-            click.echo("edgepack: error: interrupted", err=True)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)
-        except click.ClickException as exc:
-            where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
-            _fail(" ".join(exc.format_message().split()) + where, exc.exit_code)
-        except EdgepackError as exc:
-            if debug:
-                traceback.print_exc()
-            _fail(exc.one_line(), exc.exit_code)
-        except Exception as exc:  # a bug: say so, briefly
-            if debug:
-                traceback.print_exc()
-            _fail(f"internal error: {type(exc).__name__}: {exc}; {DEBUG_HINT}", 1)
+        with run_temporary_folder() as run_tmp, termination_handled():
+            try:
+                result = super().main(args=args, prog_name=prog_name or "edgepack", complete_var=complete_var,
+                                      standalone_mode=False, **extra)
+            except click.exceptions.Exit as exc:
+                sys.exit(exc.exit_code)
+            except Terminated as exc:
+                _leave(str(exc), exc.exit_code, debug=debug, in_process=args is not None, run_tmp=run_tmp)
+            except (click.exceptions.Abort, KeyboardInterrupt):
+                ignore_further_signals()  # a second signal must not cut the clean-up short
+                _leave("interrupted", EXIT_INTERRUPTED, debug=debug, in_process=args is not None, run_tmp=run_tmp)
+            except click.ClickException as exc:
+                where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+                _fail(" ".join(exc.format_message().split()) + where, exc.exit_code)
+            except EdgepackError as exc:
+                if debug:
+                    traceback.print_exc()
+                _fail(exc.one_line(), exc.exit_code)
+            except Exception as exc:  # a bug: say so, briefly
+                if debug:
+                    traceback.print_exc()
+                _fail(f"internal error: {type(exc).__name__}: {exc}; {DEBUG_HINT}", 1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _leave(message: str, code: int, *, debug: bool, in_process: bool, run_tmp: str) -> None:
+    """Leave after Ctrl-C or a termination signal; the finally blocks have cleaned up by now."""
+    if debug:
+        traceback.print_exc()
+    if in_process:  # called from Python (tests, scripts): a normal SystemExit
+        _fail(message, code)
+    # The real process: leave with os._exit, because CPython kills itself with SIGINT at exit
+    # (status -2, not 130) when the interrupt passed through code run by PyRun_String, as
+    # TensorFlow's start-up code is. os._exit skips the with-blocks, so the run's folder goes first.
+    click.echo(f"edgepack: error: {message}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    remove_run_folder(run_tmp)
+    os._exit(code)
 
 
 @click.group(name="edgepack", cls=EdgepackGroup, context_settings={"help_option_names": ["-h", "--help"]})
