@@ -181,6 +181,19 @@ def test_unknown_host_key_is_refused_unless_accepted(run, sshd, tflite_models, t
     assert "127.0.0.1" in (tmp_path / "empty_known_hosts").read_text()
 
 
+def test_a_changed_host_key_is_named_as_changed_with_advice_that_helps(run, sshd, tflite_models, tmp_path):
+    host_type = "ssh-ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    other = (tmp_path / "other.pub").read_text().split()[1]
+    (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{sshd['port']} {host_type} {other}\n")
+    config = write_ssh_config(tmp_path / "ssh_config", sshd["folder"], tmp_path / "known_hosts")
+    args = [tflite_models["int8"], *FAST, "--remote", sshd["target"], "--ssh-config", config,
+            "--python", DEVICE_PYTHON]
+    for extra in ([], ["--accept-new-host-key"]):
+        message = assert_one_line_error(run("profile", *args, *extra), 6, "has CHANGED", "ssh-keygen -R")
+        assert "unknown" not in message
+
+
 def bare_venv(base: Path, with_numpy: bool) -> Path:
     """A python with no TFLite runtime (and, unless asked, no numpy): a device nobody set up."""
     subprocess.run([str(DEVICE_PYTHON), "-m", "venv", "--without-pip", str(base)], check=True)

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
 from edgepack.bundle.checksums import write_sha256sums
 from edgepack.bundle.manifest import Manifest
+from edgepack.errors import OutputError
 from edgepack.recipes.result import RunResult
 from edgepack.report.render import write_reports
 
 MODEL_FILE = "model.tflite"
+
+
+@contextlib.contextmanager
+def bundle_writes(target: Path) -> Iterator[None]:
+    """Turn a failed write inside the block (a full disk, a read-only folder) into OutputError (exit 8)
+    naming the file; the staging folder is removed by its own context and the previous bundle stays."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise OutputError(f"cannot write the bundle {target}: {exc.strerror or exc}{where}",
+                          hint="free some space or choose another output folder with -o; the previous bundle "
+                               "was not touched") from exc
 
 
 def stage_model(stage: Path, model: Path) -> Path:

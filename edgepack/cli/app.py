@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -15,6 +16,9 @@ from edgepack.errors import EXIT_INTERRUPTED, EdgepackError
 from edgepack.util import quiet
 
 DEBUG_HINT = "run again with --debug for the traceback"
+# Errors that mean "this output cannot be written here", wherever they are raised (a work folder too).
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+EXIT_OUTPUT = 8
 
 
 def _fail(message: str, code: int) -> None:
@@ -46,6 +50,13 @@ class EdgepackGroup(click.Group):
                 if debug:
                     traceback.print_exc()
                 _fail(exc.one_line(), exc.exit_code)
+            except OSError as exc:
+                if debug:
+                    traceback.print_exc()
+                if exc.errno not in OUTPUT_ERRNOS:
+                    _fail(f"internal error: {type(exc).__name__}: {exc}; {DEBUG_HINT}", 1)
+                _fail(f"cannot write {exc.filename or 'a file'}: {exc.strerror}; free some space or choose another "
+                      f"output with -o", EXIT_OUTPUT)
             except Exception as exc:  # a bug: say so, briefly
                 if debug:
                     traceback.print_exc()

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from edgepack.bundle.assemble import stage_model, write_bundle
+from edgepack.bundle.assemble import bundle_writes, stage_model, write_bundle
 from edgepack.bundle.manifest import build_manifest
 from edgepack.bundle.staging import failed_path, publish, staging_folder
 from edgepack.evaluation.metrics import drop as metric_drop
@@ -124,13 +124,14 @@ def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda mess
         final, stages = run_plan(ctx, loaded.plan, source, say, first=2, total=total, entries=entries)
         from edgepack.inspect.tflite_model import inspect_tflite
 
-        tflite = inspect_tflite(stage_model(stage, final.path))
-        result = _result(loaded, stages, tflite, stage, loaded.output)
-        say(f"[{total}/{total}] write bundle {result.bundle}")
-        resolved = {**loaded.resolved_dump(), "steps": entries}
-        write_bundle(stage, result=result, manifest=build_manifest(loaded, result, source, final, tflite, entries),
-                     resolved_recipe=resolved)
-        publish(stage, Path(result.bundle))
+        with bundle_writes(loaded.output):
+            tflite = inspect_tflite(stage_model(stage, final.path))
+            result = _result(loaded, stages, tflite, stage, loaded.output)
+            say(f"[{total}/{total}] write bundle {result.bundle}")
+            resolved = {**loaded.resolved_dump(), "steps": entries}
+            write_bundle(stage, result=result, resolved_recipe=resolved,
+                         manifest=build_manifest(loaded, result, source, final, tflite, entries))
+            publish(stage, Path(result.bundle))
     return result
 
 

@@ -74,11 +74,15 @@ def _which(name: str) -> str:
     return found
 
 
+# In order: ssh prints "Host key verification failed" after both an unknown and a changed key.
 _SSH_FAILURES = [
-    ("Host key verification failed", "the host key of {t} is unknown or has changed",
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "the host key of {t} has CHANGED since it was last seen "
+     "(a re-imaged device, or someone in between)", "make sure this is the right device, then remove its old key "
+     "with 'ssh-keygen -R HOST' (for a port: '[HOST]:PORT'); --accept-new-host-key never accepts a changed key"),
+    ("host key is known for", "the host key of {t} is unknown here (first connection)",
      "check the key and add it to known_hosts (ssh-keyscan), or trust a first-seen host with --accept-new-host-key"),
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "the host key of {t} has CHANGED",
-     "make sure this is the right device, then remove its old key (ssh-keygen -R)"),
+    ("Host key verification failed", "the host key of {t} could not be verified",
+     "connect once with 'ssh' by hand to see why, or trust a first-seen host with --accept-new-host-key"),
     ("Permission denied", "ssh authentication to {t} failed (no usable key; edgepack never asks for a password)",
      "install your public key on the device (ssh-copy-id) or name one in your ssh config"),
     ("Connection refused", "cannot connect to {t}: connection refused", "check the host, the port and that sshd runs"),
