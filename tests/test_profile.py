@@ -184,6 +184,15 @@ def test_hanging_child_is_killed_and_exit_5(tmp_path, tflite_models):
     assert gone(int(pid_file.read_text()))
 
 
+def test_a_hang_is_killed_by_a_time_limit_sized_from_the_run_not_after_minutes(tmp_path, tflite_models):
+    runner, pid_file = stand_in(tmp_path, "hangs", "sleeps for an hour", "time.sleep(3600)")
+    started = time.monotonic()
+    with pytest.raises(RuntimeUnavailable, match=r"did not finish within \d+(\.\d)? s") as info:
+        profile(ProfileConfig(model=tflite_models["int8"], probe=runner))
+    assert time.monotonic() - started < 40, "a small model's default limit is well under a minute"
+    assert info.value.exit_code == 5 and gone(int(pid_file.read_text()))
+
+
 def test_ctrl_c_kills_the_child_and_exits_130(tflite_models):
     process = subprocess.Popen([sys.executable, "-m", "edgepack", "profile", str(tflite_models["int8"]),
                                 "--min-seconds", "120", "--max-seconds", "120", "--threads", "1"],

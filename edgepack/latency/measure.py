@@ -73,10 +73,36 @@ def _inputs_file(config: ProfileConfig, model: bytes, folder: Path) -> Path | No
     return path
 
 
-def _run(config: ProfileConfig, device, spec: ProbeSpec, model: Path, inputs: Path | None, folder: Path):
+STARTUP_S = 10.0      # start Python, import the runtime, load the model: generous on a Pi
+SLOWDOWN = 10.0       # the estimate may be optimistic (another device, a delegate, a loaded machine)
+REMOTE_EXTRA_S = 30.0  # ssh connections and copies
+
+
+def sized_timeout(config: ProfileConfig, model: bytes, device, spec: ProbeSpec) -> float:
+    """The probe's time limit: ``--timeout`` when given, else twice what this run should take (from
+    its own runs, warm-up and times and the estimated latency, x10 in case the estimate is
+    optimistic), at least 20 s and at most 2 x max-seconds + 60."""
+    if config.timeout_s is not None:
+        return config.timeout_s
+    cap = config.probe_timeout_s
+    try:
+        from edgepack.latency.estimate import estimate_latency
+        from edgepack.latency.work import model_work
+
+        figures = _figures_device(device)
+        estimate = estimate_latency(model_work(config.model, model), figures, spec.threads if figures is device else None)
+    except EdgepackError:
+        return cap
+    per_run = max(estimate.latency_ms / 1000.0, 1e-4) * SLOWDOWN
+    expected = STARTUP_S + max(spec.warmup_seconds, spec.warmup * per_run) + max(spec.min_seconds, spec.runs * per_run)
+    expected += REMOTE_EXTRA_S if config.remote else 0.0
+    return round(min(cap, max(20.0, 2 * expected)), 1)
+
+
+def _run(config: ProfileConfig, device, spec: ProbeSpec, model: Path, inputs: Path | None, folder: Path,
+         timeout: float):
     """Run the probe here or over SSH: ``(document, where, host, notes)``."""
     probe = config.probe or PROBE_SCRIPT
-    timeout = config.probe_timeout_s
     if config.remote:
         from edgepack.latency.remote import resolve_target, run_remote
         from edgepack.remote.ssh import Ssh
@@ -108,7 +134,8 @@ def _run(config: ProfileConfig, device, spec: ProbeSpec, model: Path, inputs: Pa
         stage = last_stage(result.stderr)
         raise RuntimeUnavailable(f"the runtime did not finish within {timeout:g} s"
                                  f"{f' (stuck in {stage})' if stage else ''}; it was killed",
-                                 hint="the model or a delegate hangs; raise --timeout if it is only slow")
+                                 hint="the model or a delegate hangs; if it is only slow, give a longer --timeout "
+                                      "(the limit was sized from --runs, --warmup and the estimated latency)")
     document = interpret(result.stdout, result.stderr, result.returncode, where="this machine", remote=False,
                          python=python)
     return document, "local", None, []
@@ -183,15 +210,16 @@ def profile(config: ProfileConfig, *, device: DeviceProfile | None = None) -> Pr
     with tempfile.TemporaryDirectory(prefix="edgepack-profile-") as tmp:
         inputs = _inputs_file(config, model, Path(tmp))
         started = time.perf_counter()
+        timeout = sized_timeout(config, model, device, spec)
         try:
-            document, where, host, run_notes = _run(config, device, spec, config.model, inputs, Path(tmp))
+            document, where, host, run_notes = _run(config, device, spec, config.model, inputs, Path(tmp), timeout)
         except AcceleratorUnavailable as exc:
             if not config.allow_cpu_fallback or (spec.accelerator == "cpu" and not spec.delegate):
                 raise
             fallback = (f"{spec.accelerator if not spec.delegate else spec.delegate} unavailable, measured on "
                         f"the CPU instead (--allow-cpu-fallback): {exc.message}")
             spec = _spec(config, device, cpu=True)
-            document, where, host, run_notes = _run(config, device, spec, config.model, inputs, Path(tmp))
+            document, where, host, run_notes = _run(config, device, spec, config.model, inputs, Path(tmp), timeout)
         notes += run_notes + ([fallback] if fallback else [])
     runtime = dict(document["runtime"], fallback=fallback)
     latency = {key: document["latency_ms"].get(key) for key in LATENCY_KEYS}
@@ -210,6 +238,6 @@ def profile(config: ProfileConfig, *, device: DeviceProfile | None = None) -> Pr
         peak_memory_mb=peak.get("vmhwm_mb", peak.get("ru_maxrss_mb")), memory=document["memory"],
         inputs=str(config.data.source) if config.data else "random",
         settings={"runs": spec.runs, "warmup": spec.warmup, "warmup_seconds": spec.warmup_seconds,
-                  "min_seconds": spec.min_seconds, "max_seconds": spec.max_seconds,
+                  "min_seconds": spec.min_seconds, "max_seconds": spec.max_seconds, "timeout_s": timeout,
                   "wall_seconds": round(time.perf_counter() - started, 3)},
         op_profile=split, python=document.get("python"), notes=notes + model_notes, **sizes)
