@@ -232,6 +232,10 @@ def inspect_tflite(path: str | Path) -> dict:
         summary.update(_interpreter_fields(interpreter))
     else:
         model, graph = parse_graph(schema, data, path)
-        summary.update(_schema_fields(model, graph))
+        try:
+            summary.update(_schema_fields(model, graph))
+        except (IndexError, KeyError, TypeError, ValueError) as exc:  # tensor indices the verifier let through
+            raise ModelError(f"{path} could not be read as a TFLite model: {type(exc).__name__}: {exc}",
+                             hint=CORRUPT_HINT) from None
     summary.setdefault("notes", [])
     return summary

@@ -63,13 +63,14 @@ def make_context(loaded: LoadedRecipe, work: Path, *, trust_model: bool = False,
 
 def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lambda message: None,
              first: int = 2, total: int | None = None,
-             entries: list | None = None) -> tuple[ModelArtifact, list[ModelArtifact]]:
+             entries: list | None = None, check=None) -> tuple[ModelArtifact, list[ModelArtifact]]:
     """Run the planned steps on ``source``: ``(final artifact, one artifact per stage)``.
 
     Keras stages are scored here; the .tflite is scored by the evaluate step. A measuring step
     (evaluate, profile) adds its figures to the current stage instead of making a new one.
     ``entries``, when given, receives each step's effective params as ``{name: params}`` (what a
-    step decided while running, such as a sensitivity allocation, included).
+    step decided while running, such as a sensitivity allocation, included). ``check``, when given,
+    sees every new stage and may raise to stop (the tuner stops hopeless trials early).
     """
     total = total or len(plan) + first
     stages, current = [source], source
@@ -78,6 +79,8 @@ def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lam
         produced = planned.step.run(ctx, current, planned.params)
         if produced.kind is ModelKind.KERAS and ctx.scorer is not None:
             produced = produced.model_copy(update={"metric": ctx.scorer.score(produced)})
+        if check is not None:
+            check(produced)
         if planned.step.measures:
             stages[-1] = produced
         else:

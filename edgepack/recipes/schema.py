@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_mo
 
 from edgepack.evaluation.metrics import Metric
 from edgepack.steps.base import StepParams, registry
+from edgepack.tune.space import TuneSection
 from edgepack.util.types import FiniteNonNegative
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -80,6 +81,7 @@ class Recipe(_Strict):
     steps: list[StepEntry] = Field(default_factory=list)
     gates: Gates = Field(default_factory=Gates)
     output: str = "dist/{name}"
+    tune: TuneSection | None = None
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,56 @@
+"""``edgepack tune RECIPE``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgepack.cli.options import build_config, json_option, trust_model_option
+from edgepack.cli.output import console, emit
+
+
+def _render(result) -> None:
+    from rich.table import Table
+
+    table = Table("trial", "state", "gzip KB", "drop", "latency ms", "gates", "steps", title_justify="left",
+                  title=f"study {result.study} ({result.storage}); Pareto front: {result.pareto}")
+    for row in result.trials:
+        steps = " → ".join(f"{name} {_short(params)}" for entry in row.steps for name, params in entry.items()
+                           if name in ("prune", "cluster", "quantize"))
+        table.add_row(str(row.number) + (" *" if row.number == result.best else ""), row.state,
+                      "-" if row.size_kb is None else f"{row.size_kb:.1f}", "-" if row.drop is None else f"{row.drop:.2f}",
+                      "-" if row.latency_ms is None else f"{row.latency_ms:.3f}", "pass" if row.feasible else "fail", steps)
+    out = console()
+    out.print(table)
+    out.print(f"tuned recipe: {result.tuned_recipe}\nbundle: {result.bundle}")
+
+
+def _short(params: dict) -> str:
+    keys = ("sparsity", "allocate", "clusters", "mode", "max_drop")
+    return ",".join(f"{params[k]}" for k in keys if params.get(k) not in (None, [], {}))
+
+
+@click.command("tune")
+@click.argument("recipe")
+@click.option("--trials", type=int, default=20, show_default=True, help="Trials to run (in addition to earlier ones).")
+@click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
+@click.option("--storage", metavar="URL", help="Study database (default sqlite:///RECIPE.tune.db; "
+              "postgresql://... lets several machines share one study).")
+@click.option("--study", metavar="NAME", help="Study name (default: the recipe's name).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="The tuned recipe to write "
+              "(default RECIPE.tuned.yaml).")
+@click.option("--trust-code", is_flag=True, help="Allow data given as package.module:function.")
+@trust_model_option
+@json_option
+def tune_command(recipe, trials, timeout, storage, study, output, trust_code, trust_model, as_json):
+    """Search RECIPE's space (its tune: section, or around its steps) for configurations that pass its
+    gates, minimising size and/or latency and drop; write the best as a plain recipe and build it."""
+    from edgepack.tune.study import TuneOptions, tune_recipe
+
+    options = build_config(TuneOptions, recipe=recipe, trials=trials, timeout=timeout, storage=storage, study=study,
+                           output=output, trust_model=trust_model, trust_code=trust_code)
+    emit(tune_recipe(options, say=lambda message: click.echo(message, err=True)), as_json, _render)
+
+
+COMMANDS = [tune_command]

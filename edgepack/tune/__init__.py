@@ -1,0 +1,1 @@
+"""``edgepack tune``: search a recipe's space with Optuna for configurations that pass its gates."""

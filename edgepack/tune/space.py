@@ -1,0 +1,51 @@
+"""The ``tune:`` section of a recipe: objectives and the search space, checked like any recipe key."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Objective = Literal["size", "latency", "drop"]
+
+
+class TuneSection(BaseModel):
+    """What ``edgepack tune`` searches and minimises. Without a ``tune:`` section the defaults search
+    around the recipe's own steps: prune and cluster may be added or dropped, the sparsity, its
+    allocation and the cluster count vary, and accuracy control is tried on and off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objectives: list[Objective] = Field(default_factory=lambda: ["size", "drop"], min_length=1)
+    sparsity: tuple[float, float] = (0.5, 0.95)
+    allocate: list[Literal["uniform", "sensitivity"]] = Field(default_factory=lambda: ["uniform", "sensitivity"],
+                                                              min_length=1)
+    clusters: list[int] = Field(default_factory=lambda: [8, 16, 32], min_length=1)
+    steps: list[Literal["prune", "cluster"]] = Field(default_factory=lambda: ["prune", "cluster"])
+    optional: bool = True
+    accuracy_control: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
+    epochs: int | None = Field(default=None, ge=1, le=1000)
+    seed: int = Field(default=0, ge=0)
+
+    @field_validator("sparsity")
+    @classmethod
+    def _range(cls, value):
+        low, high = value
+        if not (0.0 <= low <= high < 1.0):
+            raise ValueError(f"sparsity [{low}, {high}] must be a range inside [0, 1) with low <= high")
+        return value
+
+    @field_validator("clusters")
+    @classmethod
+    def _counts(cls, value):
+        if any(count < 2 for count in value):
+            raise ValueError("cluster counts must be at least 2")
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError("objectives: each objective once")
+        if not self.steps and self.accuracy_control == [False]:
+            raise ValueError("the search space is empty: no steps to vary and accuracy control fixed off")
+        return self

@@ -1,0 +1,260 @@
+"""``edgepack tune``: an Optuna study over a recipe's steps, constrained by its gates.
+
+Each trial builds a step list from the search space, checks it with the same plan ``run`` uses,
+runs it (step outputs cached by input, step, params and data, so a shared prefix runs once), and
+reports the objectives (gzip size, latency p50, metric drop) with the gates as constraints. A trial
+whose Keras stages already lose more than the accuracy gate plus a margin is pruned early. The study
+lives in SQLite beside the recipe unless ``--storage`` names another database (PostgreSQL lets
+several machines share one study); re-running continues it. At the end the best feasible trial is
+written as a plain recipe (every effective parameter, the allocation included) and its bundle built.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgepack.errors import GateFailed, RemoteError
+from edgepack.recipes.loader import LoadedRecipe, load_recipe
+from edgepack.recipes.plan import plan_steps
+from edgepack.recipes.schema import Recipe, entry_name, entry_params
+from edgepack.tune.space import TuneSection
+
+Say = Callable[[str], None]
+EARLY_MARGIN = 3.0  # points beyond the accuracy gate at which a trial stops before conversion
+
+
+class TuneOptions(BaseModel):
+    """The command line's view of a study."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: Path
+    trials: int = Field(default=20, ge=1, le=100_000)
+    timeout: float | None = Field(default=None, gt=0)
+    storage: str | None = None
+    study: str | None = None
+    output: Path | None = None
+    trust_model: bool = False
+    trust_code: bool = False
+
+
+class TrialSummary(BaseModel):
+    """One trial: its steps (effective params), gzip size, latency p50, drop, and whether it passes."""
+
+    number: int
+    state: str
+    steps: list[dict] = []
+    size_kb: float | None = None
+    latency_ms: float | None = None
+    drop: float | None = None
+    feasible: bool = False
+    violation: float | None = None
+    note: str | None = None
+
+
+class TuneResult(BaseModel):
+    """The whole study as ``--json`` prints it."""
+
+    study: str
+    storage: str
+    objectives: list[str]
+    trials: list[TrialSummary]
+    pareto: list[int]
+    best: int | None
+    tuned_recipe: str | None = None
+    bundle: str | None = None
+    seconds: float
+
+
+def _base_params(recipe: Recipe) -> dict[str, dict]:
+    return {entry_name(e): entry_params(e).model_dump(mode="json") for e in recipe.steps}
+
+
+def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
+    """The step list of one trial: the recipe's steps varied as ``space`` allows."""
+    base, entries = _base_params(recipe), []
+    wanted = {name: name in space.steps and (not space.optional or
+                                             trial.suggest_categorical(f"use_{name}", [True, False]))
+              for name in ("prune", "cluster")}
+    if wanted["prune"]:
+        prune = {k: v for k, v in base.get("prune", {}).items() if k != "layer_sparsity"}
+        prune.update(sparsity=round(trial.suggest_float("sparsity", *space.sparsity), 3),
+                     allocate=trial.suggest_categorical("allocate", space.allocate))
+        entries.append({"prune": prune | ({"epochs": space.epochs} if space.epochs else {})})
+    if wanted["cluster"]:
+        cluster = dict(base.get("cluster", {}), clusters=trial.suggest_categorical("clusters", space.clusters),
+                       preserve_sparsity=wanted["prune"])
+        entries.append({"cluster": cluster | ({"epochs": space.epochs} if space.epochs else {})})
+    quantize = dict(base.get("quantize", {"mode": "int8"}))
+    gate = recipe.gates.max_accuracy_drop
+    if quantize.get("mode") == "int8" and gate is not None and recipe.data.val and \
+            trial.suggest_categorical("accuracy_control", space.accuracy_control):
+        quantize["max_drop"] = gate
+    entries.append({"quantize": quantize})
+    return entries + [{name: params} for name, params in base.items() if name in ("evaluate", "profile")]
+
+
+def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
+    import optuna
+
+    storage = options.storage or f"sqlite:///{loaded.path.resolve().with_suffix('.tune.db')}"
+    sampler = optuna.samplers.TPESampler(seed=space.seed, constraints_func=lambda t: t.user_attrs.get(
+        "constraints", [1.0]))
+    try:
+        study = optuna.create_study(storage=storage, study_name=options.study or loaded.recipe.name,
+                                    directions=["minimize"] * len(space.objectives), sampler=sampler,
+                                    load_if_exists=True)
+    except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver
+        reason = _masked((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+        raise RemoteError(f"cannot open the study storage {_masked(storage)}: {reason[:200]}",
+                          hint="check the --storage URL, the server and its driver (psycopg2 for PostgreSQL)") from None
+    return study, storage
+
+
+def _masked(url: str) -> str:
+    import re
+
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def _trial_recipe(loaded: LoadedRecipe, entries: list[dict]) -> Recipe:
+    return Recipe.model_validate({**loaded.recipe.model_dump(mode="json"), "steps": entries, "tune": None})
+
+
+def _early_stop(trial, loaded: LoadedRecipe, reference: float | None):
+    import optuna
+
+    from edgepack.evaluation.metrics import drop as metric_drop
+    from edgepack.steps.base import ModelKind
+
+    gate = loaded.recipe.gates.max_accuracy_drop
+
+    def check(artifact) -> None:
+        if gate is None or reference is None or artifact.kind is not ModelKind.KERAS or artifact.metric is None:
+            return
+        lost = metric_drop(loaded.recipe.metric, reference, artifact.metric)
+        if lost > gate + EARLY_MARGIN:
+            note = f"stopped early: {artifact.label} already loses {lost:.2f} (gate {gate:g})"
+            trial.set_user_attr("note", note)
+            raise optuna.TrialPruned(note)
+
+    return check
+
+
+def _constraints(loaded: LoadedRecipe, drop: float | None, size_kb: float, latency: float | None) -> list[float]:
+    gates, values = loaded.recipe.gates, []
+    if gates.max_accuracy_drop is not None:
+        values.append((drop if drop is not None else 1e9) - gates.max_accuracy_drop)
+    if gates.max_size_kb is not None:
+        values.append(size_kb - gates.max_size_kb)
+    if gates.max_latency_ms is not None:
+        values.append((latency if latency is not None else 1e9) - gates.max_latency_ms)
+    return values or [0.0]
+
+
+def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path, say: Say) -> list:
+    """One trial: its steps, run with the shared cache; returns the objectives, records the rest."""
+    import tempfile
+
+    import optuna
+
+    from edgepack.evaluation.metrics import drop as metric_drop
+    from edgepack.recipes.execute import make_context, run_plan
+    from edgepack.steps.artifacts import ModelArtifact
+    from edgepack.steps.base import ModelKind
+
+    recipe = _trial_recipe(loaded, suggest_steps(trial, loaded.recipe, space))
+    planned, problems = plan_steps(recipe.steps, loaded.setting)
+    if problems:
+        trial.set_user_attr("note", problems[0].message)
+        raise optuna.TrialPruned(problems[0].message)
+    with tempfile.TemporaryDirectory(prefix="edgepack-trial-") as work:
+        ctx = make_context(loaded, Path(work), trust_model=options.trust_model, trust_code=options.trust_code,
+                           cache_dir=cache)
+        source = ModelArtifact.of_file(Path(recipe.model), ModelKind.KERAS, label="float (Keras)")
+        source = source.model_copy(update={"metric": ctx.scorer.score(source)})
+        entries: list[dict] = []
+        final, _ = run_plan(ctx, planned, source, entries=entries, check=_early_stop(trial, loaded, source.metric))
+    drop = None if source.metric is None or final.metric is None else \
+        metric_drop(recipe.metric, source.metric, final.metric)
+    latency = final.latency.latency_ms["p50"] if final.latency is not None else None
+    figures = {"size": final.gzip_size_bytes / 1024, "latency": latency, "drop": drop}
+    trial.set_user_attr("steps", entries)
+    trial.set_user_attr("figures", {**figures, "raw_kb": final.size_bytes / 1024})
+    trial.set_user_attr("constraints", _constraints(loaded, drop, final.size_bytes / 1024, latency))
+    say(f"  trial {trial.number}: size {figures['size']:.1f} KB gzip, drop "
+        f"{'-' if drop is None else f'{drop:.2f}'}, latency {'-' if latency is None else f'{latency:.3f} ms'}")
+    return [figures[name] if figures[name] is not None else 1e9 for name in space.objectives]
+
+
+def _summaries(study, space: TuneSection) -> list[TrialSummary]:
+    rows = []
+    for t in study.trials:
+        figures = t.user_attrs.get("figures", {})
+        constraints = t.user_attrs.get("constraints")
+        feasible = t.state.name == "COMPLETE" and constraints is not None and all(c <= 0 for c in constraints)
+        rows.append(TrialSummary(number=t.number, state=t.state.name, steps=t.user_attrs.get("steps", []),
+                                 size_kb=figures.get("size"), latency_ms=figures.get("latency"),
+                                 drop=figures.get("drop"), feasible=feasible,
+                                 violation=None if constraints is None else sum(max(0.0, c) for c in constraints),
+                                 note=t.user_attrs.get("note")))
+    return rows
+
+
+def _best(rows: list[TrialSummary], space: TuneSection) -> TrialSummary | None:
+    feasible = [r for r in rows if r.feasible]
+    key = {"size": lambda r: r.size_kb, "latency": lambda r: r.latency_ms or 1e9, "drop": lambda r: r.drop or 0.0}
+    return min(feasible, key=lambda r: tuple(key[name](r) for name in space.objectives)) if feasible else None
+
+
+def write_tuned(loaded: LoadedRecipe, best: TrialSummary, path: Path) -> Path:
+    """The best trial as a plain recipe (absolute paths, every effective parameter, no tune: section)."""
+    data = loaded.recipe.model_dump(mode="json", exclude={"tune"})
+    data.update(steps=best.steps, device=loaded.device_ref,
+                description=(data.get("description") or "") + f" (tuned: trial {best.number})")
+    from edgepack.util.files import write_bytes_atomic
+
+    write_bytes_atomic(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode())
+    return path
+
+
+def tune_recipe(options: TuneOptions, say: Say = lambda message: None) -> TuneResult:
+    """Run (or continue) the study of ``options.recipe``, write the tuned recipe and build its bundle.
+
+    Raises GateFailed (exit 7) naming the closest trials when none passes the gates.
+    """
+    import optuna
+
+    started = time.perf_counter()
+    loaded = load_recipe(options.recipe)
+    space = loaded.recipe.tune or TuneSection()
+    study, storage = _open_study(options, loaded, space)
+    cache = loaded.path.resolve().with_suffix(".tune-cache")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    say(f"study {study.study_name} in {_masked(storage)}: {len(study.trials)} trial(s) so far; "
+        f"{options.trials} more, objectives {', '.join(space.objectives)}")
+    study.optimize(lambda trial: run_trial(trial, loaded, space, options, cache, say), n_trials=options.trials,
+                   timeout=options.timeout, catch=())
+    rows = _summaries(study, space)
+    best = _best(rows, space)
+    pareto = sorted(t.number for t in study.best_trials) if any(r.state == "COMPLETE" for r in rows) else []
+    result = TuneResult(study=study.study_name, storage=_masked(storage), objectives=space.objectives, trials=rows,
+                        pareto=pareto, best=None if best is None else best.number,
+                        seconds=round(time.perf_counter() - started, 1))
+    if best is None:
+        closest = sorted((r for r in rows if r.violation is not None), key=lambda r: r.violation)[:3]
+        detail = "; ".join(f"trial {r.number}: size {r.size_kb:.1f} KB, drop "
+                           f"{'-' if r.drop is None else f'{r.drop:.2f}'}" for r in closest) or "no trial finished"
+        raise GateFailed(f"no trial of study {study.study_name} passes the gates of {loaded.path.name} ({detail})",
+                         hint="run more trials, widen the tune: space, or loosen the gates")
+    tuned = write_tuned(loaded, best, options.output or loaded.path.with_suffix(".tuned.yaml"))
+    say(f"best: trial {best.number} ({best.size_kb:.1f} KB, drop {best.drop:.2f}); wrote {tuned}; building its bundle")
+    from edgepack.recipes.execute import RunOptions, run_recipe
+
+    run = run_recipe(RunOptions(recipe=tuned, trust_model=options.trust_model, trust_code=options.trust_code), say)
+    return result.model_copy(update={"tuned_recipe": str(tuned), "bundle": run.bundle})

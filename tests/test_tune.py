@@ -1,0 +1,115 @@
+"""``edgepack tune``: a real Optuna study (SQLite) over a recipe, its tuned recipe, resume and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, assert_one_line_error
+
+RECIPE = """\
+name: t
+device: host-cpu
+model: {model}
+data: {{train: {train}, val: {val}}}
+steps:
+  - prune: {{sparsity: 0.7, epochs: 1}}
+  - quantize: {{mode: int8, io: int8}}
+  - profile: {{where: estimate}}
+gates: {{max_accuracy_drop: 1.5{extra_gate}}}
+output: {output}
+tune: {{sparsity: [0.6, 0.85], epochs: 1, clusters: [16]{extra_tune}}}
+"""
+
+
+def write_recipe(folder: Path, digits: dict, *, extra_gate: str = "", extra_tune: str = "") -> Path:
+    path = folder / "t.yaml"
+    path.write_text(RECIPE.format(model=digits["model"], train=digits["train"], val=digits["val"],
+                                  output=folder / "dist" / "{name}", extra_gate=extra_gate, extra_tune=extra_tune))
+    return path
+
+
+def completed(db: Path) -> int:
+    """Finished trials, read with sqlite3 (a second Optuna client could race the child creating the schema)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db, timeout=10) as connection:
+            return connection.execute("SELECT count(*) FROM trials WHERE state IN ('COMPLETE', 'PRUNED')").fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+
+
+def test_tune_writes_a_recipe_whose_bundle_passes_its_gates_again_from_a_clean_folder(run, digits, tmp_path):
+    recipe = write_recipe(tmp_path, digits)
+    result = run("tune", recipe, "--trials", "3", "-o", tmp_path / "tuned.yaml", "--json")
+    assert result.exit_code == 0, result.stderr[-2000:]
+    study = json.loads(result.stdout)
+    assert len(study["trials"]) == 3 and study["best"] is not None and study["best"] in study["pareto"]
+    best = next(t for t in study["trials"] if t["number"] == study["best"])
+    assert best["feasible"] and best["drop"] <= 1.5
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    again = run("run", tmp_path / "tuned.yaml", "-o", clean / "bundle", "--json", cwd=clean)
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["passed"] is True
+    tuned = (tmp_path / "tuned.yaml").read_text()
+    assert "tune:" not in tuned and "quantize:" in tuned
+
+
+def test_rerunning_tune_continues_the_sqlite_study(run, digits, tmp_path):
+    recipe = write_recipe(tmp_path, digits)
+    assert run("tune", recipe, "--trials", "1").exit_code in (0, 7)
+    assert run("tune", recipe, "--trials", "1").exit_code in (0, 7)
+    assert completed(tmp_path / "t.tune.db") == 2
+
+
+def test_ctrl_c_keeps_the_study_and_a_rerun_continues_it(digits, tmp_path):
+    recipe = write_recipe(tmp_path, digits)
+    db = tmp_path / "t.tune.db"
+    child = subprocess.Popen([sys.executable, "-m", "edgepack", "tune", str(recipe), "--trials", "50"], cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (db.exists() and completed(db) >= 1):
+        time.sleep(1)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=120)
+    assert child.returncode == 130, stderr[-2000:]
+    kept = completed(db)
+    assert kept >= 1
+    again = subprocess.run([sys.executable, "-m", "edgepack", "tune", str(recipe), "--trials", "1"], cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert again.returncode in (0, 7), again.stderr[-2000:]
+    assert completed(db) == kept + 1
+
+
+def test_gates_no_trial_meets_are_exit_7_naming_the_closest_trials(run, digits, tmp_path):
+    recipe = write_recipe(tmp_path, digits, extra_gate=", max_size_kb: 1")
+    assert_one_line_error(run("tune", recipe, "--trials", "2"), 7, "no trial of study t passes the gates",
+                          "trial 0", progress=True)
+
+
+@pytest.mark.parametrize("extra_tune, fragment", [(", sparsity: [0.9, 0.5]", "low <= high"),
+                                                  (", clusters: []", "clusters"),
+                                                  (", steps: [], accuracy_control: [false]", "empty")])
+def test_an_empty_or_contradictory_search_space_is_exit_2(run, digits, tmp_path, extra_tune, fragment):
+    recipe = write_recipe(tmp_path, digits, extra_tune=extra_tune.replace(", sparsity: [0.6, 0.85]", ""))
+    recipe.write_text(recipe.read_text().replace("sparsity: [0.6, 0.85], ", "") if "sparsity" in extra_tune
+                      else recipe.read_text())
+    assert_one_line_error(run("recipes", "validate", recipe), 2, fragment)
+    assert_one_line_error(run("tune", recipe, "--trials", "1"), 2, fragment)
+
+
+def test_an_unreachable_storage_is_one_clear_line(run, digits, tmp_path):
+    recipe = write_recipe(tmp_path, digits)
+    result = run("tune", recipe, "--trials", "1", "--storage", "postgresql://edgepack:secret@127.0.0.1:9/nothing")
+    message = assert_one_line_error(result, 6, "cannot open the study storage", progress=True)
+    assert "secret" not in message
