@@ -44,8 +44,8 @@ class TrainingParams(StepParams):
         return value
 
 
-class CompressInputs(BaseModel):
-    """What a library call of prune or cluster reads and writes (the recipe supplies these itself)."""
+class FineTuneInputs(BaseModel):
+    """What a library call of a fine-tuning step reads and writes (the recipe supplies these itself)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +54,10 @@ class CompressInputs(BaseModel):
     output: Path
     val: DataSpec | None = None
     trust_model: bool = False
+
+
+class CompressInputs(FineTuneInputs):
+    """The inputs of prune and cluster, which write a Keras model."""
 
     @field_validator("output")
     @classmethod

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from edgepack.compress.config import TrainingParams
-from edgepack.loading.data import DataSpec
+from edgepack.compress.config import FineTuneInputs, TrainingParams
 from edgepack.modes import IOType
 from edgepack.steps._compress import produce
 from edgepack.steps.artifacts import ModelArtifact
@@ -29,16 +28,8 @@ class QatParams(TrainingParams):
                                       "on for Edge TPU, GPU and NPU devices.")
 
 
-class QatConfig(QatParams):
+class QatConfig(FineTuneInputs, QatParams):
     """A library call of ``qat``: the params plus the model, data and the .tflite to write."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: Path
-    data: DataSpec
-    output: Path
-    val: DataSpec | None = None
-    trust_model: bool = False
 
     @field_validator("output")
     @classmethod
