@@ -20,6 +20,8 @@ from edgepack.errors import ModelError
 from edgepack.loading.archive import MAX_COMPRESSION_RATIO, MAX_JSON_DEPTH, MAX_JSON_MEMBER_BYTES, MAX_MEMBERS
 from edgepack.loading.model import identify_model
 
+from byte_mutations import mutations
+
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 METADATA = {"keras_version": "3.15.1", "date_saved": "2026-01-01@00:00:00"}
@@ -212,25 +214,6 @@ def valid_keras(tmp_path_factory) -> bytes:
     path = write_keras(tmp_path_factory.mktemp("valid") / "m.keras", valid_members(), zipfile.ZIP_DEFLATED)
     assert identify_model(path).flavor.value == "keras3"
     return path.read_bytes()
-
-
-def mutations(base: bytes, max_edits: int = 4) -> st.SearchStrategy:
-    """``base`` with a few bytes overwritten, inserted or deleted, and perhaps cut short."""
-    edit = st.tuples(st.sampled_from(["set", "insert", "delete"]), st.integers(0, len(base) - 1),
-                     st.integers(0, 255))
-
-    def apply(edits, cut):
-        data = bytearray(base)
-        for kind, at, value in edits:
-            at %= max(len(data), 1)
-            if kind == "insert":
-                data.insert(at, value)
-            elif data:
-                data[at:at + 1] = bytes([value]) if kind == "set" else b""
-        return bytes(data if cut is None else data[:cut])
-
-    return st.builds(apply, st.lists(edit, min_size=1, max_size=max_edits),
-                     st.one_of(st.none(), st.integers(0, len(base))))
 
 
 def _identify_or_model_error(folder: Path, data: bytes) -> None:

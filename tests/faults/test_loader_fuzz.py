@@ -28,6 +28,8 @@ from conftest import assert_one_line_error
 from edgepack.errors import DataError, ModelError
 from edgepack.loading.data import DataSpec, load_data
 
+from byte_mutations import mutations
+
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 H5_HANG_SECONDS = 3  # an attribute read of a healthy file takes milliseconds
@@ -120,25 +122,6 @@ def worker():
 def scratch(tmp_path_factory) -> Path:
     """One folder for the examples hypothesis writes (a function-scoped tmp_path cannot be used)."""
     return tmp_path_factory.mktemp("loader_fuzz")
-
-
-def mutations(base: bytes, max_edits: int = 4) -> st.SearchStrategy:
-    """``base`` with a few bytes overwritten, inserted or deleted, and perhaps cut short."""
-    edit = st.tuples(st.sampled_from(["set", "insert", "delete"]), st.integers(0, len(base) - 1),
-                     st.integers(0, 255))
-
-    def apply(edits, cut):
-        data = bytearray(base)
-        for kind, at, value in edits:
-            at %= max(len(data), 1)
-            if kind == "insert":
-                data.insert(at, value)
-            elif data:
-                data[at:at + 1] = bytes([value]) if kind == "set" else b""
-        return bytes(data if cut is None else data[:cut])
-
-    return st.builds(apply, st.lists(edit, min_size=1, max_size=max_edits),
-                     st.one_of(st.none(), st.integers(0, len(base))))
 
 
 def _write(folder: Path, name: str, data: bytes) -> Path:
