@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from edgepack.errors import OutputError
+from edgepack.util.termination import raise_if_terminated
 
 
 def check_bundle_target(target: Path) -> None:
@@ -89,6 +90,7 @@ def staging_folder(target: Path) -> Iterator[Path]:
 
 def publish(stage: Path, target: Path) -> Path:
     """Move ``stage`` to ``target``, replacing a previous bundle only after the new one is in place."""
+    raise_if_terminated()  # never publish a run that was told to stop
     os.chmod(stage, 0o755)
     old = None
     try:

@@ -13,7 +13,7 @@ from edgepack import __version__
 from edgepack.cli.signals import (Terminated, ignore_further_signals, remove_run_folder, run_temporary_folder,
                                   termination_handled)
 from edgepack.errors import EXIT_INTERRUPTED, EdgepackError
-from edgepack.util import quiet
+from edgepack.util import quiet, termination
 
 DEBUG_HINT = "run again with --debug for the traceback"
 # Errors that mean "this output cannot be written here", wherever they are raised (a work folder too).
@@ -36,6 +36,7 @@ class EdgepackGroup(click.Group):
             try:
                 result = super().main(args=args, prog_name=prog_name or "edgepack", complete_var=complete_var,
                                       standalone_mode=False, **extra)
+                termination.raise_if_terminated()  # a signal whose exception a library swallowed
             except click.exceptions.Exit as exc:
                 sys.exit(exc.exit_code)
             except Terminated as exc:

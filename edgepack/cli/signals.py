@@ -4,7 +4,8 @@ CI runners, docker and systemd stop a job with SIGTERM. edgepack turns it (and S
 exception that unwinds like KeyboardInterrupt: every ``finally`` and context manager runs (children
 killed, staging and work folders removed), then the process leaves with 128 + the signal number
 (143 for SIGTERM). Once the first signal arrives, further SIGINT/SIGTERM/SIGHUP are ignored so the
-clean-up is not cut short.
+clean-up is not cut short. The signal is also recorded (``edgepack.util.termination``) in case a
+library swallows the exception.
 
 Libraries write temporary files of their own (TensorFlow's autograph, the converter). During a run
 ``TMPDIR`` and ``tempfile.tempdir`` point into a folder edgepack owns, which is removed on the way
@@ -20,17 +21,12 @@ import signal
 import tempfile
 from typing import Iterator
 
+from edgepack.util import termination
+from edgepack.util.termination import Terminated
+
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
-NAMES = {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up", signal.SIGINT: "interrupted"}
-
-
-class Terminated(BaseException):
-    """A termination signal arrived; ``exit_code`` is 128 + its number."""
-
-    def __init__(self, signum: int):
-        super().__init__(NAMES.get(signum, f"signal {signum}"))
-        self.signum = signum
-        self.exit_code = 128 + signum
+__all__ = ["Terminated", "termination_handled", "run_temporary_folder", "remove_run_folder",
+           "ignore_further_signals"]
 
 
 def ignore_further_signals() -> None:
@@ -41,7 +37,7 @@ def ignore_further_signals() -> None:
 
 def _raise(signum, frame) -> None:
     ignore_further_signals()
-    raise Terminated(signum)
+    raise termination.record(signum)
 
 
 @contextlib.contextmanager
@@ -55,9 +51,11 @@ def termination_handled() -> Iterator[None]:
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *HANDLED)}
     for signum in HANDLED:
         signal.signal(signum, _raise)
+    termination.clear()
     try:
         yield
     finally:
+        termination.clear()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

@@ -71,6 +71,8 @@ def keras_callback(sink: ProgressSink):
     """A tf_keras callback that forwards batches and epochs to ``sink``."""
     import tf_keras
 
+    from edgepack.util.termination import raise_if_terminated
+
     class _Forward(tf_keras.callbacks.Callback):
         epoch = 0
 
@@ -78,10 +80,12 @@ def keras_callback(sink: ProgressSink):
             self.epoch = epoch
 
         def on_train_batch_end(self, batch, logs=None):
+            raise_if_terminated()
             loss = (logs or {}).get("loss")
             sink.step(self.epoch, batch + 1, None if loss is None else float(loss))
 
         def on_epoch_end(self, epoch, logs=None):
+            raise_if_terminated()
             sink.epoch_end(epoch, {k: float(v) for k, v in (logs or {}).items()})
 
     return _Forward()
