@@ -168,3 +168,35 @@ def test_fallback_qat_runs_when_float_layers_cannot_meet_the_target(run, hard, d
     assert record["fallback"]["method"] == "qat" and record["fallback"]["float_layers_drop"] > 5
     measured = drop_points(hard, written)
     assert abs(measured - min(record["fallback"]["drop"], record["fallback"]["float_layers_drop"])) < 0.5
+
+
+def test_qat_brings_the_hard_model_within_1_point_with_every_layer_int8(run, hard, digits, tmp_path):
+    out = tmp_path / "qat.tflite"
+    result = run("qat", hard["model"], "--data", digits["train"], "-o", out, "--epochs", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert float_compute_ops(out) == []
+    assert drop_points(hard, out) <= 1.0
+    pairs = {(p["first"], p["second"]) for p in json.loads(result.stdout)["equalized"]}
+    assert ("dense", "probabilities") in pairs and ("conv15", "dense") in pairs
+
+
+def test_cross_layer_equalization_keeps_the_function_and_shrinks_the_exploded_range(hard):
+    import tf_keras
+
+    from edgepack.compress import bridge
+    from edgepack.loading.model import load_model
+    from edgepack.quantization.equalize import equalize_model
+
+    model = bridge.rebuild(load_model(hard["model"]).model, bridge.TF_KERAS)
+    x = hard["val"]["x"][:64]
+    before = model.predict(x, verbose=0)
+
+    def spread(layer_name: str) -> float:
+        ranges = np.abs(model.get_layer(layer_name).get_weights()[0]).max(axis=0)
+        return float(ranges.max() / np.median(ranges))
+
+    exploded = spread("dense")
+    equalize_model(model)
+    assert isinstance(model, tf_keras.Model)
+    np.testing.assert_allclose(model.predict(x, verbose=0), before, rtol=1e-3, atol=1e-5)
+    assert exploded > 100 and spread("dense") < exploded / 20

@@ -40,11 +40,16 @@ def _scheme(tfmot, preserve: str):
     return None
 
 
-def _build(tfmot, prepared, preserve: str):
+def _build(tfmot, prepared, preserve: str, equalized: list | None):
+    """The QAT model maker; when ``equalized`` is a list, equalization runs first and records its pairs there."""
     def build():
         try:
             with captured_native_output():
                 working = bridge.rebuild(prepared.loaded.model, bridge.TF_KERAS)
+                if equalized is not None:
+                    from edgepack.quantization.equalize import equalize_model
+
+                    equalized[:] = equalize_model(working)
                 quant = tfmot.quantization.keras
                 scheme = _scheme(tfmot, preserve)
                 if scheme is None:
@@ -88,17 +93,21 @@ def train_and_convert(config, progress=None) -> tuple[bytes, dict]:
                            eligible=lambda layer: None, wrap=lambda *a: None, strip=lambda *a: None)
     prepared = _prepare(config, everything)
     preserve = detect_preserve(prepared.loaded.model) if config.preserve == "auto" else config.preserve
+    equalize = config.equalize if config.equalize is not None else preserve in ("none", "sparsity")
+    equalized = [] if equalize and preserve in ("none", "sparsity") else None
     if progress is not None:
-        progress.note(f"qat: loss {prepared.loss.describe()}; preserving {preserve}")
+        progress.note(f"qat: loss {prepared.loss.describe()}; preserving {preserve}"
+                      f"{'; cross-layer equalization' if equalized is not None else ''}")
     tf = import_tf()
     with captured_native_output():
         import tensorflow_model_optimization as tfmot
     plan = Plan(len(prepared.train), config.batch_size, config.epochs)
     targets, loss_fn = training_targets(config, prepared)
-    result = fine_tune(_build(tfmot, prepared, preserve), strategy=strategy, loss=prepared.loss, x=prepared.train.x,
+    result = fine_tune(_build(tfmot, prepared, preserve, equalized), strategy=strategy, loss=prepared.loss, x=prepared.train.x,
                        y=targets, plan=plan, learning_rate=config.learning_rate, callbacks=[],
                        progress=progress, title="qat", seed=config.seed, loss_fn=loss_fn)
     flatbuffer = _convert(tf, result.model, config.io.value, bool(config.static_batch), prepared.loaded.input_shape)
-    facts = {"preserve": preserve, "train_samples": len(prepared.train), "steps": plan.total_steps,
+    facts = {"preserve": preserve, "equalized": None if equalized is None else [p.model_dump() for p in equalized],
+             "train_samples": len(prepared.train), "steps": plan.total_steps,
              "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "source_sha256": prepared.source_sha}
     return flatbuffer, facts

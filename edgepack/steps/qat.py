@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from edgepack.compress.config import FineTuneInputs, TrainingParams
 from edgepack.modes import IOType
@@ -26,6 +26,16 @@ class QatParams(TrainingParams):
                                     "(clusters, CQAT), or both (PCQAT); auto reads the weights.")
     static_batch: bool | None = Field(default=None, description="Fix the batch size at 1 (static shapes); unset: "
                                       "on for Edge TPU, GPU and NPU devices.")
+    equalize: bool | None = Field(default=None, description="Cross-layer equalization before fine-tuning (balances "
+                                  "weight ranges of consecutive layers; the float function is unchanged); unset: on "
+                                  "unless centroids are preserved.")
+
+    @model_validator(mode="after")
+    def _equalize_keeps_centroids(self):
+        if self.equalize and self.preserve in ("clusters", "both"):
+            raise ValueError(f"equalize rescales channels, which would break the centroids that preserve "
+                             f"{self.preserve} keeps; leave equalize unset or false")
+        return self
 
 
 class QatConfig(FineTuneInputs, QatParams):
@@ -47,6 +57,7 @@ class QatArtifact(BaseModel):
     sha256: str
     io: IOType
     preserve: str
+    equalized: list[dict] | None = None
     source: Path
     source_sha256: str
     train_samples: int
@@ -71,7 +82,8 @@ def qat(config: QatConfig, *, progress=None) -> QatArtifact:
     sidecar = write_sidecar(config.output, {"step": "qat", "config": config.model_dump(mode="json"), **facts,
                                             "output_sha256": sha, "metrics": metrics})
     return QatArtifact(path=config.output, size_bytes=len(flatbuffer), sha256=sha, io=config.io,
-                       preserve=facts["preserve"], source=config.model, source_sha256=facts["source_sha256"],
+                       preserve=facts["preserve"], equalized=facts["equalized"], source=config.model,
+                       source_sha256=facts["source_sha256"],
                        train_samples=facts["train_samples"], steps=facts["steps"], final_loss=facts["final_loss"],
                        seconds=facts["seconds"], config_path=sidecar, metrics=metrics)
 
