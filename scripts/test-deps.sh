@@ -4,6 +4,10 @@
 # - openssh-server and openssh-client: tests/test_remote.py starts a throwaway sshd on 127.0.0.1
 #   (its own config and keys in a temporary folder; the system's sshd service is never started).
 # - chromium: tests/test_report_html.py opens the HTML report in a real headless Chromium.
+# - postgresql: tests/postgres_server.py runs a throwaway PostgreSQL server (initdb/pg_ctl from
+#   /usr/lib/postgresql/<ver>/bin, its own data folder, 127.0.0.1 on a free port) for the
+#   `edgepack tune --storage postgresql://...` tests; the system's cluster is never started.
+#   Its Python driver, psycopg2-binary, is in the dev extra (pyproject.toml), not installed here.
 # - .venv-device/: the "device" of the remote-profiling tests, a second virtual environment with
 #   tflite-runtime 2.14.0 and numpy<2, as many Raspberry Pi images carry (tflite-runtime 2.14 fails
 #   under numpy 2, and has wheels for Python 3.8-3.11 only).
@@ -49,7 +53,23 @@ if ! command -v chromium >/dev/null 2>&1; then
     apt_install chromium fonts-dejavu-core
 fi
 
-# 3. The device environment: a Python 3.8-3.11 with tflite-runtime 2.14.0 and numpy<2.
+# 3. PostgreSQL server binaries (Debian's package; the tests run their own server as the postgres
+#    user). The package creates a default cluster; policy-rc.d keeps it from starting, and if it
+#    is running anyway it is stopped, so only the tests' servers ever run.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    echo "test-deps: installing postgresql"
+    apt_install postgresql
+    if command -v pg_lsclusters >/dev/null 2>&1; then
+        pg_lsclusters -h 2>/dev/null | while read -r ver name _port status _rest; do
+            if [[ "$status" == online* ]]; then  # "online" or "online,recovery"
+                echo "test-deps: stopping the system's PostgreSQL cluster $ver/$name"
+                as_root pg_ctlcluster "$ver" "$name" stop
+            fi
+        done
+    fi
+fi
+
+# 4. The device environment: a Python 3.8-3.11 with tflite-runtime 2.14.0 and numpy<2.
 pick_python() {
     for candidate in "${DEVICE_PYTHON:-}" python3 python3.11 python3.10 python3.9; do
         [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 || continue

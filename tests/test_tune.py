@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -62,6 +63,8 @@ def test_tune_writes_a_recipe_whose_bundle_passes_its_gates_again_from_a_clean_f
     assert json.loads(again.stdout)["passed"] is True
     tuned = (tmp_path / "tuned.yaml").read_text()
     assert "tune:" not in tuned and "quantize:" in tuned
+    page = (tmp_path / "tuned.html").read_text()
+    assert study["page"] == str(tmp_path / "tuned.html") and len(re.findall(r"<circle[^>]*data-trial=", page)) == 3
 
 
 def test_rerunning_tune_continues_the_sqlite_study(run, digits, tmp_path):
@@ -99,7 +102,8 @@ def test_gates_no_trial_meets_are_exit_7_naming_the_closest_trials(run, digits, 
 
 @pytest.mark.parametrize("extra_tune, fragment", [(", sparsity: [0.9, 0.5]", "low <= high"),
                                                   (", clusters: []", "clusters"),
-                                                  (", steps: [], accuracy_control: [false]", "empty")])
+                                                  (", steps: [], accuracy_control: [false]", "empty"),
+                                                  (", qat: [true], modes: [float16]", "needs int8")])
 def test_an_empty_or_contradictory_search_space_is_exit_2(run, digits, tmp_path, extra_tune, fragment):
     recipe = write_recipe(tmp_path, digits, extra_tune=extra_tune.replace(", sparsity: [0.6, 0.85]", ""))
     recipe.write_text(recipe.read_text().replace("sparsity: [0.6, 0.85], ", "") if "sparsity" in extra_tune

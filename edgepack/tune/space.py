@@ -6,13 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edgepack.modes import QuantMode
+
 Objective = Literal["size", "latency", "drop"]
 
 
 class TuneSection(BaseModel):
     """What ``edgepack tune`` searches and minimises. Without a ``tune:`` section the defaults search
     around the recipe's own steps: prune and cluster may be added or dropped, the sparsity, its
-    allocation and the cluster count vary, and accuracy control is tried on and off."""
+    allocation and the cluster count vary, and accuracy control and distillation are tried on and off.
+    ``modes`` unset keeps the recipe's quantization mode; ``qat`` adds quantization-aware training as
+    an alternative to post-training int8."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -24,6 +28,9 @@ class TuneSection(BaseModel):
     steps: list[Literal["prune", "cluster"]] = Field(default_factory=lambda: ["prune", "cluster"])
     optional: bool = True
     accuracy_control: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
+    distill: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
+    modes: list[QuantMode] | None = Field(default=None, min_length=1)
+    qat: list[bool] = Field(default_factory=lambda: [False], min_length=1)
     epochs: int | None = Field(default=None, ge=1, le=1000)
     seed: int = Field(default=0, ge=0)
 
@@ -46,6 +53,12 @@ class TuneSection(BaseModel):
     def _not_empty(self):
         if len(set(self.objectives)) != len(self.objectives):
             raise ValueError("objectives: each objective once")
-        if not self.steps and self.accuracy_control == [False]:
-            raise ValueError("the search space is empty: no steps to vary and accuracy control fixed off")
+        if self.modes is not None:
+            self.modes = list(dict.fromkeys(self.modes))
+        fixed_quantization = (self.modes is None or len(self.modes) == 1) and len(set(self.qat)) == 1 \
+            and len(set(self.accuracy_control)) == 1
+        if not self.steps and fixed_quantization:
+            raise ValueError("the search space is empty: no steps to vary and the quantization fixed")
+        if True in self.qat and self.modes is not None and QuantMode.INT8 not in self.modes:
+            raise ValueError("qat: [true] needs int8 among the modes (QAT writes a full-int8 model)")
         return self

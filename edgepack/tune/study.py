@@ -11,6 +11,9 @@ written as a plain recipe (every effective parameter, the allocation included) a
 
 from __future__ import annotations
 
+import os
+import random
+import socket
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,9 +25,12 @@ from edgepack.errors import GateFailed, RemoteError
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.plan import plan_steps
 from edgepack.recipes.schema import Recipe, entry_name, entry_params
+from edgepack.tune.progress import TrialLines, TuneProgress
 from edgepack.tune.space import TuneSection
+from edgepack.tune.trials import TrialSummary, best_trial, summary_of
 
 Say = Callable[[str], None]
+OPEN_ATTEMPTS = 5
 EARLY_MARGIN = 3.0  # points beyond the accuracy gate at which a trial stops before conversion
 
 
@@ -43,20 +49,6 @@ class TuneOptions(BaseModel):
     trust_code: bool = False
 
 
-class TrialSummary(BaseModel):
-    """One trial: its steps (effective params), gzip size, latency p50, drop, and whether it passes."""
-
-    number: int
-    state: str
-    steps: list[dict] = []
-    size_kb: float | None = None
-    latency_ms: float | None = None
-    drop: float | None = None
-    feasible: bool = False
-    violation: float | None = None
-    note: str | None = None
-
-
 class TuneResult(BaseModel):
     """The whole study as ``--json`` prints it."""
 
@@ -68,6 +60,7 @@ class TuneResult(BaseModel):
     best: int | None
     tuned_recipe: str | None = None
     bundle: str | None = None
+    page: str | None = None
     seconds: float
 
 
@@ -77,26 +70,44 @@ def _base_params(recipe: Recipe) -> dict[str, dict]:
 
 def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
     """The step list of one trial: the recipe's steps varied as ``space`` allows."""
-    base, entries = _base_params(recipe), []
+    base = _base_params(recipe)
     wanted = {name: name in space.steps and (not space.optional or
                                              trial.suggest_categorical(f"use_{name}", [True, False]))
               for name in ("prune", "cluster")}
+    training = {"epochs": space.epochs} if space.epochs else {}
+    if wanted["prune"] or wanted["cluster"]:
+        training["distill"] = trial.suggest_categorical("distill", space.distill)
+    entries = []
     if wanted["prune"]:
         prune = {k: v for k, v in base.get("prune", {}).items() if k != "layer_sparsity"}
         prune.update(sparsity=round(trial.suggest_float("sparsity", *space.sparsity), 3),
                      allocate=trial.suggest_categorical("allocate", space.allocate))
-        entries.append({"prune": prune | ({"epochs": space.epochs} if space.epochs else {})})
+        entries.append({"prune": prune | training})
     if wanted["cluster"]:
         cluster = dict(base.get("cluster", {}), clusters=trial.suggest_categorical("clusters", space.clusters),
                        preserve_sparsity=wanted["prune"])
-        entries.append({"cluster": cluster | ({"epochs": space.epochs} if space.epochs else {})})
-    quantize = dict(base.get("quantize", {"mode": "int8"}))
-    gate = recipe.gates.max_accuracy_drop
-    if quantize.get("mode") == "int8" and gate is not None and recipe.data.val and \
-            trial.suggest_categorical("accuracy_control", space.accuracy_control):
-        quantize["max_drop"] = gate
-    entries.append({"quantize": quantize})
+        entries.append({"cluster": cluster | training})
+    entries.append(_suggest_quantization(trial, recipe, space, base))
     return entries + [{name: params} for name, params in base.items() if name in ("evaluate", "profile")]
+
+
+def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[str, dict]) -> dict:
+    """The trial's quantization: a mode, then for int8 post-training (with or without accuracy control) or QAT."""
+    quantize = dict(base.get("quantize", {"mode": "int8"}))
+    if space.modes is not None:
+        mode = trial.suggest_categorical("mode", [m.value for m in space.modes])
+        if mode != quantize.get("mode"):
+            quantize = {k: v for k, v in quantize.items() if k not in ("io", "max_drop", "float_ops", "fallback")}
+        quantize["mode"] = mode
+    if quantize.get("mode") != "int8":
+        return {"quantize": quantize}
+    if trial.suggest_categorical("qat", space.qat):
+        qat = {"io": quantize.get("io", "float32")} | ({"epochs": space.epochs} if space.epochs else {})
+        return {"qat": qat}
+    gate = recipe.gates.max_accuracy_drop
+    if gate is not None and recipe.data.val and trial.suggest_categorical("accuracy_control", space.accuracy_control):
+        quantize["max_drop"] = gate
+    return {"quantize": quantize}
 
 
 def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
@@ -105,15 +116,26 @@ def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
     storage = options.storage or f"sqlite:///{loaded.path.resolve().with_suffix('.tune.db')}"
     sampler = optuna.samplers.TPESampler(seed=space.seed, constraints_func=lambda t: t.user_attrs.get(
         "constraints", [1.0]))
-    try:
-        study = optuna.create_study(storage=storage, study_name=options.study or loaded.recipe.name,
-                                    directions=["minimize"] * len(space.objectives), sampler=sampler,
-                                    load_if_exists=True)
-    except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver
-        reason = _masked((str(exc).strip().splitlines() or [type(exc).__name__])[0])
-        raise RemoteError(f"cannot open the study storage {_masked(storage)}: {reason[:200]}",
-                          hint="check the --storage URL, the server and its driver (psycopg2 for PostgreSQL)") from None
-    return study, storage
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            study = optuna.create_study(storage=storage, study_name=options.study or loaded.recipe.name,
+                                        directions=["minimize"] * len(space.objectives), sampler=sampler,
+                                        load_if_exists=True)
+            return study, storage
+        except Exception as exc:  # SQLAlchemy/driver errors: unreachable server, bad URL, missing driver
+            if attempt + 1 < OPEN_ATTEMPTS and _lost_a_race(exc):
+                time.sleep(0.2 + random.random())  # another worker is creating the same tables
+                continue
+            reason = _masked((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            raise RemoteError(f"cannot open the study storage {_masked(storage)}: {reason[:200]}",
+                              hint="check the --storage URL, the server and its driver (psycopg2 for PostgreSQL)"
+                              ) from None
+
+
+def _lost_a_race(exc: Exception) -> bool:
+    """Workers that open a new database at once race to create Optuna's tables (a unique violation)."""
+    text = f"{type(exc).__name__} {exc}"
+    return "IntegrityError" in text or "UniqueViolation" in text or "already exists" in text
 
 
 def _masked(url: str) -> str:
@@ -157,7 +179,7 @@ def _constraints(loaded: LoadedRecipe, drop: float | None, size_kb: float, laten
     return values or [0.0]
 
 
-def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path, say: Say) -> list:
+def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path) -> list:
     """One trial: its steps, run with the shared cache; returns the objectives, records the rest."""
     import tempfile
 
@@ -168,6 +190,7 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
     from edgepack.steps.artifacts import ModelArtifact
     from edgepack.steps.base import ModelKind
 
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     recipe = _trial_recipe(loaded, suggest_steps(trial, loaded.recipe, space))
     planned, problems = plan_steps(recipe.steps, loaded.setting)
     if problems:
@@ -187,29 +210,7 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
     trial.set_user_attr("steps", entries)
     trial.set_user_attr("figures", {**figures, "raw_kb": final.size_bytes / 1024})
     trial.set_user_attr("constraints", _constraints(loaded, drop, final.size_bytes / 1024, latency))
-    say(f"  trial {trial.number}: size {figures['size']:.1f} KB gzip, drop "
-        f"{'-' if drop is None else f'{drop:.2f}'}, latency {'-' if latency is None else f'{latency:.3f} ms'}")
     return [figures[name] if figures[name] is not None else 1e9 for name in space.objectives]
-
-
-def _summaries(study, space: TuneSection) -> list[TrialSummary]:
-    rows = []
-    for t in study.trials:
-        figures = t.user_attrs.get("figures", {})
-        constraints = t.user_attrs.get("constraints")
-        feasible = t.state.name == "COMPLETE" and constraints is not None and all(c <= 0 for c in constraints)
-        rows.append(TrialSummary(number=t.number, state=t.state.name, steps=t.user_attrs.get("steps", []),
-                                 size_kb=figures.get("size"), latency_ms=figures.get("latency"),
-                                 drop=figures.get("drop"), feasible=feasible,
-                                 violation=None if constraints is None else sum(max(0.0, c) for c in constraints),
-                                 note=t.user_attrs.get("note")))
-    return rows
-
-
-def _best(rows: list[TrialSummary], space: TuneSection) -> TrialSummary | None:
-    feasible = [r for r in rows if r.feasible]
-    key = {"size": lambda r: r.size_kb, "latency": lambda r: r.latency_ms or 1e9, "drop": lambda r: r.drop or 0.0}
-    return min(feasible, key=lambda r: tuple(key[name](r) for name in space.objectives)) if feasible else None
 
 
 def write_tuned(loaded: LoadedRecipe, best: TrialSummary, path: Path) -> Path:
@@ -223,38 +224,63 @@ def write_tuned(loaded: LoadedRecipe, best: TrialSummary, path: Path) -> Path:
     return path
 
 
-def tune_recipe(options: TuneOptions, say: Say = lambda message: None) -> TuneResult:
+def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
+                progress: TuneProgress | None = None) -> TuneResult:
     """Run (or continue) the study of ``options.recipe``, write the tuned recipe and build its bundle.
 
-    Raises GateFailed (exit 7) naming the closest trials when none passes the gates.
+    ``say`` gets the messages; ``progress`` each finished trial (default: one line per trial through
+    ``say``). Raises GateFailed (exit 7) naming the closest trials when none passes the gates.
     """
-    import optuna
-
     started = time.perf_counter()
     loaded = load_recipe(options.recipe)
     space = loaded.recipe.tune or TuneSection()
     study, storage = _open_study(options, loaded, space)
-    cache = loaded.path.resolve().with_suffix(".tune-cache")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     say(f"study {study.study_name} in {_masked(storage)}: {len(study.trials)} trial(s) so far; "
         f"{options.trials} more, objectives {', '.join(space.objectives)}")
-    study.optimize(lambda trial: run_trial(trial, loaded, space, options, cache, say), n_trials=options.trials,
-                   timeout=options.timeout, catch=())
-    rows = _summaries(study, space)
-    best = _best(rows, space)
+    _optimize(study, loaded, space, options, progress or TrialLines(say))
+    rows = [summary_of(t) for t in study.trials]
+    best = best_trial(rows, space)
     pareto = sorted(t.number for t in study.best_trials) if any(r.state == "COMPLETE" for r in rows) else []
     result = TuneResult(study=study.study_name, storage=_masked(storage), objectives=space.objectives, trials=rows,
                         pareto=pareto, best=None if best is None else best.number,
                         seconds=round(time.perf_counter() - started, 1))
+    page = _write_page(result, loaded, options)
     if best is None:
-        closest = sorted((r for r in rows if r.violation is not None), key=lambda r: r.violation)[:3]
-        detail = "; ".join(f"trial {r.number}: size {r.size_kb:.1f} KB, drop "
-                           f"{'-' if r.drop is None else f'{r.drop:.2f}'}" for r in closest) or "no trial finished"
-        raise GateFailed(f"no trial of study {study.study_name} passes the gates of {loaded.path.name} ({detail})",
-                         hint="run more trials, widen the tune: space, or loosen the gates")
+        raise _no_trial_passes(result, loaded, page)
     tuned = write_tuned(loaded, best, options.output or loaded.path.with_suffix(".tuned.yaml"))
-    say(f"best: trial {best.number} ({best.size_kb:.1f} KB, drop {best.drop:.2f}); wrote {tuned}; building its bundle")
+    say(f"best: trial {best.number} ({best.size_kb:.1f} KB, drop {best.drop:.2f}); wrote {tuned} and {page}; "
+        f"building its bundle")
     from edgepack.recipes.execute import RunOptions, run_recipe
 
     run = run_recipe(RunOptions(recipe=tuned, trust_model=options.trust_model, trust_code=options.trust_code), say)
-    return result.model_copy(update={"tuned_recipe": str(tuned), "bundle": run.bundle})
+    return result.model_copy(update={"tuned_recipe": str(tuned), "bundle": run.bundle, "page": str(page)})
+
+
+def _optimize(study, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, progress: TuneProgress) -> None:
+    import optuna
+
+    cache = loaded.path.resolve().with_suffix(".tune-cache")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    progress.begin(study.study_name, len(study.trials), options.trials, options.timeout, space)
+    try:
+        study.optimize(lambda trial: run_trial(trial, loaded, space, options, cache), n_trials=options.trials,
+                       timeout=options.timeout, catch=(),
+                       callbacks=[lambda _study, frozen: progress.trial(summary_of(frozen))])
+    finally:
+        progress.end()
+
+
+def _write_page(result: TuneResult, loaded: LoadedRecipe, options: TuneOptions) -> Path:
+    """The study's page (Pareto scatter, every trial) beside the tuned recipe."""
+    from edgepack.tune.page import write_study_page
+
+    target = (options.output or loaded.path.with_suffix(".tuned.yaml")).with_suffix(".html")
+    return write_study_page(result, target, gates=loaded.recipe.gates.model_dump(mode="json"))
+
+
+def _no_trial_passes(result: TuneResult, loaded: LoadedRecipe, page: Path) -> GateFailed:
+    closest = sorted((r for r in result.trials if r.violation is not None), key=lambda r: r.violation)[:3]
+    detail = "; ".join(f"trial {r.number}: size {r.size_kb:.1f} KB, drop "
+                       f"{'-' if r.drop is None else f'{r.drop:.2f}'}" for r in closest) or "no trial finished"
+    return GateFailed(f"no trial of study {result.study} passes the gates of {loaded.path.name} ({detail}); "
+                      f"every trial in {page}", hint="run more trials, widen the tune: space, or loosen the gates")

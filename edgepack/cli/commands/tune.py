@@ -16,19 +16,13 @@ def _render(result) -> None:
     table = Table("trial", "state", "gzip KB", "drop", "latency ms", "gates", "steps", title_justify="left",
                   title=f"study {result.study} ({result.storage}); Pareto front: {result.pareto}")
     for row in result.trials:
-        steps = " → ".join(f"{name} {_short(params)}" for entry in row.steps for name, params in entry.items()
-                           if name in ("prune", "cluster", "quantize"))
+        steps = row.settings()
         table.add_row(str(row.number) + (" *" if row.number == result.best else ""), row.state,
                       "-" if row.size_kb is None else f"{row.size_kb:.1f}", "-" if row.drop is None else f"{row.drop:.2f}",
                       "-" if row.latency_ms is None else f"{row.latency_ms:.3f}", "pass" if row.feasible else "fail", steps)
     out = console()
     out.print(table)
-    out.print(f"tuned recipe: {result.tuned_recipe}\nbundle: {result.bundle}")
-
-
-def _short(params: dict) -> str:
-    keys = ("sparsity", "allocate", "clusters", "mode", "max_drop")
-    return ",".join(f"{params[k]}" for k in keys if params.get(k) not in (None, [], {}))
+    out.print(f"tuned recipe: {result.tuned_recipe}\nbundle: {result.bundle}\nstudy page: {result.page}")
 
 
 @click.command("tune")
@@ -50,7 +44,17 @@ def tune_command(recipe, trials, timeout, storage, study, output, trust_code, tr
 
     options = build_config(TuneOptions, recipe=recipe, trials=trials, timeout=timeout, storage=storage, study=study,
                            output=output, trust_model=trust_model, trust_code=trust_code)
-    emit(tune_recipe(options, say=lambda message: click.echo(message, err=True)), as_json, _render)
+    say = lambda message: click.echo(message, err=True)  # noqa: E731
+    emit(tune_recipe(options, say=say, progress=_progress(say)), as_json, _render)
+
+
+def _progress(say):
+    """A live table when stderr is a terminal, one line per trial otherwise."""
+    import sys
+
+    from edgepack.tune.progress import LiveTable, TrialLines
+
+    return LiveTable() if sys.stderr.isatty() else TrialLines(say)
 
 
 COMMANDS = [tune_command]

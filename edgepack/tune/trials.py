@@ -1,0 +1,62 @@
+"""A study's trials as edgepack reports them: figures, gates, settings, the best feasible one."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from edgepack.tune.space import TuneSection
+
+SHOWN = {"prune": ("sparsity", "allocate", "distill"), "cluster": ("clusters", "distill"),
+         "quantize": ("mode", "io", "max_drop"), "qat": ("io", "epochs")}
+
+
+class TrialSummary(BaseModel):
+    """One trial: its steps (effective params), gzip size, latency p50, drop, and whether it passes."""
+
+    number: int
+    state: str
+    steps: list[dict] = []
+    size_kb: float | None = None
+    latency_ms: float | None = None
+    drop: float | None = None
+    feasible: bool = False
+    violation: float | None = None
+    note: str | None = None
+    worker: str | None = None
+
+    def settings(self) -> str:
+        """The settings the search chose, compactly: ``prune 0.82 sensitivity · cluster 16 · quantize int8``."""
+        parts = []
+        for entry in self.steps:
+            for name, params in entry.items():
+                if name not in SHOWN:
+                    continue
+                shown = [_value(key, params[key]) for key in SHOWN[name] if params.get(key) not in (None, False)]
+                parts.append(" ".join([name, *shown]))
+        return " · ".join(parts) or "-"
+
+
+def _value(key: str, value) -> str:
+    if value is True:
+        return key
+    if key in ("max_drop", "io", "epochs"):
+        return f"{key} {value}"
+    return str(value)
+
+
+def summary_of(trial) -> TrialSummary:
+    """An Optuna FrozenTrial as a TrialSummary (figures and constraints from its user attributes)."""
+    figures = trial.user_attrs.get("figures", {})
+    constraints = trial.user_attrs.get("constraints")
+    feasible = trial.state.name == "COMPLETE" and constraints is not None and all(c <= 0 for c in constraints)
+    return TrialSummary(number=trial.number, state=trial.state.name, steps=trial.user_attrs.get("steps", []),
+                        size_kb=figures.get("size"), latency_ms=figures.get("latency"), drop=figures.get("drop"),
+                        feasible=feasible, note=trial.user_attrs.get("note"), worker=trial.user_attrs.get("worker"),
+                        violation=None if constraints is None else sum(max(0.0, c) for c in constraints))
+
+
+def best_trial(rows: list[TrialSummary], space: TuneSection) -> TrialSummary | None:
+    """The feasible trial that is best on the objectives in order (size first, by default)."""
+    feasible = [r for r in rows if r.feasible]
+    key = {"size": lambda r: r.size_kb, "latency": lambda r: r.latency_ms or 1e9, "drop": lambda r: r.drop or 0.0}
+    return min(feasible, key=lambda r: tuple(key[name](r) for name in space.objectives)) if feasible else None
