@@ -40,3 +40,15 @@ def test_human_output_is_a_table(run, tfkeras_digits):
     result = run("inspect", tfkeras_digits["model"])
     assert result.exit_code == 0, result.stderr
     assert "Conv2D" in result.stdout and "MACs" in result.stdout
+
+
+def test_a_table_piped_to_a_file_never_cuts_a_number_short(run, tmp_path):
+    import keras
+
+    name = "a_dense_layer_with_the_kind_of_long_name_real_models_have_" * 2
+    model = keras.Sequential([keras.Input((2048,)), keras.layers.Dense(2646, name=name[:-1])])
+    model.save(tmp_path / "wide.keras")
+    result = run("inspect", tmp_path / "wide.keras")  # stdout is not a terminal here
+    assert result.exit_code == 0, result.stderr
+    params = f"{model.count_params():,}"
+    assert params in result.stdout and name[:-1] in result.stdout and "…" not in result.stdout

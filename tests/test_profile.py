@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, assert_one_line_error
@@ -35,8 +36,13 @@ def test_local_profile_with_ai_edge_litert(run, tflite_models):
     assert report["runtime"]["name"] == "ai-edge-litert" and report["runtime"]["version"]
     assert report["runtime"]["threads"] == 1 and report["runtime"]["accelerator"] == "cpu"
     latency = report["latency_ms"]
-    assert set(latency) == LATENCY_KEYS and latency["count"] >= 5
+    assert set(latency) == LATENCY_KEYS | {"samples_ms"} and latency["count"] >= 5
     assert 0 < latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    samples = latency["samples_ms"]  # the timed runs for the report's histogram: all, or every k-th beyond 5,000
+    step = -(-latency["count"] // 5000)
+    assert len(samples) == -(-latency["count"] // step) <= 5000
+    assert min(samples) >= latency["min"] - 1e-6 and max(samples) <= latency["max"] + 1e-6
+    assert float(np.percentile(samples, 50)) == pytest.approx(latency["p50"], rel=0.25)
     assert report["init_ms"] > 0 and report["first_inference_ms"] > 0 and report["peak_memory_mb"] > 10
     assert report["size_bytes"] == tflite_models["int8"].stat().st_size
     assert 0 < report["gzip_size_bytes"] < report["size_bytes"]

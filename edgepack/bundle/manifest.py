@@ -64,4 +64,11 @@ def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: Mode
                            quantization=tflite.get("quantization"), inputs=tflite["inputs"], outputs=tflite["outputs"]),
         metrics=Metrics(metric=result.metric, reference=result.reference, final=result.final, drop=result.drop,
                         drop_unit=result.drop_unit),
-        latency=result.latency, gates=result.gates, passed=result.passed)
+        latency=_without_samples(result.latency), gates=result.gates, passed=result.passed)
+
+
+def _without_samples(latency: ProfileResult | None) -> ProfileResult | None:
+    """The manifest keeps the statistics; the timing samples live in report.json only."""
+    if latency is None or "samples_ms" not in latency.latency_ms:
+        return latency
+    return latency.model_copy(update={"latency_ms": {k: v for k, v in latency.latency_ms.items() if k != "samples_ms"}})

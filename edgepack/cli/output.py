@@ -22,11 +22,18 @@ def emit(payload: Any, as_json: bool, render: Callable[[Any], None]) -> None:
         render(payload)
 
 
+PIPE_WIDTH = 1000
+
+
 def console():
-    """A rich console on stdout (imported late: rich costs start-up time)."""
+    """A rich console on stdout (imported late: rich costs start-up time). In a pipe or a file the
+    width is unbounded, so tables keep their natural width and never cut a number short."""
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    terminal = sys.stdout.isatty()
+    return Console(highlight=False, soft_wrap=False, width=None if terminal else PIPE_WIDTH)
 
 
 def key_value_table(title: str, rows: list[tuple[str, Any]]):

@@ -81,7 +81,7 @@ def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
     params = int(sum(math.prod(w.shape) for w in model.weights))
     trainable = int(sum(math.prod(w.shape) for w in model.trainable_weights))
     report.update(
-        inputs=[_shape(t) for t in model.inputs], outputs=[_shape(t) for t in model.outputs],
+        name=model.name, inputs=[_shape(t) for t in model.inputs], outputs=[_shape(t) for t in model.outputs],
         params=params, trainable_params=trainable, macs=int(sum(layer["macs"] for layer in layers)),
         float32_size_bytes=params * 4, layers=layers,
     )

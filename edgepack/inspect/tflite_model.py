@@ -192,7 +192,25 @@ def _schema_fields(model, graph: Graph) -> dict:
         "quantization": quantization_scheme(graph),
         "edgetpu": edgetpu_readiness(graph),
         "gpu": gpu_readiness(graph),
+        "ops": [{"index": op.index, "op": op.name, "type": op_type(op, graph),
+                 "outputs": [graph.tensors[i].name for i in op.outputs if i >= 0]} for op in graph.operators],
     }
+
+
+def op_type(op: OpInfo, graph: Graph) -> str:
+    """How an operator computes: int8, int16 (int16x8), float32, float16 (float16 weights expanded) or
+    hybrid (int8 weights, float math), from the dtypes of its output and constant inputs."""
+    outputs = [graph.tensors[i].dtype for i in op.outputs if i >= 0]
+    constants = [graph.tensors[i].dtype for i in op.inputs if i >= 0 and graph.tensors[i].is_constant]
+    if any(d in ("int8", "uint8") for d in outputs):
+        return "int8"
+    if "int16" in outputs:
+        return "int16"
+    if "int8" in constants:
+        return "hybrid"
+    if "float16" in constants or "float16" in outputs:
+        return "float16"
+    return "float32"
 
 
 def _interpreter_fields(interpreter) -> dict:

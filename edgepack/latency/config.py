@@ -76,7 +76,8 @@ class ProfileResult(BaseModel):
 
     ``runtime``: name, version, engine, accelerator, delegate, threads, fallback (why the CPU ran
     instead of the device's accelerator, or None). ``latency_ms``: count, mean, std, min, p50, p90,
-    p99, max (an estimate gives its one figure for all of them, with count 0).
+    p99, max (an estimate gives its one figure for all of them, with count 0) and ``samples_ms``, the
+    timed runs themselves (every run, or every k-th beyond 5,000) for the report's histogram.
     """
 
     tool: str = f"edgepack {__version__}"

@@ -223,6 +223,8 @@ def profile(config: ProfileConfig, *, device: DeviceProfile | None = None) -> Pr
         notes += run_notes + ([fallback] if fallback else [])
     runtime = dict(document["runtime"], fallback=fallback)
     latency = {key: document["latency_ms"].get(key) for key in LATENCY_KEYS}
+    if document["latency_ms"].get("samples_ms"):  # probes older than 0.2 send none
+        latency["samples_ms"] = document["latency_ms"]["samples_ms"]
     try:
         model_notes, split = _model_notes(config, model, None if fallback else device, spec.threads,
                                           latency["mean"], config.op_profile)

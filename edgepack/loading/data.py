@@ -42,6 +42,7 @@ class DataSpec(BaseModel):
     x_key: str = "x"
     y_key: str = "y"
     trust_code: bool = False
+    output: str | None = None  # the model output the targets are for: an .npz's y_<output> is read first
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Dataset:
     y: np.ndarray | None
     source: str
     skipped_files: int = 0  # files in an image folder left out because their suffix is not an image's
+    y_key: str | None = None  # the .npz array the targets came from
 
     def __len__(self) -> int:
         return len(self.x)
@@ -61,7 +63,8 @@ class Dataset:
         if count >= len(self):
             return self
         index = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
-        return Dataset(self.x[index], None if self.y is None else self.y[index], self.source, self.skipped_files)
+        return Dataset(self.x[index], None if self.y is None else self.y[index], self.source, self.skipped_files,
+                       self.y_key)
 
 
 def load_data(spec: DataSpec, *, input_shape: tuple | None = None) -> Dataset:
@@ -76,8 +79,8 @@ def load_data(spec: DataSpec, *, input_shape: tuple | None = None) -> Dataset:
     elif path.is_dir():
         dataset = _load_image_folder(path, input_shape)
     elif path.suffix.lower() == ".npz":
-        dataset = _load_npz(path, spec.x_key, spec.y_key)
-        return _checked(dataset, f"inputs '{spec.x_key}'", f"targets '{spec.y_key}'")
+        dataset = _load_npz(path, spec.x_key, spec.y_key, spec.output)
+        return _checked(dataset, f"inputs '{spec.x_key}'", f"targets '{dataset.y_key or spec.y_key}'")
     else:
         raise DataError(f"{source}: unknown data format '{path.suffix or 'no extension'}'",
                         hint="give an .npz file (arrays x and y), a folder of class folders, or module:function")
@@ -139,10 +142,11 @@ def _read_npy(archive: zipfile.ZipFile, member: str, path: Path, limit: int) -> 
         raise DataError(f"{path}: array {member} ({size:,} bytes) does not fit in memory") from None
 
 
-def _load_npz(path: Path, x_key: str, y_key: str) -> Dataset:
-    """Arrays ``x_key`` and ``y_key`` (optional) of an .npz, read with zipfile and numpy's .npy
-    reader after the checks in edgepack.loading.archive: malformed, truncated, pickled or zip-bomb
-    files are a DataError (exit 3) before anything large is allocated."""
+def _load_npz(path: Path, x_key: str, y_key: str, output: str | None = None) -> Dataset:
+    """Arrays ``x_key`` and the targets (``y_<output>`` when ``output`` is named and present, else
+    ``y_key``; optional) of an .npz, read with zipfile and numpy's .npy reader after the checks in
+    edgepack.loading.archive: malformed, truncated, pickled or zip-bomb files are a DataError (exit 3)
+    before anything large is allocated."""
     if not path.is_file():
         raise DataError(f"{path} is not a regular file", hint=NPZ_HINT)
     limit = _memory_bytes()
@@ -159,6 +163,8 @@ def _load_npz(path: Path, x_key: str, y_key: str) -> Dataset:
         if x_key not in members:
             raise DataError(f"{path} has no array '{x_key}' (it has: {', '.join(keys) or 'none'})",
                             hint="name the input array with --x-key")
+        if output is not None and f"y_{output}" in members:
+            y_key = f"y_{output}"
         try:
             x = _read_npy(archive, members[x_key], path, limit)
             y = _read_npy(archive, members[y_key], path, limit) if y_key in members else None
@@ -167,7 +173,7 @@ def _load_npz(path: Path, x_key: str, y_key: str) -> Dataset:
         except READ_ERRORS as exc:
             detail = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise DataError(f"{path} is truncated or corrupt ({detail})", hint="write the file again") from None
-    return Dataset(x, y, str(path))
+    return Dataset(x, y, str(path), y_key=y_key if y is not None else None)
 
 
 def _load_image_folder(path: Path, input_shape: tuple | None) -> Dataset:
@@ -308,4 +314,4 @@ def fit_to_input(dataset: Dataset, input_shape: tuple, input_dtype: str, *, mode
                         f"expects {shown}", hint=hint)
     dtype = np.dtype(input_dtype)
     x = dataset.x if dataset.x.dtype == dtype else dataset.x.astype(dtype)
-    return Dataset(x, dataset.y, dataset.source, dataset.skipped_files)
+    return Dataset(x, dataset.y, dataset.source, dataset.skipped_files, dataset.y_key)

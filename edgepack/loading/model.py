@@ -10,16 +10,19 @@ import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgepack.errors import ModelError
+from edgepack.errors import ConfigError, ModelError
 from edgepack.loading.archive import (MAX_JSON_MEMBER_BYTES, READ_ERRORS, ArchiveError, load_json_object,
                                       open_checked, read_member)
 from edgepack.loading.safety import find_unsafe_objects
 from edgepack.util.files import sha256_file
 from edgepack.util.tf import captured_native_output, import_tf
+
+if TYPE_CHECKING:
+    from edgepack.runtime.predict import OutputChoice
 
 
 class ModelFormat(str, Enum):
@@ -251,18 +254,42 @@ class LoadedModel:
                              hint="export the SavedModel with a serving signature")
         return signatures["serving_default"]
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Run the model on ``x`` in batches and return its (first) output as numpy."""
+    @property
+    def output_names(self) -> list[str]:
+        """The model's output names: Keras output names in order, or a SavedModel signature's keys."""
+        if self.is_keras:
+            names = getattr(self.model, "output_names", None)
+            return list(names) if names else [f"output_{i}" for i in range(len(self.model.outputs))]
+        return sorted(self._signature().structured_outputs)
+
+    def choose_output(self, name: str | None) -> OutputChoice:
+        """The output named ``name`` (None: the only one), with its position; ConfigError listing the names."""
+        from edgepack.runtime.predict import OutputChoice
+
+        names = self.output_names
+        if name is None and len(names) == 1:
+            return OutputChoice(name=names[0], index=0)
+        if name in names:
+            return OutputChoice(name=name, index=names.index(name))
+        what = f"has no output {name!r}" if name is not None else f"has {len(names)} outputs"
+        raise ConfigError(f"{self.info.path} {what} ({', '.join(names)}); choose the one the metric is computed on",
+                          hint="give --output NAME (recipe: data.output)")
+
+    def predict(self, x: np.ndarray, batch_size: int = 256, output: str | None = None) -> np.ndarray:
+        """Run the model on ``x`` in batches and return the output named ``output`` (None: the only one)."""
+        choice = self.choose_output(output)
         if self.is_keras:
             out = self.model.predict(x, batch_size=batch_size, verbose=0)
-            return np.asarray(out[0] if isinstance(out, (list, tuple)) else out)
+            if isinstance(out, dict):
+                return np.asarray(out[choice.name])
+            return np.asarray(out[choice.index] if isinstance(out, (list, tuple)) else out)
         tf = import_tf()
         fn = self._signature()
         name = next(iter(fn.structured_input_signature[1]))
         parts = []
         for start in range(0, len(x), batch_size):
             result = fn(**{name: tf.constant(x[start:start + batch_size])})
-            parts.append(next(iter(result.values())).numpy())
+            parts.append(result[choice.name].numpy())
         return np.concatenate(parts)
 
 

@@ -28,6 +28,9 @@ INSTALL = "pip install ai-edge-litert  (or, where it has no wheel: pip install t
 _OUT = sys.stdout
 
 
+MAX_SAMPLES = 5000  # timing samples sent back for the histogram (about 60 KB of JSON)
+
+
 def emit(document):
     """Print ``document`` as the one JSON line on the real stdout."""
     _OUT.write(json.dumps(dict({"schema": SCHEMA}, **document)) + "\n")
@@ -234,6 +237,13 @@ def statistics(np, values):
                 **{"p%d" % p: float(np.percentile(array, p)) for p in (50, 90, 99)})
 
 
+def kept_samples(times, limit=MAX_SAMPLES):
+    """The timed runs for the report's histogram: all of them, or every k-th in order when there are
+    more than ``limit`` (the statistics above always use every run)."""
+    step = -(-len(times) // limit)
+    return [round(t, 6) for t in times[::step]]
+
+
 def watch_stdin():
     """When the host's ssh goes away the channel closes: stop at once rather than run on."""
     def watch():
@@ -282,7 +292,7 @@ def main(argv=None):
                       "accelerator": args.accelerator, "delegate": args.delegate, "threads": args.threads,
                       "fully_accelerated": getattr(engine, "fully_accelerated", None)},
           "init_ms": init_ms, "first_inference_ms": warm[0],
-          "warmup": statistics(np, warm), "latency_ms": statistics(np, timed),
+          "warmup": statistics(np, warm), "latency_ms": dict(statistics(np, timed), samples_ms=kept_samples(timed)),
           "inputs": "file" if args.inputs else "random",
           "memory": {"before_model": memory_before, "peak": memory_mb()},
           "op_profile": {"available": False, "reason": "%s %s has no per-operator timer in its Python API"

@@ -29,6 +29,7 @@ class ControlStep(BaseModel):
     metric: float
     drop: float
     size_bytes: int
+    latency_ms: float | None = None  # one single-row invoke on the machine running edgepack, 1 thread
 
 
 class RankedLayer(BaseModel):
@@ -76,6 +77,12 @@ class _Evaluator:
         outputs = self.predictor.predict(model, x)
         return model, outputs, compute(self.metric, y, outputs, self.source)
 
+    def step(self, kept: list[str], floats: list[str], model: bytes, value: float) -> ControlStep:
+        """A trace step, with the model's size and its single-row latency here."""
+        return ControlStep(kept_float=list(kept), float_layers=self.quantizer.float_layers_of(floats), metric=value,
+                           drop=self.drop(value), size_bytes=len(model),
+                           latency_ms=round(self.predictor.latency_ms(model, self.x[0]), 4))
+
     def drop(self, value: float) -> float:
         return metric_drop(self.metric, self.reference_value, value)
 
@@ -114,8 +121,7 @@ def control_accuracy(quantizer: SelectiveQuantizer, x: np.ndarray, y: np.ndarray
     try:
         floats = list(start)
         model, outputs, value = ev.run(floats)
-        trace = [ControlStep(kept_float=list(start), float_layers=quantizer.float_layers_of(floats), metric=value,
-                             drop=ev.drop(value), size_bytes=len(model))]
+        trace = [ev.step(start, floats, model, value)]
         best, first_ranking = (trace[0].drop, model, trace[0]), []
         say(f"  accuracy control: full int8 drop {trace[0].drop:.2f} {metric.drop_unit} (max {max_drop:g})")
         while trace[-1].drop > max_drop:
@@ -128,8 +134,7 @@ def control_accuracy(quantizer: SelectiveQuantizer, x: np.ndarray, y: np.ndarray
                 break
             floats += unit
             model, outputs, value = ev.run(floats)
-            trace.append(ControlStep(kept_float=unit, float_layers=quantizer.float_layers_of(floats), metric=value,
-                                     drop=ev.drop(value), size_bytes=len(model)))
+            trace.append(ev.step(unit, floats, model, value))
             say(f"  kept {', '.join(unit)} in float: drop {trace[-1].drop:.2f} {metric.drop_unit}")
             if trace[-1].drop < best[0]:
                 best = (trace[-1].drop, model, trace[-1])

@@ -105,5 +105,13 @@ class BytesPredictor:
         path.write_bytes(model)
         return TflitePredictor(path).predict(x, batch_size=batch_size)
 
+    def latency_ms(self, model: bytes, row: np.ndarray) -> float:
+        """One single-row invoke of ``model`` here (1 thread, median of 30)."""
+        from edgepack.runtime.predict import TflitePredictor
+
+        path = Path(self._folder.name) / "timed.tflite"
+        path.write_bytes(model)
+        return TflitePredictor(path, threads=1).single_latency_ms(row)
+
     def close(self) -> None:
         self._folder.cleanup()

@@ -52,13 +52,13 @@ def make_context(loaded: LoadedRecipe, work: Path, *, trust_model: bool = False,
     from edgepack.loading.data import DataSpec
 
     data = loaded.recipe.data
-    keys = dict(x_key=data.x_key, y_key=data.y_key, trust_code=trust_code)
+    keys = dict(x_key=data.x_key, y_key=data.y_key, trust_code=trust_code, output=data.output)
     val = DataSpec(source=data.val, **keys) if data.val else None
     return StepContext(work=work, setting=loaded.setting, train=DataSpec(source=data.train, **keys) if data.train
                        else None, val=val, trust_model=trust_model, estimate=estimate, device_ref=loaded.device_ref,
                        say=say, training_progress=training_progress,
                        cache=ArtifactCache(cache_dir or work / "cache"),
-                       scorer=Scorer(val, loaded.recipe.metric, trust_model=trust_model))
+                       scorer=Scorer(val, loaded.recipe.metric, trust_model=trust_model, output=data.output))
 
 
 def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lambda message: None,
@@ -91,7 +91,8 @@ def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lam
     return current, stages
 
 
-def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, stage: Path, bundle: Path) -> RunResult:
+def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, stage: Path, bundle: Path,
+            trust_model: bool) -> RunResult:
     recipe, final, reference = loaded.recipe, stages[-1], stages[0].metric
     drop = None if reference is None or final.metric is None else metric_drop(
         recipe.metric, reference, final.metric, relative=recipe.gates.relative)
@@ -110,7 +111,21 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
         latency=final.latency, tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
         mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),
-        sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None))
+        sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None),
+        layers=_layers(loaded, stages, tflite, trust_model))
+
+
+def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, trust_model: bool):
+    """The per-layer rows of the report, from the last Keras stage (the model that was converted)."""
+    from edgepack.inspect.keras_model import inspect_keras
+    from edgepack.inspect.per_layer import layer_rows
+
+    keras_stage = next((s for s in reversed(stages) if s.kind is ModelKind.KERAS), None)
+    if keras_stage is None:
+        return None
+    keras = inspect_keras(keras_stage.path, trust_model=trust_model)
+    accelerator = getattr(loaded.device.accelerator, "value", loaded.device.accelerator)
+    return layer_rows(keras["layers"], tflite, accelerator, model_name=keras.get("name"))
 
 
 def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda message: None,
@@ -129,7 +144,7 @@ def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda mess
 
         with bundle_writes(loaded.output):
             tflite = inspect_tflite(stage_model(stage, final.path))
-            result = _result(loaded, stages, tflite, stage, loaded.output)
+            result = _result(loaded, stages, tflite, stage, loaded.output, options.trust_model)
             say(f"[{total}/{total}] write bundle {result.bundle}")
             resolved = {**loaded.resolved_dump(), "steps": entries}
             write_bundle(stage, result=result, resolved_recipe=resolved,

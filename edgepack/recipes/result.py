@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from edgepack.errors import GateFailed
+from edgepack.inspect.per_layer import LayerRow
 from edgepack.latency.config import ProfileResult
 from edgepack.quantization.mixed import MixedPrecision
 from edgepack.sensitivity.analysis import Sensitivity
@@ -44,6 +45,7 @@ class RunResult(BaseModel):
     gpu: dict | None = None
     mixed_precision: MixedPrecision | None = None
     sensitivity: Sensitivity | None = None
+    layers: list[LayerRow] | None = None
     provenance: dict
 
     def raise_for_gates(self) -> None:

@@ -58,6 +58,7 @@ class DataPaths(_Strict):
     val: str | None = None
     x_key: str = "x"
     y_key: str = "y"
+    output: str | None = None  # the model output the metric and gates are computed on (several outputs)
 
 
 class Gates(_Strict):

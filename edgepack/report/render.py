@@ -1,4 +1,9 @@
-"""Turn a run result (a plain dict, as in report.json) into report.md and report.html."""
+"""Turn a run result (a plain dict, as in report.json) into report.md and report.html.
+
+report.html is one self-contained page (inline CSS, static SVG, no script): key figures, gates,
+the charts of :mod:`edgepack.report.charts`, the stages, the per-layer section of
+:mod:`edgepack.report.layers` when the result has ``layers``, and the result itself.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,18 @@ import json
 from html import escape
 from pathlib import Path
 
-from edgepack.report.svg import bar_chart, latency_chart
+from edgepack.report.charts import is_percent, latency_figure, metric_chart, metric_gate, size_figure, stage_format
+from edgepack.report.layers import layers_html, layers_markdown
+from edgepack.report.page import key_value_table, page, table
+from edgepack.report.svg import bar_chart
 
 
-def _metric_text(result: dict, value: float | None) -> str:
+LATENCY_HERE = "latency (build machine, 1 thread, 1 row)"
+METRIC_NAMES = {"accuracy": "Accuracy", "top5": "Top-5 accuracy", "mae": "Mean absolute error",
+                "mse": "Mean squared error"}
+
+def metric_text(result: dict, value: float | None) -> str:
+    """A metric value as the reports show it: accuracy/top5 in percent, others with 5 digits."""
     if value is None:
         return "-"
     return f"{value * 100:.2f}%" if result["metric"] in ("accuracy", "top5") else f"{value:.5g}"
@@ -32,8 +45,8 @@ def key_figures(result: dict) -> list[tuple[str, str]]:
     return [
         ("verdict", "PASS" if result["passed"] else "FAIL"),
         ("device", result["device"]),
-        (f"{result['metric']} (float model)", _metric_text(result, result.get("reference"))),
-        (f"{result['metric']} (.tflite)", _metric_text(result, result.get("final"))),
+        (f"{result['metric']} (float model)", metric_text(result, result.get("reference"))),
+        (f"{result['metric']} (.tflite)", metric_text(result, result.get("final"))),
         ("accuracy drop" if result["metric"] in ("accuracy", "top5") else f"{result['metric']} increase",
          "-" if drop is None else f"{drop:.3f} {unit}" + (" (the .tflite scores better)" if drop < 0 else "")),
         ("latency", _latency_text(result)),
@@ -64,9 +77,9 @@ def accelerator_lines(result: dict) -> list[tuple[str, str]]:
     return lines
 
 
-def mixed_lines(result: dict) -> tuple[str | None, list[tuple[str, str, str, str]]]:
+def mixed_lines(result: dict) -> tuple[str | None, list[tuple[str, str, str, str, str]]]:
     """The float-layer summary and the accuracy-control trace rows (layers kept float, float layers,
-    drop, size), when quantize kept layers in float."""
+    drop, size, single-row latency on the build machine), when quantize kept layers in float."""
     mixed = result.get("mixed_precision")
     if not mixed:
         return None, []
@@ -78,7 +91,8 @@ def mixed_lines(result: dict) -> tuple[str | None, list[tuple[str, str, str, str
                f"{result['metric']} drop {control['drop_before']:.2f} -> {control['drop_after']:.2f} "
                f"{control['drop_unit']} (max {control['max_drop']:g}, {'met' if control['met'] else 'NOT met'})")
     rows = [("+ " + (", ".join(step["kept_float"]) or "(full int8)"), str(len(step["float_layers"])),
-             f"{step['drop']:.2f}", f"{step['size_bytes'] / 1024:.1f} KB") for step in control["trace"]]
+             f"{step['drop']:.2f}", f"{step['size_bytes'] / 1024:.1f} KB",
+             "-" if step.get("latency_ms") is None else f"{step['latency_ms']:.3f} ms") for step in control["trace"]]
     return summary, rows
 
 
@@ -103,13 +117,26 @@ def _markdown_sections(result: dict) -> list[str]:
     if summary:
         lines += ["", "## Layers kept in float", "", summary]
         if rows:
-            lines += ["", "| step | float layers | drop | size |", "|---|---|---|---|"]
-            lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+            lines += ["", f"| step | float layers | drop | size | {LATENCY_HERE} |", "|---|---|---|---|---|"]
+            lines += ["| " + " | ".join(row) + " |" for row in rows]
     sens = sensitivity_rows(result)
     if sens:
         lines += ["", "## Per-layer sensitivity", "", "| layer | int8 error | drop if float | prune 90% | "
                   "cluster 8 |", "|---|---|---|---|---|"] + [f"| {' | '.join(row)} |" for row in sens]
-    return lines
+    return lines + layers_markdown(result)
+
+
+def stage_rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """(stage, format, size, gzip, metric, seconds) per stage, as text."""
+    return [(stage["name"], stage_format(stage), f"{stage['size_bytes'] / 1024:.1f} KB",
+             "-" if stage.get("gzip_size_bytes") is None else f"{stage['gzip_size_bytes'] / 1024:.1f} KB",
+             metric_text(result, stage.get("metric")), f"{stage['seconds']:.1f}") for stage in result["stages"]]
+
+
+def _gate_cells(gate: dict) -> tuple[str, str, str, str]:
+    value = "-" if gate["value"] is None else f"{gate['value']:.3f}"
+    note = f" ({gate['note']})" if gate.get("note") else ""
+    return gate["gate"], f"{gate['threshold']} {gate['unit']}", value + note, "pass" if gate["passed"] else "FAIL"
 
 
 def render_markdown(result: dict) -> str:
@@ -117,49 +144,36 @@ def render_markdown(result: dict) -> str:
     lines = [f"# edgepack report: {result['name']}", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in key_figures(result)]
     lines += ["", "## Gates", "", "| gate | threshold | value | verdict |", "|---|---|---|---|"]
-    for gate in result["gates"]:
-        value = "-" if gate["value"] is None else f"{gate['value']:.3f}"
-        note = f" ({gate['note']})" if gate.get("note") else ""
-        lines.append(f"| {gate['gate']} | {gate['threshold']} {gate['unit']} | {value}{note} | "
-                     f"{'pass' if gate['passed'] else 'FAIL'} |")
+    lines += ["| " + " | ".join(_gate_cells(gate)) + " |" for gate in result["gates"]]
     accelerators = accelerator_lines(result)
     if accelerators:
         lines += ["", "## Accelerator", ""] + [f"- **{title}**: {text}" for title, text in accelerators]
     lines += _markdown_sections(result)
-    lines += ["", "## Stages", "", f"| stage | size | gzip | {result['metric']} | seconds |", "|---|---|---|---|---|"]
-    for stage in result["stages"]:
-        gzip = "-" if stage.get("gzip_size_bytes") is None else f"{stage['gzip_size_bytes'] / 1024:.1f} KB"
-        lines.append(f"| {stage['name']} | {stage['size_bytes'] / 1024:.1f} KB | {gzip} | "
-                     f"{_metric_text(result, stage.get('metric'))} | {stage['seconds']:.1f} |")
+    lines += ["", "## Stages", "", f"| stage | format | size | gzip | {result['metric']} | seconds |",
+              "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in stage_rows(result)]
+    if len({"tflite" in row[1] for row in stage_rows(result)}) > 1:
+        lines += ["", "gzip sizes of a Keras file and of a .tflite are not like for like (different formats)."]
     lines += ["", f"Made by edgepack {result['provenance']['edgepack']} on {result['provenance']['created']}.", ""]
     return "\n".join(lines)
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
-.pass{color:#1a7f37;font-weight:bold}.fail{color:#c0392b;font-weight:bold}figure{margin:1.5em 0}"""
-
-
-def _gate_row(gate: dict) -> str:
-    value = "-" if gate["value"] is None else f"{gate['value']:.3f}"
-    note = f" ({escape(gate['note'])})" if gate.get("note") else ""
-    verdict = "pass" if gate["passed"] else "fail"
-    return (f"<tr><td>{escape(gate['gate'])}</td><td>{gate['threshold']} {escape(gate['unit'])}</td>"
-            f"<td>{value}{note}</td><td class=\"{verdict}\">{verdict.upper() if verdict == 'fail' else verdict}</td></tr>")
+def _gates_html(result: dict) -> str:
+    rows = []
+    for gate in result["gates"]:
+        name, threshold, value, verdict = _gate_cells(gate)
+        rows.append(f'<tr><th scope="row">{escape(name)}</th><td>{escape(threshold)}</td><td>{escape(value)}</td>'
+                    f'<td class="{verdict.lower()}">{verdict}</td></tr>')
+    head = "".join(f'<th scope="col">{h}</th>' for h in ("gate", "threshold", "value", "verdict"))
+    return (f'<h2>Gates</h2><table id="gates" class="keep"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def _accelerator_html(result: dict) -> str:
     lines = accelerator_lines(result)
     if not lines:
         return ""
-    rows = "".join(f"<tr><th>{escape(title)}</th><td>{escape(text)}</td></tr>" for title, text in lines)
-    return f'<h2>Accelerator</h2><table id="accelerator">{rows}</table>\n'
-
-
-def _table(table_id: str, header: tuple, rows: list) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
+    return "<h2>Accelerator</h2>" + key_value_table("accelerator", lines, data_key=False) + "\n"
 
 
 def _sections_html(result: dict) -> str:
@@ -168,13 +182,15 @@ def _sections_html(result: dict) -> str:
     if summary:
         parts.append(f'<h2>Layers kept in float</h2><p id="mixed-summary">{escape(summary)}</p>')
         if rows:
-            parts.append(_table("control-trace", ("step", "float layers", "drop", "size"), rows))
+            parts.append(table("control-trace", ("step", "float layers", "drop", "size", LATENCY_HERE), rows,
+                               numeric={1, 2, 3, 4}))
             parts.append("<figure>" + bar_chart(f"{result['metric']} drop after each step", [
                 (row[0][:28], float(row[2]), row[2]) for row in rows], chart_id="trace", color="#c0392b") + "</figure>")
     sens = sensitivity_rows(result)
     if sens:
         parts.append("<h2>Per-layer sensitivity</h2>")
-        parts.append(_table("sensitivity", ("layer", "int8 error", "drop if float", "prune 90%", "cluster 8"), sens))
+        parts.append(table("sensitivity", ("layer", "int8 error", "drop if float", "prune 90%", "cluster 8"), sens,
+                           numeric={1, 2, 3, 4}, row_header=True))
         base = (result.get("sensitivity") or {}).get("int8_drop") or 0.0
         parts.append("<figure>" + bar_chart("int8 drop recovered by keeping the layer float (points)", [
             (row[0], max(base - float(row[2]), 0.0) if row[2] != "-" else 0.0, row[2]) for row in sens],
@@ -182,40 +198,52 @@ def _sections_html(result: dict) -> str:
     return "\n".join(parts) + ("\n" if parts else "")
 
 
+def _metric_figure(result: dict) -> str:
+    if not any(s.get("metric") is not None for s in result["stages"]):
+        return '<p class="no-chart" id="metric-none">No stage was scored.</p>'
+    zero = " (it starts at 0 only when a value is at or below 50%)" if is_percent(result["metric"]) else ""
+    gate = "; the dashed line is the accuracy gate" if metric_gate(result) is not None else ""
+    caption = f"One dot per scored stage. The axis is fitted to the values{zero}, so small differences show{gate}."
+    return f"<figure>{metric_chart(result)}<figcaption>{caption}</figcaption></figure>"
+
+
+def _charts_html(result: dict) -> str:
+    metric = METRIC_NAMES.get(result["metric"], result["metric"])
+    return (f"<h2>Charts</h2>\n<h3>Latency</h3>\n{latency_figure(result.get('latency'))}\n"
+            f"<h3>{escape(metric)} per stage</h3>\n{_metric_figure(result)}\n"
+            f"<h3>Size per stage</h3>\n{size_figure(result['stages'])}\n")
+
+
+def _shown_result(result: dict) -> dict:
+    """The result as the page prints it: the latency samples (thousands of numbers) replaced by a note."""
+    samples = ((result.get("latency") or {}).get("latency_ms") or {}).get("samples_ms")
+    if not samples:
+        return result
+    shown = json.loads(json.dumps(result, default=str))
+    shown["latency"]["latency_ms"]["samples_ms"] = f"{len(samples)} values (in report.json; drawn above)"
+    return shown
+
+
 def render_html(result: dict) -> str:
-    """report.html: one self-contained page with the key figures, gates, stages and three plots."""
-    figures = "".join(f'<tr><th>{escape(k)}</th><td data-key="{escape(k)}">{escape(v)}</td></tr>'
-                      for k, v in key_figures(result))
-    gates = "".join(_gate_row(gate) for gate in result["gates"])
-    stages = result["stages"]
-    size_plot = bar_chart("Size per stage (gzip where known)", [
-        (s["name"], s.get("gzip_size_bytes") or s["size_bytes"],
-         f"{(s.get('gzip_size_bytes') or s['size_bytes']) / 1024:.1f} KB") for s in stages], chart_id="size")
-    scored = [s for s in stages if s.get("metric") is not None]
-    metric_plot = bar_chart(f"{result['metric']} per stage", [
-        (s["name"], s["metric"], _metric_text(result, s["metric"])) for s in scored],
-        chart_id="metric", color="#2e9b5f")
-    latency = result.get("latency")
-    latency_plot = latency_chart(latency["latency_ms"], estimated=latency.get("estimated", False)) if latency else ""
+    """report.html: one self-contained page with the key figures, gates, charts, stages and layers."""
     verdict = "pass" if result["passed"] else "fail"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>edgepack report: {escape(result['name'])}</title>
-<style>{STYLE}</style></head><body>
-<h1>edgepack report: {escape(result['name'])}</h1>
-<p class="{verdict}" id="verdict">{'PASS' if result['passed'] else 'FAIL'}: {escape(result.get('summary', ''))}</p>
-<table id="figures">{figures}</table>
-<h2>Gates</h2><table id="gates"><tr><th>gate</th><th>threshold</th><th>value</th><th>verdict</th></tr>{gates}</table>
-{_accelerator_html(result)}{_sections_html(result)}<h2>Plots</h2>
-<figure>{latency_plot}</figure><figure>{size_plot}</figure><figure>{metric_plot}</figure>
-<h2>Result</h2><details><summary>report.json</summary><pre>{escape(json.dumps(result, indent=2))}</pre></details>
-</body></html>
-"""
+    stages = table("stages", ("stage", "format", "size", "gzip", result["metric"], "seconds"), stage_rows(result),
+                   numeric={2, 3, 4, 5}, row_header=True)
+    body = (f"<h1>edgepack report: {escape(result['name'])}</h1>\n"
+            f'<p class="{verdict}" id="verdict">{verdict.upper()}: {escape(result.get("summary", ""))}</p>\n'
+            f'{key_value_table("figures", key_figures(result))}\n{_gates_html(result)}\n{_accelerator_html(result)}'
+            f"{_charts_html(result)}<h2>Stages</h2>\n{stages}\n{layers_html(result)}{_sections_html(result)}"
+            f"<h2>Result</h2><details><summary>report.json</summary><pre>"
+            f"{escape(json.dumps(_shown_result(result), indent=2, default=str))}</pre></details>\n"
+            f'<p class="muted">Made by edgepack {escape(str(result["provenance"].get("edgepack")))} on '
+            f'{escape(str(result["provenance"].get("created")))}.</p>')
+    return page(f"edgepack report: {result['name']}", body)
 
 
 def write_reports(folder: Path, result: dict) -> list[Path]:
     """Write report.json, report.md and report.html into ``folder``."""
     paths = [folder / "report.json", folder / "report.md", folder / "report.html"]
-    paths[0].write_text(json.dumps(result, indent=2, default=str) + "\n")
-    paths[1].write_text(render_markdown(result))
-    paths[2].write_text(render_html(result))
+    paths[0].write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    paths[1].write_text(render_markdown(result), encoding="utf-8")
+    paths[2].write_text(render_html(result), encoding="utf-8")
     return paths

@@ -6,8 +6,38 @@ from pathlib import Path
 
 import numpy as np
 
-from edgepack.errors import DataError
+from dataclasses import dataclass
+
+from edgepack.errors import ConfigError, DataError
 from edgepack.runtime.interpreter import RuntimeInfo, make_interpreter, read_model_bytes
+
+SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class OutputChoice:
+    """Which model output a metric is computed on: a name (a Keras output name, or a .tflite signature
+    output key) and, when a Keras model is known, that output's position among its outputs."""
+
+    name: str | None = None
+    index: int | None = None
+
+
+def pick_signature_output(keys: list[str], choice: OutputChoice | None, where: str) -> str:
+    """The signature output key for ``choice``. The converter names a Keras 3 model's outputs
+    ``output_<i>`` in the Keras order and a tf_keras model's by layer name; the tensors themselves
+    come in another order, so outputs are never paired by position."""
+    if choice is None or (choice.name is None and choice.index is None):
+        if len(keys) == 1:
+            return keys[0]
+        raise ConfigError(f"{where} has {len(keys)} outputs ({', '.join(keys)}); choose the one the metric is "
+                          f"computed on", hint="give --output NAME (recipe: data.output)")
+    if choice.name in keys:
+        return choice.name
+    if choice.index is not None and f"output_{choice.index}" in keys:
+        return f"output_{choice.index}"
+    raise ConfigError(f"{where} has no output {choice.name!r}; its outputs are {', '.join(keys)}",
+                      hint="give --output with one of those names")
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -31,7 +61,8 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
 class TflitePredictor:
     """A .tflite model ready to predict; ``runtime`` names what runs it."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, runtime: str = "auto"):
+    def __init__(self, path: str | Path, *, threads: int | None = None, runtime: str = "auto",
+                 output: OutputChoice | None = None):
         self.path = Path(path)
         self.model_bytes = read_model_bytes(self.path)
         self.interpreter, self.runtime = make_interpreter(
@@ -39,10 +70,27 @@ class TflitePredictor:
         self.runtime: RuntimeInfo
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
-            raise DataError(f"{self.path} has {len(inputs)} inputs; edgepack evaluates single-input models")
+            raise DataError(f"{self.path} has {len(inputs)} inputs ({', '.join(d['name'] for d in inputs)}); "
+                            f"edgepack evaluates and calibrates single-input models only",
+                            hint="evaluate such a model with your own script; multi-input data is not supported yet")
         self.input = inputs[0]
-        self.output = self.interpreter.get_output_details()[0]
+        self.output_key, self.output = self._output(output)
         self.batch_size = 1
+
+    def _output(self, choice: OutputChoice | None) -> tuple[str, dict]:
+        """The chosen output's signature key and tensor details (matched by name, never by position)."""
+        details = self.interpreter.get_output_details()
+        signatures = self.interpreter.get_signature_list() if hasattr(self.interpreter, "get_signature_list") else {}
+        if SIGNATURE not in signatures:
+            if len(details) == 1:
+                return details[0]["name"], details[0]
+            names = [d["name"] for d in details]
+            raise ConfigError(f"{self.path} has {len(details)} outputs and no signature naming them "
+                              f"({', '.join(names)})", hint="convert the model again with edgepack or TensorFlow 2.7+")
+        by_key = self.interpreter.get_signature_runner(SIGNATURE).get_output_details()
+        key = pick_signature_output(list(by_key), choice, str(self.path))
+        index = by_key[key]["index"]
+        return key, next(d for d in details if d["index"] == index)
 
     @property
     def input_shape(self) -> tuple:
@@ -68,6 +116,21 @@ class TflitePredictor:
         self.interpreter.resize_tensor_input(self.input["index"], [1, *self.input["shape"][1:]])
         self.interpreter.allocate_tensors()
         return 1
+
+    def single_latency_ms(self, row: np.ndarray, runs: int = 30) -> float:
+        """Median milliseconds of one single-row invoke (after a warm-up), on this machine."""
+        import time
+
+        self.batch_size = self._try_batch(1)
+        value = quantize_input(row[None], self.input)
+        self.interpreter.set_tensor(self.input["index"], value)
+        self.interpreter.invoke()
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            self.interpreter.invoke()
+            times.append(time.perf_counter() - started)
+        return float(np.median(times) * 1000)
 
     def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Outputs for every row of ``x`` (float inputs; quantized here when the model needs it)."""

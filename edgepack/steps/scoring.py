@@ -7,6 +7,7 @@ from pathlib import Path
 from edgepack.errors import DataError
 from edgepack.evaluation.metrics import Metric, compute
 from edgepack.loading.data import Dataset, DataSpec, fit_to_input, load_data
+from edgepack.runtime.predict import OutputChoice
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind
 
@@ -14,8 +15,9 @@ from edgepack.steps.base import ModelKind
 class Scorer:
     """The recipe's metric for Keras and .tflite models on one val set (None without val data)."""
 
-    def __init__(self, val: DataSpec | None, metric: Metric, *, trust_model: bool = False):
+    def __init__(self, val: DataSpec | None, metric: Metric, *, trust_model: bool = False, output: str | None = None):
         self.spec, self.metric, self.trust_model = val, metric, trust_model
+        self.choice = OutputChoice(name=output) if output else None  # completed by the first Keras model
         self.val: Dataset | None = None
         self._scores: dict[str, float] = {}
 
@@ -41,13 +43,14 @@ class Scorer:
         from edgepack.loading.model import load_model
 
         model = load_model(path, trust_model=self.trust_model)
+        self.choice = model.choose_output(self.choice.name if self.choice else None)
         data = self._dataset(model.input_shape, str(path))
-        return compute(self.metric, data.y, model.predict(data.x), data.source)
+        return compute(self.metric, data.y, model.predict(data.x, output=self.choice.name), data.source)
 
     def _score_tflite(self, path: Path, batch_size: int, threads: int | None) -> float:
         from edgepack.runtime.predict import TflitePredictor
 
-        runner = TflitePredictor(path, threads=threads)
+        runner = TflitePredictor(path, threads=threads, output=self.choice)
         shape = tuple(None if d == -1 else d for d in runner.input_shape)
         data = self._dataset(shape, str(path))
         return compute(self.metric, data.y, runner.predict(data.x, batch_size=batch_size), data.source)

@@ -114,8 +114,11 @@ def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
     import optuna
 
     storage = options.storage or f"sqlite:///{loaded.path.resolve().with_suffix('.tune.db')}"
-    sampler = optuna.samplers.TPESampler(seed=space.seed, constraints_func=lambda t: t.user_attrs.get(
-        "constraints", [1.0]))
+    if hasattr(optuna.trial.Trial, "set_constraint"):  # Optuna 5: constraints are set on each trial
+        sampler = optuna.samplers.TPESampler(seed=space.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=space.seed, constraints_func=lambda t: t.user_attrs.get(
+            "constraints", [1.0]))
     for attempt in range(OPEN_ATTEMPTS):
         try:
             study = optuna.create_study(storage=storage, study_name=options.study or loaded.recipe.name,
@@ -209,7 +212,11 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
     figures = {"size": final.gzip_size_bytes / 1024, "latency": latency, "drop": drop}
     trial.set_user_attr("steps", entries)
     trial.set_user_attr("figures", {**figures, "raw_kb": final.size_bytes / 1024})
-    trial.set_user_attr("constraints", _constraints(loaded, drop, final.size_bytes / 1024, latency))
+    constraints = _constraints(loaded, drop, final.size_bytes / 1024, latency)
+    trial.set_user_attr("constraints", constraints)
+    if hasattr(trial, "set_constraint"):
+        for index, value in enumerate(constraints):
+            trial.set_constraint(f"gate_{index}", value)
     return [figures[name] if figures[name] is not None else 1e9 for name in space.objectives]
 
 

@@ -15,7 +15,7 @@ def _fmt(metric, value: float) -> str:
 
 
 def _render(result) -> None:
-    rows = [("data", f"{result.data} ({result.samples} samples)"),
+    rows = [("data", f"{result.data} ({result.samples} samples)" + (f", output {result.output}" if result.output else "")),
             ("tflite", f"{_fmt(result.metric, result.tflite.value)}  {result.tflite.model}"),
             ("runtime", f"{result.runtime['name']} {result.runtime['version']}, batch {result.batch_size}")]
     if result.reference is not None:
@@ -36,17 +36,19 @@ def _render(result) -> None:
 @click.option("--relative", is_flag=True, help="--max-drop is a percentage of the reference value.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Batch size when the model allows it.")
 @click.option("--threads", type=int, help="Interpreter threads (default: the runtime's).")
+@click.option("--output", "output_name", metavar="NAME", help="The output the metric is computed on, by name (needed "
+              "when the model has several; targets from the .npz array y_NAME if present, else --y-key).")
 @data_key_options
 @trust_model_option
 @json_option
-def evaluate_command(model, data, reference, metric, max_drop, relative, batch_size, threads, x_key, y_key,
-                     trust_code, trust_model, as_json):
+def evaluate_command(model, data, reference, metric, max_drop, relative, batch_size, threads, output_name, x_key,
+                     y_key, trust_code, trust_model, as_json):
     """Run MODEL (.tflite) on DATA with the LiteRT interpreter; compare with --reference."""
     from edgepack.evaluation.evaluate import EvaluateConfig, evaluate
 
     config = build_config(EvaluateConfig, model=model, data=data_spec(data, x_key, y_key, trust_code),
                           reference=reference, metric=metric, max_drop=max_drop, relative=relative,
-                          batch_size=batch_size, threads=threads, trust_model=trust_model)
+                          batch_size=batch_size, threads=threads, trust_model=trust_model, output=output_name)
     result = evaluate(config)
     emit(result, as_json, _render)
     result.raise_for_gate()
