@@ -198,14 +198,17 @@ def _schema_fields(model, graph: Graph) -> dict:
 
 
 def op_type(op: OpInfo, graph: Graph) -> str:
-    """How an operator computes: int8, int16 (int16x8), float32, float16 (float16 weights expanded) or
-    hybrid (int8 weights, float math), from the dtypes of its output and constant inputs."""
+    """How an operator computes: int8, int16 (int16x8), float32, float16 (float16 weights expanded),
+    hybrid (int8 weights, float math), or int32/int64/bool for shape arithmetic, from the dtypes of its
+    output and constant inputs."""
     outputs = [graph.tensors[i].dtype for i in op.outputs if i >= 0]
     constants = [graph.tensors[i].dtype for i in op.inputs if i >= 0 and graph.tensors[i].is_constant]
     if any(d in ("int8", "uint8") for d in outputs):
         return "int8"
     if "int16" in outputs:
         return "int16"
+    if outputs and all(d in ("int32", "int64", "bool") for d in outputs):
+        return outputs[0]  # shape arithmetic (SHAPE, STRIDED_SLICE, PACK): neither float nor quantized
     if "int8" in constants:
         return "hybrid"
     if "float16" in constants or "float16" in outputs:

@@ -164,8 +164,13 @@ def _multiples(results: list[dict], rows: list[dict], draw) -> str:
     return f'<div class="multiples">{"".join(sections)}</div>'
 
 
+def _short(label: str, width: int = 20) -> str:
+    """A bar label that fits beside the chart (the full text is in the bar's tooltip)."""
+    return label if len(label) <= width else label[:width - 1] + "…"
+
+
 def _final_size_chart(rows: list[dict]) -> str:
-    bars = [(f"{row['name']} ({row['device']})"[:34], row["gzip_size_bytes"],
+    bars = [(_short(Path(row["bundle"]).name), row["gzip_size_bytes"],
              f"{row['gzip_size_bytes'] / 1024:.1f} KB gzip") for row in rows]
     chart = bar_chart("gzip size of each bundle's model.tflite (same format: like for like)", bars,
                       chart_id="size-by-bundle")
