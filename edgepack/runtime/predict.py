@@ -27,9 +27,9 @@ def pick_signature_output(keys: list[str], choice: OutputChoice | None, where: s
     """The signature output key for ``choice``. The converter names a Keras 3 model's outputs
     ``output_<i>`` in the Keras order and a tf_keras model's by layer name; the tensors themselves
     come in another order, so outputs are never paired by position."""
+    if len(keys) == 1 and (choice is None or choice.index == 0 or choice.name in (None, keys[0])):
+        return keys[0]  # one output each side (a tf_keras Sequential names its output after the model)
     if choice is None or (choice.name is None and choice.index is None):
-        if len(keys) == 1:
-            return keys[0]
         raise ConfigError(f"{where} has {len(keys)} outputs ({', '.join(keys)}); choose the one the metric is "
                           f"computed on", hint="give --output NAME (recipe: data.output)")
     if choice.name in keys:
@@ -76,6 +76,8 @@ class TflitePredictor:
         self.input = inputs[0]
         self.output_key, self.output = self._output(output)
         self.batch_size = 1
+        # A fused LSTM/RNN keeps its state in variable tensors between invocations: each batch starts fresh.
+        self._stateful = hasattr(self.interpreter, "reset_all_variables")
 
     def _output(self, choice: OutputChoice | None) -> tuple[str, dict]:
         """The chosen output's signature key and tensor details (matched by name, never by position)."""
@@ -143,6 +145,8 @@ class TflitePredictor:
             if len(chunk) < batch:
                 chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)])
             self.interpreter.set_tensor(index_in, chunk)
+            if self._stateful:
+                self.interpreter.reset_all_variables()
             self.interpreter.invoke()
             outputs.append(self.interpreter.get_tensor(index_out)[: len(xq) - start])
         return dequantize_output(np.concatenate(outputs), self.output)

@@ -155,6 +155,11 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
     """
     check_writable_target(config.output)
     loaded = load_model(config.model, trust_model=config.trust_model)
+    if config.static_batch is None:
+        from edgepack.quantization.conversion_worker import recurrent_layers
+
+        if recurrent_layers(loaded):  # LSTM/GRU become builtin TFLite ops only with a fixed batch
+            config = config.model_copy(update={"static_batch": True})
     calibration = _calibration(config, loaded)
     mixed = None
     if config.mixed:
@@ -166,9 +171,9 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
 
             flatbuffer, mixed = qat_fallback(config, loaded, flatbuffer, mixed, say=say)
     else:
-        from edgepack.quantization.convert import convert
+        from edgepack.quantization.conversion_worker import convert_in_worker
 
-        flatbuffer = convert(loaded, config, calibration)
+        flatbuffer = convert_in_worker(loaded, config, calibration, trust_model=config.trust_model)
     samples = None if calibration is None else len(calibration)
     if mixed is not None and mixed.control is not None and not mixed.control.met and not config.keep_unmet:
         failed = _write(failed_path(config.output), flatbuffer, config, loaded, samples, mixed)
