@@ -105,6 +105,21 @@ def _readiness_note(device: DeviceProfile, work: ModelWork) -> list[str]:
             f"as is: {readiness['reasons'][0]}"]
 
 
+def _shape_notes(work: ModelWork) -> list[str]:
+    """What the estimate assumed about inputs whose size the model leaves open."""
+    notes = []
+    for index in work.graph.inputs:
+        tensor = work.graph.tensors[index]
+        signature = [int(d) for d in (tensor.shape_signature or [])]
+        if signature and signature[0] == -1:
+            notes.append(f"input {tensor.name}: the batch is dynamic; estimated for batch 1")
+        if any(d == -1 for d in signature[1:]):
+            notes.append(f"input {tensor.name} accepts any size {signature}; estimated at the stored shape "
+                         f"{[int(d) for d in tensor.shape]}, far smaller than a real input: measure with --data, "
+                         f"or convert with a fixed input size")
+    return notes
+
+
 def estimate_latency(work: ModelWork, device: DeviceProfile, threads: int | None = None) -> Estimate:
     """Estimate one inference of ``work`` on ``device`` at ``threads`` (default: the profile's).
 
@@ -118,7 +133,7 @@ def estimate_latency(work: ModelWork, device: DeviceProfile, threads: int | None
     threads = threads or device.threads
     cpu = figures if device.accelerator == Accelerator.CPU else figures.cpu_fallback
     placed = _on_accelerator(device, work)
-    notes, rows = _readiness_note(device, work), []
+    notes, rows = _readiness_note(device, work) + _shape_notes(work), []
     on_cpu = 0
     for position, op in enumerate(work.ops):
         unit, name, scale = figures, "accelerator", 1.0

@@ -129,16 +129,24 @@ def random_input(np, detail, rng):
     return (rng.uniform(0, 1, shape) >= 0.5).astype(dtype) if dtype.kind == "b" else np.zeros(shape, dtype)
 
 
+def free_dims(detail):
+    """Whether the input accepts any size in a dimension after the batch (-1 in its signature)."""
+    signature = detail.get("shape_signature")
+    return signature is not None and any(int(d) == -1 for d in list(signature)[1:])
+
+
 def load_inputs(np, path, details):
-    """Samples from an .npz (``input_0``... with the samples first), checked against the inputs."""
+    """Samples from an .npz (``input_0``... with the samples first), checked against the inputs
+    (any size where the model's signature says -1)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = [archive["input_%d" % i] for i in range(len(details))]
     except Exception as exc:
         fail("inputs", "cannot read inputs %s: %s" % (path, exc))
     for i, (array, detail) in enumerate(zip(arrays, details)):
-        want = tuple(int(d) for d in detail["shape"][1:])
-        if array.ndim < 1 or tuple(array.shape[1:]) != want or array.dtype != np.dtype(detail["dtype"]):
+        want = tuple(int(d) for d in (detail["shape_signature"] if free_dims(detail) else detail["shape"])[1:])
+        fits = array.ndim == len(want) + 1 and all(w in (-1, a) for w, a in zip(want, array.shape[1:]))
+        if not fits or array.dtype != np.dtype(detail["dtype"]):
             fail("inputs", "input_%d has shape %s dtype %s; the model wants (N,)+%s %s"
                  % (i, array.shape, array.dtype, want, np.dtype(detail["dtype"])))
     return [[a[k:k + 1] for a in arrays] for k in range(min(len(a) for a in arrays))]
@@ -176,6 +184,14 @@ class InterpreterEngine(object):
     def set_inputs(self, arrays):
         for detail, array in zip(self.inputs, arrays):
             self.it.set_tensor(detail["index"], array)
+
+    def resize(self, shapes):
+        """Size inputs with free dimensions to the data's shapes (one sample each)."""
+        for detail, shape in zip(self.inputs, shapes):
+            if free_dims(detail):
+                self.it.resize_tensor_input(detail["index"], [int(d) for d in shape])
+        self.it.allocate_tensors()
+        self.inputs = self.it.get_input_details()
 
 
 class CompiledEngine(object):
@@ -280,8 +296,16 @@ def main(argv=None):
                           dict(item.split("=", 1) for item in args.delegate_option if "=" in item))
     init_ms = (time.perf_counter() - begin) * 1000.0
     rng = np.random.default_rng(args.seed) if hasattr(np.random, "default_rng") else np.random.RandomState(args.seed)
+    free = [d["name"] for d in engine.inputs if free_dims(d)]
+    if free and not args.inputs:
+        fail("inputs", "the model's input %s accepts any size (-1 in its shape); give data of the size to "
+             "measure (--data)" % ", ".join(free))
     feeds = load_inputs(np, args.inputs, engine.inputs) if args.inputs else \
         [[random_input(np, d, rng) for d in engine.inputs]]
+    if free:
+        if not hasattr(engine, "resize"):
+            fail("inputs", "inputs of any size are not supported on the %s accelerator" % args.accelerator)
+        engine.resize([a.shape for a in feeds[0]])
     stage("warmup")
     warm = run_loop(engine, feeds, max(args.warmup, 1), args.warmup_seconds, args.max_seconds)
     stage("timed-runs")

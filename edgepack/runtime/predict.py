@@ -101,13 +101,25 @@ class TflitePredictor:
         shape = signature if signature is not None and len(signature) else self.input["shape"]
         return tuple(int(d) for d in shape)
 
-    def _try_batch(self, batch_size: int) -> int:
+    def _free_dims(self) -> bool:
+        return any(d == -1 for d in self.input_shape[1:])
+
+    def _resize(self, batch: int, row_shape: tuple) -> None:
+        self.interpreter.resize_tensor_input(self.input["index"], [batch, *row_shape], strict=True)
+        self.interpreter.allocate_tensors()
+
+    def _try_batch(self, batch_size: int, row_shape: tuple | None = None) -> int:
+        """The batch to run (``batch_size`` where the model allows it, else 1), with the input sized to
+        ``row_shape`` when the model accepts any size (-1 after the batch in its signature)."""
+        row_shape = tuple(row_shape) if row_shape is not None and self._free_dims() else \
+            tuple(self.input["shape"][1:])
         if batch_size <= 1 or self.input_shape[0] != -1:
+            if row_shape != tuple(self.input["shape"][1:]):
+                self._resize(1, row_shape)
             return 1
-        shape = [batch_size, *self.input["shape"][1:]]
+        shape = [batch_size, *row_shape]
         try:
-            self.interpreter.resize_tensor_input(self.input["index"], shape, strict=True)
-            self.interpreter.allocate_tensors()
+            self._resize(batch_size, row_shape)
             probe = np.zeros(shape, dtype=self.input["dtype"])
             self.interpreter.set_tensor(self.input["index"], probe)
             self.interpreter.invoke()
@@ -115,15 +127,14 @@ class TflitePredictor:
                 return batch_size
         except (ValueError, RuntimeError):
             pass
-        self.interpreter.resize_tensor_input(self.input["index"], [1, *self.input["shape"][1:]])
-        self.interpreter.allocate_tensors()
+        self._resize(1, row_shape)
         return 1
 
     def single_latency_ms(self, row: np.ndarray, runs: int = 30) -> float:
         """Median milliseconds of one single-row invoke (after a warm-up), on this machine."""
         import time
 
-        self.batch_size = self._try_batch(1)
+        self.batch_size = self._try_batch(1, row.shape)
         value = quantize_input(row[None], self.input)
         self.interpreter.set_tensor(self.input["index"], value)
         self.interpreter.invoke()
@@ -136,7 +147,7 @@ class TflitePredictor:
 
     def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Outputs for every row of ``x`` (float inputs; quantized here when the model needs it)."""
-        self.batch_size = self._try_batch(min(batch_size, len(x)))
+        self.batch_size = self._try_batch(min(batch_size, len(x)), x.shape[1:])
         batch, index_in, index_out = self.batch_size, self.input["index"], self.output["index"]
         xq = quantize_input(x, self.input)
         outputs = []
