@@ -14,7 +14,7 @@ from conftest import ROOT
 from postgres_server import postgres_url  # noqa: F401  (a pytest fixture)
 from test_tune import write_recipe
 
-TRIALS_EACH = 2
+TRIALS_EACH = 1
 
 
 def test_two_workers_share_one_postgresql_study_without_losing_or_repeating_a_trial(postgres_url, digits, tmp_path):
