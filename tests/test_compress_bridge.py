@@ -31,6 +31,22 @@ def _images(keras):
     return keras.Model(inputs, layers.Softmax()(h), name="images")
 
 
+def _mobile(keras):
+    """The layers of small mobile models: rescaling, hard-swish, a separable convolution with swish, a
+    squeeze-excite block (Multiply, hard-sigmoid) and a transposed convolution."""
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3), name="img")
+    h = layers.Conv2D(8, 3, padding="same", name="stem")(layers.Rescaling(1 / 255.0, offset=-0.5)(inputs))
+    h = layers.Activation("hard_swish" if keras.__name__ == "keras" else "swish")(h)
+    h = layers.SeparableConv2D(16, 3, padding="same", activation="swish", name="sep")(h)
+    se = layers.Conv2D(4, 1, activation="relu", name="se_reduce")(layers.GlobalAveragePooling2D(keepdims=True)(h))
+    gate = "hard_sigmoid" if keras.__name__ == "keras" else "sigmoid"  # tf_keras' hard_sigmoid is another function
+    se = layers.Conv2D(16, 1, activation=gate, name="se_expand")(se)
+    h = layers.Conv2DTranspose(8, 3, strides=2, padding="same", name="up")(layers.Multiply()([h, se]))
+    h = layers.Dense(5, name="logits")(layers.GlobalAveragePooling2D()(layers.LeakyReLU()(h)))
+    return keras.Model(inputs, layers.Softmax()(h), name="mobile")
+
+
 def _sequence(keras):
     layers = keras.layers
     return keras.Sequential([keras.Input((16, 2)), layers.ZeroPadding1D(1), layers.Conv1D(4, 3, activation="relu"),
@@ -55,7 +71,7 @@ def _randomise(model):
 
 
 @pytest.mark.parametrize("source", ["keras3", "tf_keras"])
-@pytest.mark.parametrize("builder", [_images, _sequence, _sequence_functional])
+@pytest.mark.parametrize("builder", [_images, _mobile, _sequence, _sequence_functional])
 def test_round_trip_keeps_graph_weights_and_outputs(source, builder):
     import keras
     import tf_keras
@@ -125,6 +141,30 @@ def test_every_supported_layer_goes_through_prune_cluster_and_int8(tmp_path):
     tflite = quantize(QuantizeConfig(model=clustered.path, output=tmp_path / "m.tflite", mode="int8",
                                      calibration=data))
     assert tflite.size_bytes > 0
+
+
+def test_separable_transposed_and_squeeze_excite_layers_are_pruned_and_clustered(tmp_path):
+    import keras
+
+    from edgepack.loading.data import DataSpec
+    from edgepack.steps.cluster import ClusterConfig, cluster
+    from edgepack.steps.prune import PruneConfig, prune
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.random((64, 8, 8, 3), dtype=np.float32) * 255, y=rng.integers(0, 5, 64))
+    data = DataSpec(source=str(tmp_path / "data.npz"))
+    _mobile(keras).save(tmp_path / "m.keras")
+    pruned = prune(PruneConfig(model=tmp_path / "m.keras", data=data, output=tmp_path / "p.keras", sparsity=0.6,
+                               epochs=1))
+    clustered = cluster(ClusterConfig(model=pruned.path, data=data, output=tmp_path / "c.keras", clusters=8,
+                                      preserve_sparsity=True, epochs=1))
+    model = keras.models.load_model(clustered.path, compile=False)
+    kernels = {"stem": "kernel", "sep": "pointwise_kernel", "se_reduce": "kernel", "se_expand": "kernel",
+               "up": "kernel", "logits": "kernel"}
+    for name, attribute in kernels.items():
+        kernel = getattr(model.get_layer(name), attribute).numpy()
+        assert np.mean(kernel == 0) >= 0.59 and np.unique(kernel).size <= 8, name
+    assert np.mean(model.get_layer("sep").depthwise_kernel.numpy() == 0) == 0, "tfmot prunes the pointwise part"
 
 
 MIRRORED = textwrap.dedent("""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
+from edgepack.compress.layers import compressed_kernel
 from edgepack.sensitivity.weights import prune_kernel
 
 LEVELS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
@@ -39,7 +40,7 @@ def damage_curves(model, layers: list[str], x: np.ndarray, predict) -> dict[str,
     for name in layers:
         layer = model.get_layer(name)
         original = layer.get_weights()
-        index = next(i for i, w in enumerate(original) if w.shape == tuple(layer.kernel.shape))
+        index = next(i for i, w in enumerate(original) if w.shape == tuple(compressed_kernel(layer).shape))
         values = []
         for level in LEVELS:
             changed = list(original)
@@ -79,7 +80,7 @@ def allocate(curves: dict[str, list[float]], weights: dict[str, int], target: fl
 
 def allocate_sparsity(model, layers: list[str], x: np.ndarray, predict, target: float) -> Allocation:
     """Measure the layers' damage curves on ``x`` and allocate ``target`` sparsity between them."""
-    weights = {name: int(np.prod(model.get_layer(name).kernel.shape)) for name in layers}
+    weights = {name: int(np.prod(compressed_kernel(model.get_layer(name)).shape)) for name in layers}
     curves = damage_curves(model, layers, x, predict)
     chosen = allocate(curves, weights, target)
     achieved = sum(weights[n] * chosen[n] for n in layers) / max(1, sum(weights.values()))

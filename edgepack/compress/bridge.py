@@ -20,6 +20,7 @@ TF_KERAS = "tf_keras"
 # Keys that only matter together with another option that is off; dropped without a word.
 _MOOT_KEYS = {"renorm_momentum", "renorm_clipping", "lora_alpha", "optional", "ragged", "sparse"}
 _NEUTRAL = {"groups": 1, "dynamic": False, "data_format": "channels_last"}
+_RENAMED = (("negative_slope", "alpha"), ("alpha", "negative_slope"))
 _OBJECT_KINDS = {"_initializer": "initializers", "_regularizer": "regularizers", "_constraint": "constraints"}
 
 
@@ -33,6 +34,11 @@ def keras_module(flavor: str):
     import tf_keras
 
     return tf_keras
+
+
+def flavor_of_module(module) -> str:
+    """``keras3`` or ``tf_keras`` for the module itself."""
+    return TF_KERAS if module.__name__ == "tf_keras" else KERAS3
 
 
 def flavor_of(model) -> str:
@@ -79,6 +85,46 @@ def _plain(value):
     return value
 
 
+KERAS3_PREFIX = "keras3_"
+
+
+def _keras3_activations() -> dict:
+    """Keras 3 activations tf_keras spells differently or lacks (its hard_sigmoid is another function:
+    clip(0.2x + 0.5)), as tf_keras callables registered as ``keras3_<name>``: tfmot clones layers from
+    their configs, and the name keeps the Keras 3 function through every clone and on the way back."""
+    tf = import_tf()
+    import tf_keras
+
+    def keras3_hard_sigmoid(x):
+        return tf.nn.relu6(x + 3.0) / 6.0
+
+    def keras3_hard_silu(x):
+        return x * tf.nn.relu6(x + 3.0) / 6.0
+
+    def keras3_silu(x):
+        return tf.nn.silu(x)
+
+    functions = {"hard_sigmoid": keras3_hard_sigmoid, "hard_silu": keras3_hard_silu,
+                 "hard_swish": keras3_hard_silu, "silu": keras3_silu, "swish": keras3_silu}
+    tf_keras.utils.get_custom_objects().update({f.__name__: f for f in functions.values()})
+    return functions
+
+
+def _translate_activation(value, target, layer):
+    if isinstance(value, dict) and value.get("class_name") == "function":  # tf_keras writes a function as a dict
+        value = value.get("config")
+    if not isinstance(value, str):
+        return value
+    if target.__name__ == "tf_keras":
+        return _keras3_activations().get(value, value)
+    if value.startswith(KERAS3_PREFIX):
+        return value[len(KERAS3_PREFIX):]
+    if value == "hard_sigmoid":
+        raise ModelError(f"layer '{layer.name}' uses tf_keras's hard_sigmoid (clip(0.2x + 0.5)), which Keras 3 "
+                         f"computes differently (relu6(x + 3) / 6)")
+    return value
+
+
 def translate_config(layer, target) -> dict:
     """The layer's config with Keras-3/tf_keras differences resolved for ``target``'s layer class."""
     name = type(layer).__name__
@@ -90,6 +136,9 @@ def translate_config(layer, target) -> dict:
     if name == "BatchNormalization" and isinstance(config.get("axis"), (list, tuple)) and len(config["axis"]) == 1:
         config["axis"] = int(config["axis"][0])  # tf_keras stores [3]; Keras 3 wants 3
     accepted = _accepted_keys(cls)
+    for ours, theirs in _RENAMED:  # LeakyReLU: Keras 3's negative_slope is tf_keras's alpha
+        if ours in config and ours not in accepted and theirs in accepted:
+            config[theirs] = config.pop(ours)
     out = {}
     for key, value in config.items():
         value = _plain(value)
@@ -97,10 +146,14 @@ def translate_config(layer, target) -> dict:
         if key == "activity_regularizer":
             kind = "regularizers"
         if key not in accepted:
-            if not value or key in _MOOT_KEYS or _NEUTRAL.get(key, ...) == value:
+            # An initializer only shapes weights at creation; the weights are copied. (tf_keras's
+            # SeparableConv2D carries an unused kernel_initializer that Keras 3's does not take.)
+            if not value or key in _MOOT_KEYS or _NEUTRAL.get(key, ...) == value or key.endswith("_initializer"):
                 continue
             raise ModelError(f"layer '{layer.name}' ({name}) uses {key}={value!r}, which "
                              f"{target.__name__} cannot express"[:300])
+        if key in ("activation", "recurrent_activation") and flavor_of(layer) != flavor_of_module(target):
+            value = _translate_activation(value, target, layer)
         out[key] = _translate_object(value, kind, target, layer.name) if kind else value
     return out
 

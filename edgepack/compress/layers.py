@@ -13,10 +13,13 @@ SUPPORTED = frozenset({
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
     "Add", "Concatenate", "ReLU", "Activation", "Softmax", "Dropout", "Flatten", "Reshape",
     "ZeroPadding1D", "ZeroPadding2D",
+    # MobileNetV3 / EfficientNet-style models: preprocessing, squeeze-excite, separable and transposed convs.
+    "Rescaling", "Normalization", "Multiply", "Subtract", "LeakyReLU", "SeparableConv2D", "Conv2DTranspose",
+    "UpSampling2D", "Cropping2D",
 })
 
 # Layers whose ``kernel`` tfmot 0.8.1 prunes and clusters.
-KERNEL_LAYERS = frozenset({"Conv1D", "Conv2D", "Dense"})
+KERNEL_LAYERS = frozenset({"Conv1D", "Conv2D", "Dense", "SeparableConv2D", "Conv2DTranspose"})
 
 NOT_COMPRESSED = {
     "DepthwiseConv2D": "tfmot 0.8.1 neither prunes nor clusters depthwise kernels; kept dense",
@@ -53,9 +56,16 @@ def check_supported(model, path) -> None:
                              hint="supported layers: " + ", ".join(sorted(SUPPORTED - {"InputLayer"})))
 
 
+def compressed_kernel(layer):
+    """The weight prune and cluster work on: ``kernel``, or a SeparableConv2D's ``pointwise_kernel``
+    (as tfmot's registries say); None for a layer without one."""
+    kernel = getattr(layer, "kernel", None)
+    return kernel if kernel is not None else getattr(layer, "pointwise_kernel", None)
+
+
 def kernel_size(layer) -> int:
     """Number of values in a layer's kernel (0 when it has none)."""
-    kernel = getattr(layer, "kernel", None)
+    kernel = compressed_kernel(layer)
     if kernel is None:
         return 0
     size = 1

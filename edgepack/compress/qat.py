@@ -21,7 +21,9 @@ CLUSTERED_AT = 256
 
 def detect_preserve(model) -> str:
     """``none``, ``sparsity``, ``clusters`` or ``both``, from the model's kernels."""
-    kernels = [np.asarray(layer.kernel) for layer in model.layers if getattr(layer, "kernel", None) is not None]
+    from edgepack.compress.layers import compressed_kernel
+
+    kernels = [np.asarray(compressed_kernel(layer)) for layer in model.layers if compressed_kernel(layer) is not None]
     if not kernels:
         return "none"
     zeros = sum(int(np.sum(k == 0)) for k in kernels) / sum(k.size for k in kernels)

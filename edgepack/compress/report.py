@@ -7,7 +7,9 @@ import numpy as np
 
 def kernel_stats(layer) -> tuple[int, float, int] | None:
     """(values, fraction of zeros, distinct values) of a layer's kernel, or None without one."""
-    kernel = getattr(layer, "kernel", None)
+    from edgepack.compress.layers import compressed_kernel
+
+    kernel = compressed_kernel(layer)
     if kernel is None:
         return None
     values = np.asarray(kernel.numpy()).ravel()

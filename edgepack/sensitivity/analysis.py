@@ -101,8 +101,10 @@ def _int8_figures(quantizer, x, y, reference: float, metric: Metric, source: str
 
 def _weight_drops(loaded: LoadedModel, x, y, reference: float, metric: Metric, source: str) -> dict[str, dict]:
     drops: dict[str, dict] = {}
+    from edgepack.compress.layers import compressed_kernel
+
     for layer in loaded.model.layers:
-        kernel = getattr(layer, "kernel", None)
+        kernel = compressed_kernel(layer)
         if kernel is None:
             continue
         original = layer.get_weights()

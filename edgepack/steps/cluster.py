@@ -65,7 +65,9 @@ def _technique(config: ClusterConfig) -> Technique:
         if size <= config.clusters:
             return f"kernel has {size} values, not more than --clusters {config.clusters}"
         if config.preserve_sparsity:
-            return _sparse_kernel_problem(np.asarray(layer.kernel.numpy()), config.clusters)
+            from edgepack.compress.layers import compressed_kernel
+
+            return _sparse_kernel_problem(np.asarray(compressed_kernel(layer).numpy()), config.clusters)
         return None
 
     def wrap(tfmot, layer, plan):
