@@ -129,7 +129,7 @@ def test_every_report_is_plain_json(reports):
 
 @pytest.mark.parametrize("name, scheme", [
     ("float32", "float32"), ("dynamic", "dynamic-range"), ("float16", "float16"),
-    ("int8", "full-integer"), ("int8_float_io", "full-integer"), ("int16x8", "int16x8"),
+    ("int8", "full-integer"), ("int8_float_io", "int8 (float I/O)"), ("int16x8", "int16x8"),
 ])
 def test_quantization_scheme_of_each_mode(reports, name, scheme):
     assert reports[name]["quantization"] == scheme

@@ -156,3 +156,26 @@ def test_static_batch_gives_static_shapes_and_an_edgetpu_ready_int8_model(run, d
         assert report["edgetpu"]["ready"] is True, report["edgetpu"]["reasons"]
         val = np.load(source["val"])
         assert interpreter_accuracy(out, val["x"], val["y"]) > 0.9
+
+
+def test_int8_names_the_operators_it_left_in_float(run, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    h = keras.ops.negative(keras.ops.square(keras.layers.Dense(16, name="d1")(inputs)))
+    keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(h)).save(tmp_path / "sq.keras")
+    np.savez(tmp_path / "cal.npz", x=np.random.default_rng(0).random((32, 8)).astype(np.float32))
+    out = tmp_path / "sq.tflite"
+    result = run("quantize", tmp_path / "sq.keras", "-o", out, "--mode", "int8", "--calibration", tmp_path / "cal.npz",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    floats = sorted(f"{op['op_name']}#{op['index']}" for op in interpreter._get_ops_details()
+                    if op["op_name"] not in ("QUANTIZE", "DEQUANTIZE")
+                    and tensors[op["outputs"][0]]["dtype"] == np.float32)
+    assert floats and sorted(json.loads(result.stdout)["float_ops"]) == floats
+    assert "warning: int8 left" in result.stderr and all(name in result.stderr for name in floats)

@@ -149,15 +149,19 @@ def _io_details(details: list) -> list:
 
 
 def quantization_scheme(graph: Graph) -> str:
-    """``full-integer``, ``int16x8``, ``mixed`` (int8 with float islands), ``float16``,
-    ``dynamic-range`` or ``float32``, judged from the activations of the compute operators
-    (QUANTIZE and DEQUANTIZE at the model's float inputs/outputs do not count)."""
+    """``full-integer`` (integer everywhere, I/O included: ``full_integer`` is then true), ``int8
+    (float I/O)`` (integer compute between a QUANTIZE and a DEQUANTIZE), ``int16x8``, ``mixed`` (int8
+    with float islands), ``float16``, ``dynamic-range`` or ``float32``, judged from the activations of
+    the compute operators."""
     compute = [op for op in graph.operators if op.name not in ("QUANTIZE", "DEQUANTIZE")]
     acts = {t.dtype for op in compute for t in graph.op_tensors(op) if not t.is_constant}
     consts = {t.dtype for t in graph.tensors if t.is_constant}
     float_acts = acts & FLOAT_DTYPES
     if acts and not float_acts:
-        return "int16x8" if "int16" in acts else "full-integer"
+        if "int16" in acts:
+            return "int16x8"
+        io_float = any(graph.tensors[i].dtype in FLOAT_DTYPES for i in (*graph.inputs, *graph.outputs))
+        return "int8 (float I/O)" if io_float else "full-integer"
     if acts & {"int8", "uint8", "int16"}:
         return "mixed"
     if "float16" in consts:

@@ -153,7 +153,8 @@ def estimate_latency(work: ModelWork, device: DeviceProfile, threads: int | None
         notes.append(f"{on_cpu} of {len(work.ops)} operators cannot run on the {device.accelerator.value} "
                      f"and were estimated on the device's CPU")
     modes = {m.value for m in device.modes}
-    scheme_mode = {"full-integer": "int8", "dynamic-range": "dynamic", "mixed": "int8"}.get(work.scheme, work.scheme)
+    scheme_mode = {"full-integer": "int8", "int8 (float I/O)": "int8", "dynamic-range": "dynamic",
+                   "mixed": "int8"}.get(work.scheme, work.scheme)
     if scheme_mode not in modes:
         notes.append(f"{device.name} lists modes {sorted(modes)}; this model is {work.scheme}")
     total = sum(row.ms for row in rows) + figures.invoke_overhead_us / 1e3

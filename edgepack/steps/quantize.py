@@ -116,6 +116,19 @@ class TfliteArtifact(BaseModel):
     calibration_samples: int | None
     config_path: Path
     mixed: MixedPrecision | None = None
+    float_ops: list[str] = []  # int8 mode: operators the converter left computing in float
+
+
+def float_ops_of(flatbuffer: bytes, path: Path) -> list[str]:
+    """``OP#index`` of each operator that computes in float (QUANTIZE/DEQUANTIZE excepted)."""
+    from edgepack.inspect.tflite_model import op_type, parse_graph, schema_module
+
+    schema = schema_module()
+    if schema is None:
+        return []
+    _, graph = parse_graph(schema, flatbuffer, path)
+    return [f"{op.name}#{op.index}" for op in graph.operators if op.name not in ("QUANTIZE", "DEQUANTIZE")
+            and op_type(op, graph) in ("float32", "float16", "hybrid")]
 
 
 def _calibration(config: QuantizeConfig, loaded: LoadedModel) -> np.ndarray | None:
@@ -132,13 +145,14 @@ def _write(path: Path, flatbuffer: bytes, config: QuantizeConfig, loaded: Loaded
            mixed: MixedPrecision | None) -> TfliteArtifact:
     write_bytes_atomic(path, flatbuffer)
     artifact_sha = sha256_file(path)
+    floats = float_ops_of(flatbuffer, path) if config.mode is QuantMode.INT8 else []
     sidecar = write_sidecar(path, {
         "step": "quantize", "config": config.model_dump(mode="json"), "source_sha256": loaded.info.sha256,
-        "output_sha256": artifact_sha, "calibration_samples": samples,
+        "output_sha256": artifact_sha, "calibration_samples": samples, "float_ops": floats,
         "mixed_precision": None if mixed is None else mixed.model_dump(mode="json")})
     return TfliteArtifact(path=path, size_bytes=len(flatbuffer), sha256=artifact_sha, mode=config.mode, io=config.io,
                           source=config.model, source_sha256=loaded.info.sha256, calibration_samples=samples,
-                          config_path=sidecar, mixed=mixed)
+                          config_path=sidecar, mixed=mixed, float_ops=floats)
 
 
 def failed_path(output: Path) -> Path:
@@ -180,7 +194,12 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
         raise GateFailed(f"accuracy control could not bring the drop under {config.max_drop:g}: {mixed.summary}",
                          hint=f"the best model found is {failed.path} (record in {failed.config_path.name}); "
                               f"allow more float layers (--max-float-ops) or a larger --max-drop")
-    return _write(config.output, flatbuffer, config, loaded, samples, mixed)
+    artifact = _write(config.output, flatbuffer, config, loaded, samples, mixed)
+    if artifact.float_ops and mixed is None:
+        say(f"warning: int8 left {len(artifact.float_ops)} operator(s) computing in float: "
+            f"{', '.join(artifact.float_ops[:8])}{' ...' if len(artifact.float_ops) > 8 else ''} (the converter has "
+            f"no int8 kernel for them; they run in float between DEQUANTIZE and QUANTIZE)")
+    return artifact
 
 
 class QuantizeStep(Step):
