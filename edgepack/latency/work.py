@@ -9,13 +9,17 @@ Computed from the flatbuffer schema (tensor shapes and dtypes), without running 
 - every other operator: no MACs, one element-wise operation per output element.
 
 Bytes moved are the bytes of every tensor an operator reads (weights included) or writes.
-A DEQUANTIZE of a constant (float16 weights) costs nothing: runtimes fold it when the model loads.
+A DEQUANTIZE of a constant (float16 weights) costs nothing: runtimes fold it when the model loads;
+nor do RESHAPE, SQUEEZE, EXPAND_DIMS and SHAPE, which only relabel a buffer or read a shape. With a
+dynamic batch the shapes come from the runtime, sized to batch 1 and run once on zeros.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+
+import numpy as np
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from edgepack.errors import ModelError, RuntimeUnavailable
@@ -25,6 +29,8 @@ ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1, 
 MAC_OPS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise", "FULLY_CONNECTED": "matmul",
            "TRANSPOSE_CONV": "conv", "CONV_3D": "conv", "BATCH_MATMUL": "matmul"}
 COMPUTE_DTYPES = ("float32", "float16", "dynamic", "int8", "int16x8")
+# Operators that only relabel a buffer (the runtimes share it) or compute a shape: no arithmetic, no data moved.
+FREE_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE"}
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ def op_work(graph, scheme: str) -> list[OpWork]:
         inputs = [graph.tensors[i] for i in op.inputs if i >= 0]
         outputs = [graph.tensors[i] for i in op.outputs if i >= 0]
         dtype = _compute_dtype(inputs, scheme)
-        if op.name == "DEQUANTIZE" and inputs and all(t.is_constant for t in inputs):
+        if op.name in FREE_OPS or (op.name == "DEQUANTIZE" and inputs and all(t.is_constant for t in inputs)):
             rows.append(OpWork(op.index, op.name, "folded", dtype, 0, 0, 0))
             continue
         macs = _macs(op.name, inputs, outputs)
@@ -120,6 +126,30 @@ def op_work(graph, scheme: str) -> list[OpWork]:
         moved = sum(_bytes(t) for t in (*inputs, *outputs))
         rows.append(OpWork(op.index, op.name, kind, dtype, macs, elements, moved))
     return rows
+
+
+def _with_resolved_shapes(graph, interpreter):
+    """``graph`` with the shapes the runtime computes for batch 1. With a dynamic batch the converter
+    stores 1 for every dimension it cannot know (a Dense over [-1, 56, 56, 96] is stored as one row of
+    96): the interpreter, sized to batch 1 and run once on zeros, gives the real shapes."""
+    if not any(-1 in [int(d) for d in (t.shape_signature or [])] for t in graph.tensors):
+        return graph
+    from edgepack.util.quiet import captured_native_output
+
+    try:
+        for detail in interpreter.get_input_details():
+            interpreter.resize_tensor_input(detail["index"], [1, *[max(int(d), 1) for d in detail["shape"][1:]]])
+        with captured_native_output():  # the runtime announces its delegate on stderr
+            interpreter.allocate_tensors()
+            for detail in interpreter.get_input_details():  # shapes computed by SHAPE/RESHAPE settle when run
+                interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], dtype=detail["dtype"]))
+            interpreter.invoke()
+        resolved = {d["index"]: [int(x) for x in d["shape"]] for d in interpreter.get_tensor_details()}
+    except (ValueError, RuntimeError):  # a model the runtime cannot run here: keep the stored shapes
+        return graph
+    tensors = [replace(t, shape=resolved.get(i, t.shape)) if len(resolved.get(i, [])) == len(t.shape) else t
+               for i, t in enumerate(graph.tensors)]
+    return replace(graph, tensors=tensors)
 
 
 def model_work(path: str | Path, data: bytes | None = None) -> ModelWork:
@@ -137,8 +167,9 @@ def model_work(path: str | Path, data: bytes | None = None) -> ModelWork:
     if schema is None:
         raise RuntimeUnavailable("reading a model's operators needs ai-edge-litert's schema reader",
                                  hint="pip install ai-edge-litert")
-    make_interpreter(data, where=str(path), allocate=False, allow_tensorflow=False)  # the verifier runs
+    interpreter, _ = make_interpreter(data, where=str(path), allocate=False, allow_tensorflow=False)  # verifier runs
     _, graph = tm.parse_graph(schema, data, path)
+    graph = _with_resolved_shapes(graph, interpreter)
     if not graph.operators:
         raise ModelError(f"{path} has no operators", hint="convert the model again")
     scheme = tm.quantization_scheme(graph)
