@@ -145,6 +145,10 @@ def test_every_shipped_recipe_runs_end_to_end_with_estimates(run, digits, tmp_pa
     report = json.loads(result.stdout)
     assert report["latency"]["estimated"] is True and report["latency"]["estimate_source"]
     assert (tmp_path / recipe / "model.tflite").exists()
+    progress = result.stderr.splitlines()  # plain lines under each step line (stderr is not a terminal here)
+    assert "  profile: estimating from the device profile" in progress and "\x1b[" not in result.stderr
+    calibrated = any(mode in stage["name"] for stage in report["stages"] for mode in ("int8", "int16x8"))
+    assert any(line.startswith("  quantize: calibrating on up to") for line in progress) == calibrated
 
 
 def test_resolved_recipe_records_every_training_parameter(bundle):

@@ -91,4 +91,10 @@ class ProfileStep(Step):
         config = ProfileConfig(model=source.path, device=ctx.device_ref or (ctx.device.name if ctx.device else None),
                                estimate=how == "estimate", remote="@device" if how == "remote" else None,
                                **params.model_dump(exclude={"where"}))
-        return source.model_copy(update={"latency": profile(config, device=ctx.device)})
+        ctx.say("  profile: " + ("estimating from the device profile" if how == "estimate" else
+                                 f"measuring {'over SSH' if how == 'remote' else 'here'}: {params.warmup} warm-up "
+                                 f"runs, then at least {params.runs} runs and {params.min_seconds:g} s"))
+        latency = profile(config, device=ctx.device)
+        ctx.say(f"  profile: p50 {latency.latency_ms['p50']:.4g} ms"
+                + (" (estimated)" if latency.estimated else f" over {latency.latency_ms['count']} runs"))
+        return source.model_copy(update={"latency": latency})

@@ -37,7 +37,8 @@ class QuantizeParams(StepParams):
     seed: int = Field(default=0, ge=0, description="Seed of the calibration sample.")
     static_batch: bool | None = Field(
         default=None, description="Fix the batch size at 1 so every shape is static (the Edge TPU needs this); "
-                                  "unset: on for Edge TPU, GPU and NPU devices, off otherwise.")
+                                  "unset: on for Edge TPU, GPU and NPU devices and for models with LSTM/GRU "
+                                  "layers, off otherwise (a recipe resolves it from its device).")
     float_ops: list[str] = Field(default_factory=list, description="Keep the layers whose name matches REGEX "
                                  "(re.search) in float; the rest is full int8 (repeatable).",
                                  json_schema_extra={"metavar": "REGEX"})
@@ -248,6 +249,8 @@ class QuantizeStep(Step):
     def run(self, ctx, source: ModelArtifact, params: QuantizeParams) -> ModelArtifact:
         calibration = ctx.train if params.mode.needs_calibration else None
         val = ctx.val if params.max_drop is not None else None
+        if calibration is not None:
+            ctx.say(f"  quantize: calibrating on up to {params.samples} rows of {calibration.source}")
 
         def make(output: Path):
             return quantize(QuantizeConfig(model=source.path, output=output, calibration=calibration, val=val,
