@@ -52,3 +52,16 @@ def test_a_table_piped_to_a_file_never_cuts_a_number_short(run, tmp_path):
     assert result.exit_code == 0, result.stderr
     params = f"{model.count_params():,}"
     assert params in result.stdout and name[:-1] in result.stdout and "…" not in result.stdout
+
+
+def test_a_plain_savedmodel_reports_its_parameters_and_signatures(run, digits, tmp_path):
+    import keras
+
+    model = keras.saving.load_model(digits["model"])
+    model.export(tmp_path / "exported")  # a plain SavedModel: no Keras metadata
+    result = run("inspect", tmp_path / "exported", "--trust-model", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["params"] == model.count_params()  # every weight, batch-norm statistics included
+    serving = report["signatures"]["serving_default"]
+    assert list(serving["inputs"].values()) == [[None, 8, 8, 1]] and list(serving["outputs"].values()) == [[None, 10]]

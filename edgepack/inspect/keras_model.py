@@ -57,6 +57,23 @@ def _weight_stats(layer) -> dict | None:
             "distinct_values": int(np.unique(values).size)}
 
 
+def _savedmodel_facts(model) -> dict:
+    """Parameters (the variables the signatures capture, each once) and every signature's inputs and
+    outputs by name, of a plain SavedModel."""
+    signatures, variables = {}, {}
+    for name, function in model.signatures.items():
+        inputs = function.structured_input_signature[1]
+        outputs = function.structured_outputs
+        signatures[name] = {"inputs": {k: _shape(v) for k, v in sorted(inputs.items())},
+                            "outputs": {k: _shape(v) for k, v in sorted(outputs.items())}}
+        for variable in function.variables:
+            variables[id(variable)] = variable
+    params = int(sum(math.prod(v.shape) for v in variables.values()))
+    serving = signatures.get("serving_default") or next(iter(signatures.values()), {"outputs": {}})
+    return {"params": params, "float32_size_bytes": params * 4, "signatures": signatures,
+            "outputs": list(serving["outputs"].values())}
+
+
 def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
     """Describe a Keras model file or SavedModel folder; JSON-serialisable."""
     loaded = load_model(path, trust_model=trust_model)
@@ -64,7 +81,8 @@ def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
     report = {"kind": "keras", "path": str(info.path), "format": info.format.value, "flavor": info.flavor.value,
               "keras_version": info.keras_version, "sha256": info.sha256}
     if not loaded.is_keras:
-        report.update(inputs=[list(loaded.input_shape)], layers=[], note="plain SavedModel: no Keras layers")
+        report.update(inputs=[list(loaded.input_shape)], layers=[], note="plain SavedModel: no Keras layers",
+                      **_savedmodel_facts(loaded.model))
         return report
     model = loaded.model
     layers = []

@@ -16,8 +16,11 @@ def _render_keras(report: dict) -> None:
     out = console()
     out.print(key_value_table(f"{report['path']} ({report['flavor']}, {report['format']})", [
         ("inputs", report.get("inputs")), ("outputs", report.get("outputs")),
-        ("parameters", f"{report.get('params', 0):,}"), ("MACs", f"{report.get('macs', 0):,}"),
+        ("parameters", f"{report.get('params', 0):,}"),
+        ("MACs", f"{report['macs']:,}" if "macs" in report else "- (not counted for a plain SavedModel)"),
         ("float32 size", human_bytes(report.get("float32_size_bytes"))),
+        *[(f"signature {name}", f"{sig['inputs']} -> {sig['outputs']}")
+          for name, sig in (report.get("signatures") or {}).items()],
     ]))
     table = Table("layer", "class", "output", "params", "MACs", "sparsity", "distinct", title_justify="left")
     for layer in report["layers"]:
