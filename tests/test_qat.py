@@ -76,6 +76,7 @@ def test_cqat_keeps_at_most_16_values_per_kernel_channel(run, digits, tmp_path):
     (["-o", "OUT/x.keras"], 2, ["should end in .tflite"]),
     (["-o", "OUT/x.tflite", "--preserve", "centroids"], 2, ["--preserve"]),
     (["-o", "OUT/x.tflite", "--epochs", "0"], 2, ["--epochs"]),
+    (["-o", "OUT/x.tflite", "--equalize", "--preserve", "clusters"], 2, ["--equalize", "centroids"]),
 ])
 def test_bad_qat_options_are_one_line_errors(run, digits, tmp_path, args, code, fragments):
     args = [a.replace("OUT", str(tmp_path)) for a in args]
