@@ -8,17 +8,16 @@ trial. Every text that comes from a recipe or a trial (step params, notes, names
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from edgepack.report.svg import TICKS, Axis, nice_step
 from edgepack.tune.study import TrialSummary, TuneResult
 from edgepack.util.files import write_bytes_atomic
 
 WIDTH, HEIGHT = 760, 440
 LEFT, RIGHT, TOP, BOTTOM = 78, 24, 58, 62  # plot margins: the legend sits above, the axis titles outside
 FRONT, FEASIBLE, INFEASIBLE, GATE, INK = "#d8813b", "#3b7dd8", "#9aa0a6", "#c0392b", "#222"
-TICKS = 6  # about this many intervals on a linear axis
 LOG_SPAN = 20.0  # a log x axis when the largest value is more than this times the smallest
 
 # step: (param, how it reads); "" shows the value alone, a word shows "word value"; None/[]/"skip" values drop out
@@ -32,38 +31,6 @@ _SHOWN = {
 _QUIET = {("prune", "structure", "unstructured"), ("cluster", "init", "kmeans++"), ("quantize", "io", "float32"),
           ("quantize", "fallback", "none")}
 _MEASURES = {"evaluate", "profile"}
-
-
-@dataclass(frozen=True)
-class Axis:
-    """A value range drawn between two pixel positions, linear or log10."""
-
-    lo: float
-    hi: float
-    start: float
-    end: float
-    log: bool = False
-
-    def at(self, value: float) -> float:
-        """The pixel position of ``value``."""
-        f = (lambda v: math.log10(v)) if self.log else (lambda v: v)
-        return self.start + (f(value) - f(self.lo)) / (f(self.hi) - f(self.lo)) * (self.end - self.start)
-
-    def ticks(self) -> list[float]:
-        """Round values inside the range: 1-2-5 per decade on a log axis, a nice step on a linear one."""
-        if self.log:
-            decades = range(math.floor(math.log10(self.lo)), math.ceil(math.log10(self.hi)) + 1)
-            marks = [m * 10.0 ** d for d in decades for m in (1, 2, 5)]
-            return [t for t in marks if self.lo * (1 - 1e-9) <= t <= self.hi * (1 + 1e-9)]
-        step = _nice_step((self.hi - self.lo) / TICKS)
-        first = math.ceil(self.lo / step - 1e-9)
-        return [round((first + i) * step, 12) for i in range(int((self.hi - self.lo) / step + 1e-9) + 1)
-                if (first + i) * step <= self.hi + step * 1e-9]
-
-
-def _nice_step(raw: float) -> float:
-    power = 10.0 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
 
 
 def make_axis(values: list[float], start: float, end: float, *, log: bool | None = None) -> Axis:
@@ -128,7 +95,7 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def _tick_text(value: float, axis: Axis) -> str:
     if axis.log:
         return f"{value:g}"
-    step = _nice_step((axis.hi - axis.lo) / TICKS)
+    step = nice_step((axis.hi - axis.lo) / TICKS)
     decimals = max(0, -math.floor(math.log10(step))) + (1 if f"{step:g}".rstrip("0").endswith("25") else 0)
     return f"{value:.{decimals}f}"
 
