@@ -97,14 +97,34 @@ class Anchor(Strict):
 class EstimateFigures(Throughput):
     """``estimate:`` in a device profile. ``threads`` is the thread count the CPU figures hold for;
     other counts scale compute by ``1 + (n - 1) * parallel_efficiency``. ``cpu_fallback`` gives
-    the figures for operators an accelerator cannot run (they run on the device's CPU)."""
+    the figures for operators an accelerator cannot run (they run on the device's CPU).
+
+    ``onchip_cache_mib`` and ``link_bandwidth_mbs`` (given together, accelerators only) model an
+    accelerator that keeps parameters in an on-chip cache (the Edge TPU's ~8 MB SRAM): the part of
+    the cache the compiler can fill, in MiB as ``edgetpu_compiler`` reports it, and the effective
+    host-to-accelerator transfer rate in MB/s (10^6 bytes). Parameters that do not fit are streamed
+    over the link every inference."""
 
     source: str
     threads: int = Field(default=1, ge=1)
     parallel_efficiency: float = Field(default=0.85, ge=0, le=1)
     invoke_overhead_us: float = Field(default=0.0, ge=0)
     cpu_fallback: Throughput | None = None
+    onchip_cache_mib: float | None = Field(default=None, ge=0)
+    link_bandwidth_mbs: float | None = Field(default=None, gt=0)
     anchors: list[Anchor] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _streaming_pair(self):
+        if (self.onchip_cache_mib is None) != (self.link_bandwidth_mbs is None):
+            raise ValueError("give onchip_cache_mib and link_bandwidth_mbs together (parameters that do not "
+                             "fit the cache are streamed over the link)")
+        return self
+
+    @property
+    def streams_parameters(self) -> bool:
+        """Whether the profile models an on-chip parameter cache and the link that feeds it."""
+        return self.onchip_cache_mib is not None
 
 
 class DeviceProfile(Strict):
@@ -129,6 +149,9 @@ class DeviceProfile(Strict):
         if self.estimate and self.accelerator != Accelerator.CPU and self.estimate.cpu_fallback is None:
             raise ValueError(f"estimate.cpu_fallback is needed for a {self.accelerator.value} device "
                              f"(figures for the operators that run on its CPU)")
+        if self.estimate and self.accelerator == Accelerator.CPU and self.estimate.streams_parameters:
+            raise ValueError("estimate.onchip_cache_mib and link_bandwidth_mbs describe an accelerator's "
+                             "parameter cache; a cpu device has none")
         return self
 
     def summary(self) -> dict:

@@ -1,4 +1,11 @@
-"""``inspect`` for Keras models: layers, parameters, MACs, size, sparsity and distinct weights."""
+"""``inspect`` for Keras models: layers, parameters, MACs, size, sparsity and distinct weights.
+
+MACs are multiply-accumulates of one inference at batch 1: convolutions and Dense layers; LSTM,
+GRU and SimpleRNN layers (their input and recurrent matrix products per time step, times the
+steps); Bidirectional (both directions), TimeDistributed (the inner layer times the steps) and
+nested models (the sum of their layers, recursively). When the sequence length is free (None) a
+recurrent layer's MACs are for one time step, and the report says so (``macs_note``).
+"""
 
 from __future__ import annotations
 
@@ -15,18 +22,27 @@ def _shape(tensor_or_shape) -> list:
     return [None if d is None else int(d) for d in shape]
 
 
-def _output_shape(layer) -> list | None:
+def _first_shape(get) -> list | None:
     try:
-        output = layer.output
-    except (AttributeError, ValueError):
+        tensor = get()
+    except (AttributeError, ValueError, RuntimeError):  # not connected, or called more than once
         return None
-    if isinstance(output, (list, tuple)):
-        output = output[0]
-    return _shape(output)
+    if isinstance(tensor, (list, tuple)):
+        tensor = tensor[0] if tensor else None
+    return None if tensor is None else _shape(tensor)
+
+
+def _output_shape(layer) -> list | None:
+    return _first_shape(lambda: layer.output)
+
+
+def _input_shape(layer) -> list | None:
+    return _first_shape(lambda: layer.input)
 
 
 def layer_macs(layer, out_shape: list | None) -> int:
-    """Multiply-accumulates of one inference (batch 1) for the common compute layers."""
+    """Multiply-accumulates of one inference (batch 1) for the common compute layers (recurrent
+    layers, wrappers and nested models: see ``_macs``)."""
     kind = type(layer).__name__
     kernel = getattr(layer, "kernel", None)
     if out_shape is None:
@@ -46,6 +62,45 @@ def layer_macs(layer, out_shape: list | None) -> int:
         pointwise = layer.pointwise_kernel
         return int(spatial * (math.prod(depthwise.shape) + math.prod(pointwise.shape)))
     return 0
+
+
+def _recurrent_macs(layer, in_shape: list | None) -> tuple[int, bool]:
+    """LSTM, GRU, SimpleRNN: the cell's input and recurrent matrix products, ``kernel`` [in, g*units]
+    plus ``recurrent_kernel`` [units, g*units] with g = 4 (LSTM), 3 (GRU, reset_after or not), 1
+    (SimpleRNN), times the time steps. Gate activations and element-wise products are not counted
+    (as a Dense layer's bias and activation are not). A free time dimension gives MACs per step."""
+    cell = getattr(layer, "cell", None)
+    kernel, recurrent = getattr(cell, "kernel", None), getattr(cell, "recurrent_kernel", None)
+    if kernel is None or recurrent is None or len(kernel.shape) != 2:
+        return 0, False
+    steps = in_shape[1] if in_shape and len(in_shape) == 3 else None
+    return int((math.prod(kernel.shape) + math.prod(recurrent.shape)) * (steps or 1)), steps is None
+
+
+def _wrapped_macs(layer, kind: str, out_shape: list | None, in_shape: list | None) -> tuple[int, bool]:
+    """Bidirectional (its forward and backward layers), TimeDistributed (the inner layer per time
+    step, times the steps) and nested models (the sum of their layers)."""
+    if kind == "Bidirectional":
+        parts = [_macs(getattr(layer, side), None, in_shape) for side in ("forward_layer", "backward_layer")]
+        return sum(m for m, _ in parts), any(free for _, free in parts)
+    if kind == "TimeDistributed":
+        drop_time = lambda shape: [shape[0], *shape[2:]] if shape and len(shape) > 2 else None  # noqa: E731
+        inner, free = _macs(layer.layer, drop_time(out_shape), drop_time(in_shape))
+        steps = out_shape[1] if out_shape and len(out_shape) > 2 else None
+        return inner * (steps or 1), free or steps is None
+    parts = [_macs(sub, _output_shape(sub), _input_shape(sub)) for sub in layer.layers]
+    return sum(m for m, _ in parts), any(free for _, free in parts)
+
+
+def _macs(layer, out_shape: list | None, in_shape: list | None) -> tuple[int, bool]:
+    """``(MACs, per_time_step)`` of one layer: ``per_time_step`` when a recurrent layer inside it has
+    a free time dimension and its MACs are given for one step."""
+    kind = type(layer).__name__
+    if kind in ("Bidirectional", "TimeDistributed") or isinstance(getattr(layer, "layers", None), list):
+        return _wrapped_macs(layer, kind, out_shape, in_shape)
+    if getattr(layer, "cell", None) is not None:
+        return _recurrent_macs(layer, in_shape)
+    return layer_macs(layer, out_shape), False
 
 
 def _weight_stats(layer) -> dict | None:
@@ -85,22 +140,31 @@ def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
                       **_savedmodel_facts(loaded.model))
         return report
     model = loaded.model
-    layers = []
-    for layer in model.layers:
-        out_shape = _output_shape(layer)
-        stats = _weight_stats(layer)
-        layers.append({
-            "name": layer.name, "class": type(layer).__name__, "output_shape": out_shape,
-            "params": int(sum(math.prod(w.shape) for w in layer.weights)),
-            "macs": layer_macs(layer, out_shape),
-            "sparsity": None if stats is None else stats["sparsity"],
-            "distinct_values": None if stats is None else stats["distinct_values"],
-        })
+    layers = [_layer_row(layer) for layer in model.layers]
     params = int(sum(math.prod(w.shape) for w in model.weights))
     trainable = int(sum(math.prod(w.shape) for w in model.trainable_weights))
+    per_step = [layer["name"] for layer in layers if layer.get("macs_per_time_step")]
     report.update(
         name=model.name, inputs=[_shape(t) for t in model.inputs], outputs=[_shape(t) for t in model.outputs],
         params=params, trainable_params=trainable, macs=int(sum(layer["macs"] for layer in layers)),
         float32_size_bytes=params * 4, layers=layers,
     )
+    if per_step:
+        report["macs_note"] = (f"the sequence length is free: the MACs of {', '.join(per_step)} are for one "
+                               f"time step; multiply by the length of your sequences")
     return report
+
+
+def _layer_row(layer) -> dict:
+    out_shape = _output_shape(layer)
+    stats = _weight_stats(layer)
+    macs, per_step = _macs(layer, out_shape, _input_shape(layer))
+    row = {
+        "name": layer.name, "class": type(layer).__name__, "output_shape": out_shape,
+        "params": int(sum(math.prod(w.shape) for w in layer.weights)), "macs": macs,
+        "sparsity": None if stats is None else stats["sparsity"],
+        "distinct_values": None if stats is None else stats["distinct_values"],
+    }
+    if per_step:
+        row["macs_per_time_step"] = True
+    return row

@@ -8,7 +8,8 @@ Computed from the flatbuffer schema (tensor shapes and dtypes), without running 
 - TRANSPOSE_CONV: input elements x kh x kw x output channels; CONV_3D and BATCH_MATMUL likewise;
 - every other operator: no MACs, one element-wise operation per output element.
 
-Bytes moved are the bytes of every tensor an operator reads (weights included) or writes.
+Bytes moved are the bytes of every tensor an operator reads (weights included) or writes;
+``parameter_bytes`` gives the bytes of the constants alone (what an accelerator caches or streams).
 A DEQUANTIZE of a constant (float16 weights) costs nothing: runtimes fold it when the model loads;
 nor do RESHAPE, SQUEEZE, EXPAND_DIMS and SHAPE, which only relabel a buffer or read a shape. With a
 dynamic batch the shapes come from the runtime, sized to batch 1 and run once on zeros.
@@ -126,6 +127,17 @@ def op_work(graph, scheme: str) -> list[OpWork]:
         moved = sum(_bytes(t) for t in (*inputs, *outputs))
         rows.append(OpWork(op.index, op.name, kind, dtype, macs, elements, moved))
     return rows
+
+
+def parameter_bytes(graph) -> list[int]:
+    """Per operator of ``graph``, the bytes of the constant tensors (weights, biases) it reads; a
+    constant that several operators read counts once, at the first of them."""
+    seen, sizes = set(), []
+    for op in graph.operators:
+        fresh = {i for i in op.inputs if i >= 0 and i not in seen and graph.tensors[i].is_constant}
+        seen |= fresh
+        sizes.append(sum(_bytes(graph.tensors[i]) for i in fresh))
+    return sizes
 
 
 def _with_resolved_shapes(graph, interpreter):

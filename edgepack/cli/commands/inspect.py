@@ -10,6 +10,12 @@ from edgepack.cli.options import json_option, trust_model_option
 from edgepack.cli.output import console, emit, human_bytes, key_value_table
 
 
+def _macs(report: dict) -> str:
+    if "macs" not in report:
+        return "- (not counted for a plain SavedModel)"
+    return f"{report['macs']:,}" + (f" ({report['macs_note']})" if report.get("macs_note") else "")
+
+
 def _render_keras(report: dict) -> None:
     from rich.table import Table
 
@@ -17,7 +23,7 @@ def _render_keras(report: dict) -> None:
     out.print(key_value_table(f"{report['path']} ({report['flavor']}, {report['format']})", [
         ("inputs", report.get("inputs")), ("outputs", report.get("outputs")),
         ("parameters", f"{report.get('params', 0):,}"),
-        ("MACs", f"{report['macs']:,}" if "macs" in report else "- (not counted for a plain SavedModel)"),
+        ("MACs", _macs(report)),
         ("float32 size", human_bytes(report.get("float32_size_bytes"))),
         *[(f"signature {name}", f"{sig['inputs']} -> {sig['outputs']}")
           for name, sig in (report.get("signatures") or {}).items()],
@@ -27,7 +33,8 @@ def _render_keras(report: dict) -> None:
         sparsity = "-" if layer["sparsity"] is None else f"{layer['sparsity']:.1%}"
         distinct = "-" if layer["distinct_values"] is None else f"{layer['distinct_values']:,}"
         table.add_row(layer["name"], layer["class"], str(layer["output_shape"]), f"{layer['params']:,}",
-                      f"{layer['macs']:,}", sparsity, distinct)
+                      f"{layer['macs']:,}" + (" per step" if layer.get("macs_per_time_step") else ""),
+                      sparsity, distinct)
     out.print(table)
 
 
