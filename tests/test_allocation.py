@@ -76,3 +76,60 @@ def test_bad_allocation_options_are_exit_2(run, digits, tmp_path, args, fragment
     result = run("prune", digits["model"], "--data", digits["train"], "-o", tmp_path / "p.keras", "--epochs", "1",
                  *args)
     assert_one_line_error(result, 2, *fragments)
+
+
+def test_the_cluster_allocation_keeps_the_bit_budget_and_gives_sensitive_layers_more_clusters():
+    import math
+
+    from edgepack.allocation.clusters import LEVELS, allocate
+
+    weights = {"robust": 4000, "sensitive": 4000, "small": 100}
+    curves = {"robust": [0.001 / k for k in LEVELS], "sensitive": [100.0 / k for k in LEVELS],
+              "small": [1.0 / k for k in LEVELS]}
+    allowed = {name: list(LEVELS) for name in weights}
+    chosen = allocate(curves, weights, allowed, 16)
+    bits = sum(weights[n] * math.log2(chosen[n]) for n in weights) / sum(weights.values())
+    assert 3.5 < bits <= 4.0
+    assert chosen["sensitive"] > 16 > chosen["robust"]
+
+
+def distinct_values(kernel: np.ndarray) -> int:
+    return int(np.unique(kernel).size)
+
+
+def test_cluster_allocation_keeps_the_mean_bits_spends_them_unevenly_and_replays(run, digits, tmp_path):
+    import math
+
+    out = tmp_path / "clustered.keras"
+    result = run("cluster", digits["model"], "--data", digits["train"], "-o", out, "--clusters", "16",
+                 "--epochs", "1", "--allocate", "sensitivity", "--json")
+    assert result.exit_code == 0, result.stderr
+    found = kernels(out, "keras3")
+    record = json.loads(out.with_name(out.name + ".edgepack.json").read_text())["allocation"]
+    names = sorted(record["layer_clusters"])
+    assert names == ["conv2d", "conv2d_1", "dense", "probabilities"]
+    counts = {n: distinct_values(found[n]) for n in names}
+    for name in names:  # the saved kernel holds at most the allocated number of values
+        assert counts[name] <= record["layer_clusters"][name]
+    sizes = {n: found[n].size for n in names}
+    bits = sum(sizes[n] * math.log2(record["layer_clusters"][n]) for n in names) / sum(sizes.values())
+    assert bits <= 4.0 + 1e-9
+    assert len(set(record["layer_clusters"].values())) > 1, record["layer_clusters"]
+
+    replay = tmp_path / "replay.keras"
+    args = [a for n, k in record["layer_clusters"].items() for a in ("--layer-clusters", f"{n}={k}")]
+    assert run("cluster", digits["model"], "--data", digits["train"], "-o", replay, "--epochs", "1",
+               *args).exit_code == 0
+    again = kernels(replay, "keras3")
+    assert all(distinct_values(again[n]) <= record["layer_clusters"][n] for n in names)
+    assert {n: distinct_values(again[n]) for n in names} == counts
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--layer-clusters", "nope=8"], ["nope", "not a layer being clustered", "dense"]),
+    (["--layer-clusters", "dense=1"], ["--layer-clusters", "dense: 1 is outside [2, 65536]"]),
+])
+def test_bad_cluster_allocation_options_are_exit_2(run, digits, tmp_path, args, fragments):
+    result = run("cluster", digits["model"], "--data", digits["train"], "-o", tmp_path / "c.keras", "--epochs", "1",
+                 *args)
+    assert_one_line_error(result, 2, *fragments)

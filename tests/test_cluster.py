@@ -79,4 +79,4 @@ def test_bad_regex_is_exit_2(run, digits, tmp_path):
 def test_kernels_smaller_than_the_clusters_is_exit_4(run, digits, tmp_path):
     model = tiny_model(tmp_path / "tiny.keras")
     result = run("cluster", model, "--data", digits["train"], "-o", tmp_path / "x.keras", "--clusters", "5000")
-    assert_one_line_error(result, 4, "nothing to cluster", "not more than --clusters 5000")
+    assert_one_line_error(result, 4, "nothing to cluster", "not more than 5000 clusters")

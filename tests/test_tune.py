@@ -110,3 +110,22 @@ def test_an_unreachable_storage_is_one_clear_line(run, digits, tmp_path):
     result = run("tune", recipe, "--trials", "1", "--storage", "postgresql://edgepack:secret@127.0.0.1:9/nothing")
     message = assert_one_line_error(result, 6, "cannot open the study storage", progress=True)
     assert "secret" not in message
+
+
+@pytest.mark.parametrize("order, expected", [("prune-cluster", ["prune", "cluster", "quantize", "profile"]),
+                                             ("cluster-prune", ["cluster", "prune", "quantize", "profile"])])
+def test_a_trial_orders_its_steps_as_the_search_chose(digits, tmp_path, order, expected):
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tune.study import suggest_steps
+
+    recipe = load_recipe(write_recipe(tmp_path, digits, extra_tune=", orders: [prune-cluster, cluster-prune]"))
+    space = recipe.recipe.tune
+    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": True, "distill": False, "sparsity": 0.7,
+                                     "allocate": "uniform", "order": order, "clusters": 16,
+                                     "cluster_allocate": "sensitivity", "accuracy_control": False, "qat": False})
+    steps = suggest_steps(trial, recipe.recipe, space)
+    assert [next(iter(entry)) for entry in steps] == expected
+    cluster = next(entry["cluster"] for entry in steps if "cluster" in entry)
+    assert cluster["preserve_sparsity"] is (order == "prune-cluster") and cluster["allocate"] == "sensitivity"

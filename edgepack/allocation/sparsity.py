@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel
 
-from edgepack.compress.layers import compressed_kernel
+from edgepack.allocation.damage import damage_curves as measure
+from edgepack.allocation.damage import kernel_sizes
 from edgepack.sensitivity.weights import prune_kernel
 
 LEVELS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
-MAX_ROWS = 512
 
 
 class Allocation(BaseModel):
@@ -34,22 +34,9 @@ class Allocation(BaseModel):
 
 def damage_curves(model, layers: list[str], x: np.ndarray, predict) -> dict[str, list[float]]:
     """Per layer, the output MSE against the float model at each level of LEVELS (non-decreasing)."""
-    rows = x[:MAX_ROWS]
-    reference = predict(rows)
-    curves = {}
-    for name in layers:
-        layer = model.get_layer(name)
-        original = layer.get_weights()
-        index = next(i for i, w in enumerate(original) if w.shape == tuple(compressed_kernel(layer).shape))
-        values = []
-        for level in LEVELS:
-            changed = list(original)
-            changed[index] = prune_kernel(original[index], level)
-            layer.set_weights(changed)
-            values.append(float(np.mean((predict(rows) - reference) ** 2)))
-        layer.set_weights(original)
-        curves[name] = list(np.maximum.accumulate(values))
-    return curves
+    changes = [lambda kernel, level=level: prune_kernel(kernel, level) for level in LEVELS]
+    curves = measure(model, layers, x, predict, changes)
+    return {name: list(np.maximum.accumulate(values)) for name, values in curves.items()}
 
 
 def allocate(curves: dict[str, list[float]], weights: dict[str, int], target: float) -> dict[str, float]:
@@ -80,7 +67,7 @@ def allocate(curves: dict[str, list[float]], weights: dict[str, int], target: fl
 
 def allocate_sparsity(model, layers: list[str], x: np.ndarray, predict, target: float) -> Allocation:
     """Measure the layers' damage curves on ``x`` and allocate ``target`` sparsity between them."""
-    weights = {name: int(np.prod(compressed_kernel(model.get_layer(name)).shape)) for name in layers}
+    weights = kernel_sizes(model, layers)
     curves = damage_curves(model, layers, x, predict)
     chosen = allocate(curves, weights, target)
     achieved = sum(weights[n] * chosen[n] for n in layers) / max(1, sum(weights.values()))

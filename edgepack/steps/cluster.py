@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 import numpy as np
-
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edgepack.compress.layers import kernel_size
 from edgepack.compress.config import CompressInputs, KerasArtifact, TrainingParams
@@ -36,6 +36,21 @@ class ClusterParams(TrainingParams):
     preserve_sparsity: bool = Field(default=False, description="Keep the zeros of a pruned model at zero.")
     epochs: int = Field(default=1, ge=1, le=10_000, description="Fine-tuning epochs.")
     learning_rate: float = Field(default=1e-4, gt=0, le=1, description="Adam learning rate.")
+    allocate: Literal["uniform", "sensitivity"] = Field(
+        default="uniform", description="uniform: every clustered kernel gets the clusters; sensitivity: the same "
+                                       "bits per weight on average, spread by measured damage per layer.")
+    layer_clusters: dict[str, int] = Field(
+        default_factory=dict, description="Clusters per layer name (overrides the clusters for those layers; "
+                                          "allocate: sensitivity fills it in and the resolved recipe records it).",
+        json_schema_extra={"metavar": "NAME=CLUSTERS"})
+
+    @field_validator("layer_clusters")
+    @classmethod
+    def _counts(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, count in value.items():
+            if not (2 <= count <= 65_536):
+                raise ValueError(f"{name}: {count} is outside [2, 65536]")
+        return value
 
 
 class ClusterConfig(CompressInputs, ClusterParams):
@@ -59,25 +74,56 @@ def _sparse_kernel_problem(kernel: np.ndarray, clusters: int) -> str | None:
     return None
 
 
-def _technique(config: ClusterConfig) -> Technique:
-    def eligible(layer):
-        size = kernel_size(layer)
-        if size <= config.clusters:
-            return f"kernel has {size} values, not more than --clusters {config.clusters}"
-        if config.preserve_sparsity:
-            from edgepack.compress.layers import compressed_kernel
+def _fits(layer, clusters: int, preserve_sparsity: bool) -> str | None:
+    """Why ``layer`` cannot be clustered into ``clusters`` values (None when it can)."""
+    size = kernel_size(layer)
+    if size <= clusters:
+        return f"kernel has {size} values, not more than {clusters} clusters (--clusters {clusters})"
+    if preserve_sparsity:
+        from edgepack.compress.layers import compressed_kernel
 
-            return _sparse_kernel_problem(np.asarray(compressed_kernel(layer).numpy()), config.clusters)
-        return None
+        return _sparse_kernel_problem(np.asarray(compressed_kernel(layer).numpy()), clusters)
+    return None
+
+
+def _allocation_hook(config: ClusterConfig, allocation: dict[str, int]):
+    def prepare(prepared) -> dict:
+        from edgepack.errors import ConfigError
+
+        unknown = sorted(set(allocation) - set(prepared.chosen))
+        if unknown:
+            raise ConfigError(f"layer_clusters names {', '.join(unknown)}, which is not a layer being clustered",
+                              hint=f"layers being clustered: {', '.join(prepared.chosen)}")
+        if config.allocate == "sensitivity" and not allocation:
+            from edgepack.allocation.clusters import allocate_clusters
+
+            model = prepared.loaded.model
+            rows = prepared.train.sample(512, seed=config.seed).x  # the training data: val stays unseen
+            result = allocate_clusters(
+                model, prepared.chosen, rows, prepared.loaded.predict, config.clusters,
+                preserve_sparsity=config.preserve_sparsity,
+                fits=lambda name, k: _fits(model.get_layer(name), k, config.preserve_sparsity) is None)
+            allocation.update(result.layer_clusters)
+            return {"allocation": result.model_dump()}
+        return {"allocation": {"layer_clusters": dict(allocation)}} if allocation else {}
+
+    return prepare
+
+
+def _technique(config: ClusterConfig) -> Technique:
+    allocation = dict(config.layer_clusters)
 
     def wrap(tfmot, layer, plan):
         ck = tfmot.clustering.keras
         init = getattr(ck.CentroidInitialization, _TFMOT_INIT[config.init])
-        return ck.cluster_weights(layer, number_of_clusters=config.clusters, cluster_centroids_init=init,
-                                  preserve_sparsity=config.preserve_sparsity)
+        return ck.cluster_weights(layer, number_of_clusters=allocation.get(layer.name, config.clusters),
+                                  cluster_centroids_init=init, preserve_sparsity=config.preserve_sparsity)
 
-    return Technique(name="cluster", flag="clustered", needs="Conv1D, Conv2D or Dense layer", eligible=eligible,
-                     wrap=wrap, strip=lambda tfmot, model: tfmot.clustering.keras.strip_clustering(model))
+    return Technique(name="cluster", flag="clustered", needs="Conv1D, Conv2D or Dense layer",
+                     eligible=lambda layer: _fits(layer, allocation.get(layer.name, config.clusters),
+                                                  config.preserve_sparsity),
+                     wrap=wrap, strip=lambda tfmot, model: tfmot.clustering.keras.strip_clustering(model),
+                     prepare=_allocation_hook(config, allocation))
 
 
 def cluster(config: ClusterConfig, *, progress: ProgressSink | None = None) -> KerasArtifact:
@@ -99,7 +145,12 @@ class ClusterStep(Step):
     summary = "weight clustering with fine-tuning (tfmot)"
 
     def label(self, params: ClusterParams) -> str:
-        return f"cluster {params.clusters}"
+        return f"cluster {params.clusters}" + (" per layer" if params.allocate == "sensitivity" else "")
 
     def run(self, ctx, source: ModelArtifact, params: ClusterParams) -> ModelArtifact:
-        return run_compress_step(self, ctx, source, params, ClusterConfig, cluster)
+        produced = run_compress_step(self, ctx, source, params, ClusterConfig, cluster)
+        allocation = getattr(produced.detail, "allocation", None)
+        if allocation and not params.layer_clusters:  # record the allocation so the resolved recipe replays it
+            return produced.model_copy(update={"params": {**produced.params,
+                                                          "layer_clusters": allocation["layer_clusters"]}})
+        return produced

@@ -23,7 +23,7 @@ LOG_SPAN = 20.0  # a log x axis when the largest value is more than this times t
 # step: (param, how it reads); "" shows the value alone, a word shows "word value"; None/[]/"skip" values drop out
 _SHOWN = {
     "prune": [("sparsity", "sparsity"), ("allocate", ""), ("structure", "")],
-    "cluster": [("clusters", ""), ("init", "init")],
+    "cluster": [("clusters", ""), ("allocate", ""), ("init", "init")],
     "qat": [("epochs", "epochs")],
     "quantize": [("mode", ""), ("io", "io"), ("max_drop", "max_drop"), ("max_float_ops", "max_float_ops"),
                  ("float_ops", "float_ops"), ("fallback", "fallback")],

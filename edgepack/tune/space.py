@@ -15,6 +15,9 @@ class TuneSection(BaseModel):
     """What ``edgepack tune`` searches and minimises. Without a ``tune:`` section the defaults search
     around the recipe's own steps: prune and cluster may be added or dropped, the sparsity, its
     allocation and the cluster count vary, and accuracy control and distillation are tried on and off.
+    ``orders`` lists the orders tried when a trial both prunes and clusters: ``prune-cluster`` clusters
+    the pruned model keeping its zeros; ``cluster-prune`` prunes the clustered model (its fine-tuning
+    moves the shared values, so it is opt-in).
     ``modes`` unset keeps the recipe's quantization mode; ``qat`` adds quantization-aware training as
     an alternative to post-training int8."""
 
@@ -25,7 +28,11 @@ class TuneSection(BaseModel):
     allocate: list[Literal["uniform", "sensitivity"]] = Field(default_factory=lambda: ["uniform", "sensitivity"],
                                                               min_length=1)
     clusters: list[int] = Field(default_factory=lambda: [8, 16, 32], min_length=1)
+    cluster_allocate: list[Literal["uniform", "sensitivity"]] = Field(
+        default_factory=lambda: ["uniform", "sensitivity"], min_length=1)
     steps: list[Literal["prune", "cluster"]] = Field(default_factory=lambda: ["prune", "cluster"])
+    orders: list[Literal["prune-cluster", "cluster-prune"]] = Field(
+        default_factory=lambda: ["prune-cluster"], min_length=1)
     optional: bool = True
     accuracy_control: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
     distill: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
@@ -59,6 +66,8 @@ class TuneSection(BaseModel):
             and len(set(self.accuracy_control)) == 1
         if not self.steps and fixed_quantization:
             raise ValueError("the search space is empty: no steps to vary and the quantization fixed")
+        if len(set(self.orders)) != len(self.orders):
+            raise ValueError("orders: each order once")
         if True in self.qat and self.modes is not None and QuantMode.INT8 not in self.modes:
             raise ValueError("qat: [true] needs int8 among the modes (QAT writes a full-int8 model)")
         return self

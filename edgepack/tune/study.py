@@ -84,9 +84,12 @@ def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
                      allocate=trial.suggest_categorical("allocate", space.allocate))
         entries.append({"prune": prune | training})
     if wanted["cluster"]:
-        cluster = dict(base.get("cluster", {}), clusters=trial.suggest_categorical("clusters", space.clusters),
-                       preserve_sparsity=wanted["prune"])
-        entries.append({"cluster": cluster | training})
+        order = trial.suggest_categorical("order", space.orders) if wanted["prune"] else "cluster-only"
+        cluster = {k: v for k, v in base.get("cluster", {}).items() if k != "layer_clusters"}
+        cluster.update(clusters=trial.suggest_categorical("clusters", space.clusters),
+                       allocate=trial.suggest_categorical("cluster_allocate", space.cluster_allocate),
+                       preserve_sparsity=order == "prune-cluster")
+        entries.insert(0 if order == "cluster-prune" else len(entries), {"cluster": cluster | training})
     entries.append(_suggest_quantization(trial, recipe, space, base))
     return entries + [{name: params} for name, params in base.items() if name in ("evaluate", "profile")]
 

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from edgepack.tune.space import TuneSection
 
-SHOWN = {"prune": ("sparsity", "allocate", "distill"), "cluster": ("clusters", "distill"),
+SHOWN = {"prune": ("sparsity", "allocate", "distill"), "cluster": ("clusters", "allocate", "distill"),
          "quantize": ("mode", "io", "max_drop"), "qat": ("io", "epochs")}
 
 
