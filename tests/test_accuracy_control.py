@@ -69,6 +69,36 @@ def test_accuracy_control_meets_1_point_with_at_most_10_percent_of_layers_float(
     assert not any("epl" in t["name"] for t in interpreter.get_tensor_details()), "layer markers are taken out"
 
 
+def activation_types(path) -> dict[str, str]:
+    """Compute op output tensor name -> its dtype, read from the .tflite itself."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return {tensors[op["outputs"][0]]["name"]: tensors[op["outputs"][0]]["dtype"].__name__
+            for op in interpreter._get_ops_details() if op["op_name"] in COMPUTE_OPS}
+
+
+def test_promote_int16x8_meets_the_target_with_16_bit_activations_instead_of_float(run, hard, digits, tmp_path):
+    out = tmp_path / "wide.tflite"
+    result = run("quantize", hard["model"], "-o", out, "--mode", "int8", "--calibration", digits["train"],
+                 "--val", digits["val"], "--max-drop", "1", "--promote", "int16x8", "--promote", "float", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert drop_points(hard, out) < 1
+    assert float_compute_ops(out) == []
+    types = activation_types(out)
+    wide = [name for name, dtype in types.items() if dtype == "int16"]
+    assert any("dense" in name for name in wide), types
+    assert len(wide) <= 0.10 * hard["layers"] and sum(dtype == "int8" for dtype in types.values()) >= 16
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out))
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert not any("epl" in t["name"] for t in interpreter.get_tensor_details()), "layer markers are taken out"
+    control = json.loads(result.stdout)["mixed"]["control"]
+    assert control["promote"] == ["int16x8", "float"] and "dense" in control["int16_layers"]
+
+
 def test_float_ops_keeps_the_matching_layers_float_and_the_rest_int8(run, hard, digits, tmp_path):
     out = tmp_path / "chosen.tflite"
     result = run("quantize", hard["model"], "-o", out, "--mode", "int8", "--calibration", digits["train"],
@@ -129,6 +159,10 @@ def test_a_target_that_cannot_be_met_exits_7_and_keeps_the_best_model_beside(run
     (["--max-drop", "1"], ["--max-drop needs --val"]),
     (["--max-float-ops", "2"], ["--max-float-ops limits accuracy control, which needs --max-drop"]),
     (["--mode", "float16", "--float-ops", "dense"], ["--float-ops and --max-drop", "need --mode int8"]),
+    (["--promote", "int16x8"], ["--promote", "needs --max-drop"]),
+    (["--promote", "float", "--promote", "int16x8", "--max-drop", "1", "--val", "VAL"], ["--promote", "lowest first"]),
+    (["--promote", "int16x8", "--io", "uint8", "--max-drop", "1", "--val", "VAL"], ["int16x8", "not uint8"]),
+    (["--promote", "int32", "--max-drop", "1", "--val", "VAL"], ["--promote", "int16x8"]),
 ])
 def test_bad_accuracy_control_options_are_exit_2(run, digits, tmp_path, args, fragments):
     args = [str(digits["val"]) if a == "VAL" else a for a in args]

@@ -69,7 +69,8 @@ def test_every_param_is_a_cli_option_with_the_params_default(command, step):
         default = info.get_default(call_default_factory=True)
         shown = getattr(default, "value", default)
         if shown not in (None, False) and shown != [] and shown != {}:
-            text = f"{shown:g}" if isinstance(shown, float) else str(shown)
+            text = f"{shown:g}" if isinstance(shown, float) else ", ".join(shown) if isinstance(shown, list) \
+                else str(shown)
             assert f"[default: {text}]" in options[name].help, (name, options[name].help)
 
 

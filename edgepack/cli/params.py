@@ -28,6 +28,8 @@ def _shown_default(info: FieldInfo) -> str | None:
         return None
     if isinstance(default, enum.Enum):
         return str(default.value)
+    if isinstance(default, list):
+        return ", ".join(str(getattr(item, "value", item)) for item in default)
     return f"{default:g}" if isinstance(default, float) else str(default)
 
 
@@ -71,7 +73,7 @@ def option_for(name: str, info: FieldInfo):
                             callback=_pairs(typing.get_args(annotation)[1]), help=help_text + " (repeatable)")
     if typing.get_origin(annotation) is list:
         return click.option(flag, name, type=_click_type(typing.get_args(annotation)[0]), multiple=True,
-                            metavar=extra.get("metavar"), help=help_text)
+                            metavar=extra.get("metavar"), help=help_text + (f"  [default: {shown}]" if shown else ""))
     if annotation is bool:
         if info.default is False and not optional:
             return click.option(flag, name, is_flag=True, default=None, help=help_text)

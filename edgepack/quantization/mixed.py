@@ -22,6 +22,7 @@ class MixedPrecision(BaseModel):
     patterns: list[str]
     float_layers: list[str]
     layers_total: int
+    int16_layers: list[str] = []
     control: AccuracyControl | None = None
     fallback: dict | None = None
 
@@ -47,8 +48,14 @@ def _val(spec: DataSpec, loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray, s
 def quantize_mixed(loaded: LoadedModel, config, calibration: np.ndarray, *, metric: Metric = Metric.ACCURACY,
                    say: Callable[[str], None] = lambda message: None) -> tuple[bytes, MixedPrecision]:
     """Full int8 with the layers matching ``config.float_ops`` in float, then (with ``config.max_drop``)
-    more layers kept float by accuracy control until the drop on ``config.val`` holds."""
-    quantizer = SelectiveQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch))
+    more layers raised to ``config.promote`` (float, or int16x8 then float) by accuracy control until
+    the drop on ``config.val`` holds."""
+    if "int16x8" in config.promote:
+        from edgepack.quantization.precision import PrecisionQuantizer
+
+        quantizer = PrecisionQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch))
+    else:
+        quantizer = SelectiveQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch))
     start = match_layers(config.float_ops, quantizer.layers) if config.float_ops else []
     if config.max_drop is None:
         return strip_markers(quantizer.quantize(start)), MixedPrecision(patterns=config.float_ops,
@@ -58,6 +65,8 @@ def quantize_mixed(loaded: LoadedModel, config, calibration: np.ndarray, *, metr
     reference = loaded.predict(x)
     model, control = control_accuracy(quantizer, x, y, reference, metric=metric, max_drop=config.max_drop,
                                       start=start, max_float_ops=config.max_float_ops,
-                                      ranking_samples=config.ranking_samples, source=source, say=say)
+                                      ranking_samples=config.ranking_samples, source=source,
+                                      promote=config.promote, say=say)
     return strip_markers(model), MixedPrecision(patterns=config.float_ops, float_layers=control.float_layers,
-                                 layers_total=control.layers_total, control=control)
+                                 int16_layers=control.int16_layers, layers_total=control.layers_total,
+                                 control=control)

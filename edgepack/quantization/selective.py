@@ -37,12 +37,50 @@ def _representative(rows: np.ndarray):
     return generator
 
 
-class SelectiveQuantizer:
-    """A calibrated model from which full-int8 variants with any float layers are made quickly.
+class LayerOps:
+    """The ops of a converted marked clone, mapped back to the Keras layers that made them.
 
-    ``layers`` are the Keras layers that run as ops, in model order; ``quantize(float_layers)``
-    returns the .tflite bytes.
+    ``layers`` are the Keras layers that run as ops, in model order. Subclasses make models in
+    which chosen layers run at a higher precision (``quantize_assigned``).
     """
+
+    map: LayerMap
+    op_outputs: list[str]
+    layers: list[str]
+    precisions: tuple[str, ...] = ("float",)   # what a layer may be raised to, besides int8
+
+    def _map_ops(self, flatbuffer: bytes) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_content=flatbuffer)
+        names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+        self.op_outputs = [names[i] for op in interpreter._get_ops_details() for i in op["outputs"] if i in names]
+        order = list(self.map.names.values())
+        owned = set().union(*(self.map.layers_in(name) for name in self.op_outputs)) if self.op_outputs else set()
+        self.layers = [name for name in order if name in owned]
+
+    def denylist(self, float_layers: list[str]) -> list[str]:
+        """The op output tensors to keep float: every op any of ``float_layers`` took part in."""
+        wanted = set(float_layers)
+        return [name for name in self.op_outputs if self.map.layers_in(name) & wanted]
+
+    def float_layers_of(self, float_layers: list[str]) -> list[str]:
+        """Every layer whose op runs in float when ``float_layers`` are kept float (fused ops count)."""
+        owned = set().union(*(self.map.layers_in(n) for n in self.denylist(float_layers))) if float_layers else set()
+        return [name for name in self.layers if name in owned]
+
+    def quantize(self, float_layers: list[str] = ()) -> bytes:
+        """Full int8 with the ops of ``float_layers`` in float."""
+        return self.quantize_assigned({name: "float" for name in float_layers})
+
+    def quantize_assigned(self, assignment: dict[str, str]) -> bytes:
+        """Full int8 with each layer of ``assignment`` at its precision (one of ``precisions``)."""
+        raise NotImplementedError
+
+
+class SelectiveQuantizer(LayerOps):
+    """A calibrated model from which full-int8 variants with any float layers are made quickly
+    (TensorFlow's MLIR quantizer with a denylist; any model I/O type)."""
 
     def __init__(self, loaded: LoadedModel, calibration: np.ndarray, *, io: IOType = IOType.FLOAT32,
                  static_batch: bool = False):
@@ -61,35 +99,17 @@ class SelectiveQuantizer:
             converter._experimental_calibrate_only = True
             self.calibrated = converter.convert()
         self.io = {IOType.FLOAT32: tf.float32, IOType.INT8: tf.int8, IOType.UINT8: tf.uint8}[io]
-        self.op_outputs = self._op_outputs()
-        order = list(self.map.names.values())
-        owned = set().union(*(self.map.layers_in(name) for name in self.op_outputs)) if self.op_outputs else set()
-        self.layers = [name for name in order if name in owned]
+        self._map_ops(self.calibrated)
 
-    def _op_outputs(self) -> list[str]:
-        from ai_edge_litert.interpreter import Interpreter
-
-        interpreter = Interpreter(model_content=self.calibrated)
-        names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-        return [names[i] for op in interpreter._get_ops_details() for i in op["outputs"] if i in names]
-
-    def denylist(self, float_layers: list[str]) -> list[str]:
-        """The op output tensors to keep float: every op any of ``float_layers`` took part in."""
-        wanted = set(float_layers)
-        return [name for name in self.op_outputs if self.map.layers_in(name) & wanted]
-
-    def float_layers_of(self, float_layers: list[str]) -> list[str]:
-        """Every layer whose op runs in float when ``float_layers`` are kept float (fused ops count)."""
-        owned = set().union(*(self.map.layers_in(n) for n in self.denylist(float_layers))) if float_layers else set()
-        return [name for name in self.layers if name in owned]
-
-    def quantize(self, float_layers: list[str] = ()) -> bytes:
-        """Full int8 with the ops of ``float_layers`` in float (io as asked)."""
+    def quantize_assigned(self, assignment: dict[str, str]) -> bytes:
         from tensorflow.lite.python.convert import mlir_quantize
 
+        unsupported = sorted({precision for precision in assignment.values() if precision != "float"})
+        if unsupported:
+            raise ValueError(f"TensorFlow's quantizer keeps layers float only, not {', '.join(unsupported)}")
         with captured_native_output():
             return bytes(mlir_quantize(self.calibrated, input_data_type=self.io, output_data_type=self.io,
-                                       denylisted_nodes=self.denylist(list(float_layers)) or None))
+                                       denylisted_nodes=self.denylist(list(assignment)) or None))
 
 
 class BytesPredictor:

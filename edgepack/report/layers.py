@@ -46,11 +46,14 @@ def _ops_text(ops: list[dict]) -> str:
 
 
 def _control_text(name: str, mixed: dict) -> str:
-    if name not in (mixed.get("float_layers") or []):
+    wide = name in (mixed.get("int16_layers") or [])
+    if name not in (mixed.get("float_layers") or []) and not wide:
         return "quantized"
     trace = (mixed.get("control") or {}).get("trace") or []
-    step = next((i for i, s in enumerate(trace) if name in (s.get("kept_float") or [])), None)
-    return "kept float" + (f" (step {step})" if step else " (--float-ops)" if not trace else "")
+    step = next((i for i, s in enumerate(trace) if name in (s.get("kept_float") or [])
+                 and (s.get("precision") == "int16x8") == wide), None)
+    kept = "int16x8" if wide else "kept float"
+    return kept + (f" (step {step})" if step else " (--float-ops)" if not trace else "")
 
 
 def _figure(value, fmt: str) -> str:

@@ -87,13 +87,19 @@ def mixed_lines(result: dict) -> tuple[str | None, list[tuple[str, str, str, str
     if not control:
         return f"{len(mixed['float_layers'])} of {mixed['layers_total']} layers kept in float: " \
                f"{', '.join(mixed['float_layers']) or 'none'} (--float-ops)", []
-    summary = (f"{len(control['float_layers'])} of {control['layers_total']} layers kept in float; "
+    wide = control.get("int16_layers") or []
+    summary = ((f"{len(wide)} in int16x8 ({', '.join(wide)}), " if wide else "") +
+               f"{len(control['float_layers'])} of {control['layers_total']} layers kept in float; "
                f"{result['metric']} drop {control['drop_before']:.2f} -> {control['drop_after']:.2f} "
                f"{control['drop_unit']} (max {control['max_drop']:g}, {'met' if control['met'] else 'NOT met'})")
-    rows = [("+ " + (", ".join(step["kept_float"]) or "(full int8)"), str(len(step["float_layers"])),
+    rows = [("+ " + (", ".join(step["kept_float"]) or "(full int8)") + _rung(step), str(len(step["float_layers"])),
              f"{step['drop']:.2f}", f"{step['size_bytes'] / 1024:.1f} KB",
              "-" if step.get("latency_ms") is None else f"{step['latency_ms']:.3f} ms") for step in control["trace"]]
     return summary, rows
+
+
+def _rung(step: dict) -> str:
+    return f" to {step['precision']}" if step.get("precision", "float") != "float" and step["kept_float"] else ""
 
 
 def sensitivity_rows(result: dict, top: int = 10) -> list[tuple[str, str, str, str, str]]:

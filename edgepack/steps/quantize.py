@@ -51,6 +51,11 @@ class QuantizeParams(StepParams):
                                  "with the largest int8 error that layers are ranked on.")
     fallback: Literal["none", "qat"] = Field(default="none", description="Accuracy control: when keeping layers "
                                              "float cannot meet max_drop, try quantization-aware training.")
+    promote: list[Literal["int16x8", "float"]] = Field(
+        default_factory=lambda: ["float"], min_length=1,
+        description="Accuracy control: the precisions a harmful layer is raised to, in order (repeatable; "
+                    "int16x8: 16-bit activations with 8-bit weights; io float32 or int8).",
+        json_schema_extra={"metavar": "PRECISION"})
 
     @field_validator("float_ops")
     @classmethod
@@ -74,6 +79,16 @@ class QuantizeParams(StepParams):
             raise ValueError("max_float_ops limits accuracy control, which needs max_drop")
         if self.fallback != "none" and self.max_drop is None:
             raise ValueError("fallback is what accuracy control tries last, so it needs max_drop")
+        return self._promote_rules()
+
+    def _promote_rules(self):
+        if self.promote != sorted(set(self.promote), key=["int16x8", "float"].index):
+            raise ValueError(f"promote must list each precision once, lowest first, not {self.promote} "
+                             f"(int16x8 before float)")
+        if self.promote != ["float"] and self.max_drop is None:
+            raise ValueError("promote says what accuracy control raises layers to, so it needs max_drop")
+        if "int16x8" in self.promote and self.io is IOType.UINT8:
+            raise ValueError("promote int16x8 makes models with float32 or int8 input and output, not uint8")
         return self
 
     @property

@@ -23,7 +23,8 @@ def _render(artifact) -> None:
     if artifact.mixed is not None:
         rows.append(("float layers", artifact.mixed.summary))
         for step in artifact.mixed.control.trace if artifact.mixed.control else []:
-            rows.append(("  trace", f"+{', '.join(step.kept_float) or '(none)'}: drop {step.drop:.2f}"))
+            rung = f" to {step.precision}" if step.kept_float and step.precision != "float" else ""
+            rows.append(("  trace", f"+{', '.join(step.kept_float) or '(none)'}{rung}: drop {step.drop:.2f}"))
     console().print(key_value_table(f"Converted {artifact.source}", rows))
 
 
