@@ -35,6 +35,9 @@ def _render_show(document: dict) -> None:
         gmacs = ", ".join(f"{k} {v:g}" for k, v in estimate["gmacs"].items() if v)
         rows += [("estimate GMAC/s", f"{gmacs} (at {estimate['threads']} thread(s))"),
                  ("estimate source", estimate["source"])]
+        if estimate.get("onchip_cache_mib") is not None:
+            rows.append(("estimate parameter cache", f"{estimate['onchip_cache_mib']:g} MiB on chip; the rest streams "
+                                                     f"at {estimate['link_bandwidth_mbs']:g} MB/s"))
         rows += [("anchor", f"{a['model']} {a['mode']} {a['ms']:g} ms ({a['source']})") for a in estimate["anchors"]]
     console().print(key_value_table(f"device {document['name']}", rows))
 
