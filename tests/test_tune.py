@@ -129,3 +129,19 @@ def test_a_trial_orders_its_steps_as_the_search_chose(digits, tmp_path, order, e
     assert [next(iter(entry)) for entry in steps] == expected
     cluster = next(entry["cluster"] for entry in steps if "cluster" in entry)
     assert cluster["preserve_sparsity"] is (order == "prune-cluster") and cluster["allocate"] == "sensitivity"
+
+
+def test_a_trial_with_accuracy_control_may_promote_layers_to_int16x8(digits, tmp_path):
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tune.study import suggest_steps
+    from edgepack.tune.trials import TrialSummary
+
+    recipe = load_recipe(write_recipe(tmp_path, digits))
+    trial = optuna.trial.FixedTrial({"use_prune": False, "use_cluster": False, "accuracy_control": True,
+                                     "promote": "int16x8", "qat": False})
+    steps = suggest_steps(trial, recipe.recipe, recipe.recipe.tune)
+    quantize = next(entry["quantize"] for entry in steps if "quantize" in entry)
+    assert quantize["max_drop"] == 1.5 and quantize["promote"] == ["int16x8", "float"]
+    assert "promote int16x8,float" in TrialSummary(number=0, state="COMPLETE", steps=steps).settings()

@@ -26,10 +26,10 @@ _SHOWN = {
     "cluster": [("clusters", ""), ("allocate", ""), ("init", "init")],
     "qat": [("epochs", "epochs")],
     "quantize": [("mode", ""), ("io", "io"), ("max_drop", "max_drop"), ("max_float_ops", "max_float_ops"),
-                 ("float_ops", "float_ops"), ("fallback", "fallback")],
+                 ("float_ops", "float_ops"), ("fallback", "fallback"), ("promote", "promote")],
 }
 _QUIET = {("prune", "structure", "unstructured"), ("cluster", "init", "kmeans++"), ("quantize", "io", "float32"),
-          ("quantize", "fallback", "none")}
+          ("quantize", "fallback", "none"), ("quantize", "promote", "['float']")}
 _MEASURES = {"evaluate", "profile"}
 
 

@@ -17,7 +17,8 @@ class TuneSection(BaseModel):
     allocation and the cluster count vary, and accuracy control and distillation are tried on and off.
     ``orders`` lists the orders tried when a trial both prunes and clusters: ``prune-cluster`` clusters
     the pruned model keeping its zeros; ``cluster-prune`` prunes the clustered model (its fine-tuning
-    moves the shared values, so it is opt-in).
+    moves the shared values, so it is opt-in). ``promote`` is what accuracy control may raise layers
+    to: ``float``, or ``int16x8`` (then float if that is not enough).
     ``modes`` unset keeps the recipe's quantization mode; ``qat`` adds quantization-aware training as
     an alternative to post-training int8."""
 
@@ -35,6 +36,7 @@ class TuneSection(BaseModel):
         default_factory=lambda: ["prune-cluster"], min_length=1)
     optional: bool = True
     accuracy_control: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
+    promote: list[Literal["float", "int16x8"]] = Field(default_factory=lambda: ["float", "int16x8"], min_length=1)
     distill: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
     modes: list[QuantMode] | None = Field(default=None, min_length=1)
     qat: list[bool] = Field(default_factory=lambda: [False], min_length=1)
@@ -66,8 +68,8 @@ class TuneSection(BaseModel):
             and len(set(self.accuracy_control)) == 1
         if not self.steps and fixed_quantization:
             raise ValueError("the search space is empty: no steps to vary and the quantization fixed")
-        if len(set(self.orders)) != len(self.orders):
-            raise ValueError("orders: each order once")
+        if len(set(self.orders)) != len(self.orders) or len(set(self.promote)) != len(self.promote):
+            raise ValueError("orders and promote: each value once")
         if True in self.qat and self.modes is not None and QuantMode.INT8 not in self.modes:
             raise ValueError("qat: [true] needs int8 among the modes (QAT writes a full-int8 model)")
         return self

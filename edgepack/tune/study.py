@@ -110,6 +110,8 @@ def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[
     gate = recipe.gates.max_accuracy_drop
     if gate is not None and recipe.data.val and trial.suggest_categorical("accuracy_control", space.accuracy_control):
         quantize["max_drop"] = gate
+        if trial.suggest_categorical("promote", space.promote) == "int16x8" and quantize.get("io") != "uint8":
+            quantize["promote"] = ["int16x8", "float"]
     return {"quantize": quantize}
 
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from edgepack.tune.space import TuneSection
 
 SHOWN = {"prune": ("sparsity", "allocate", "distill"), "cluster": ("clusters", "allocate", "distill"),
-         "quantize": ("mode", "io", "max_drop"), "qat": ("io", "epochs")}
+         "quantize": ("mode", "io", "max_drop", "promote"), "qat": ("io", "epochs")}
 
 
 class TrialSummary(BaseModel):
@@ -31,7 +31,8 @@ class TrialSummary(BaseModel):
             for name, params in entry.items():
                 if name not in SHOWN:
                     continue
-                shown = [_value(key, params[key]) for key in SHOWN[name] if params.get(key) not in (None, False)]
+                shown = [text for key in SHOWN[name] if params.get(key) not in (None, False)
+                         if (text := _value(key, params[key]))]
                 parts.append(" ".join([name, *shown]))
         return " · ".join(parts) or "-"
 
@@ -39,6 +40,8 @@ class TrialSummary(BaseModel):
 def _value(key: str, value) -> str:
     if value is True:
         return key
+    if isinstance(value, list):
+        return "" if value == ["float"] else f"{key} {','.join(map(str, value))}"
     if key in ("max_drop", "io", "epochs"):
         return f"{key} {value}"
     return str(value)
