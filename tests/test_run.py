@@ -195,3 +195,10 @@ def test_rerunning_the_resolved_recipe_of_a_quantize_only_bundle_gives_the_same_
     assert sha256_file(tmp_path / "first" / "model.tflite") == sha256_file(tmp_path / "second" / "model.tflite")
     assert (tmp_path / "first" / "recipe.resolved.yaml").read_text().replace("first", "second") == \
         (tmp_path / "second" / "recipe.resolved.yaml").read_text()
+
+
+def test_no_file_of_the_bundle_names_the_work_or_staging_folders(bundle):
+    for name in ("report.json", "manifest.json", "report.md", "report.html", "recipe.resolved.yaml"):
+        text = (bundle["dir"] / name).read_text()
+        for fragment in ("edgepack-run-", "edgepack-work-", ".staging-"):
+            assert fragment not in text, (name, fragment)

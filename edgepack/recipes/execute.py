@@ -108,11 +108,18 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
         summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=recipe.metric.value,
         reference=reference, final=final.metric, drop=drop, drop_unit=drop_unit, size_bytes=final.size_bytes,
         gzip_size_bytes=final.gzip_size_bytes, stages=[StageSummary.of(s) for s in stages], gates=gates,
-        latency=final.latency, tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
+        latency=_in_bundle(final.latency), tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
         mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),
         sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None),
         layers=_layers(loaded, stages, tflite, trust_model))
+
+
+def _in_bundle(latency):
+    """The latency result naming the bundle's model file, not the work folder it was measured in."""
+    from edgepack.bundle.assemble import MODEL_FILE
+
+    return None if latency is None else latency.model_copy(update={"model": MODEL_FILE})
 
 
 def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, trust_model: bool):
