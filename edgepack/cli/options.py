@@ -29,8 +29,21 @@ def data_key_options(func):
     return func
 
 
-def data_spec(source: str | None, x_key: str, y_key: str, trust_code: bool) -> DataSpec | None:
-    return None if source is None else DataSpec(source=source, x_key=x_key, y_key=y_key, trust_code=trust_code)
+def preprocess_option(func):
+    """``--preprocess``: what is done to input values as they are read (edgepack.loading.preprocess)."""
+    return click.option("--preprocess", metavar="SPEC",
+                        help="Preprocess inputs as read (image pixels are 0-255 RGB): a keras.applications family "
+                             "(mobilenet_v2, efficientnet, resnet50, ...) or 'scale=1/255 mean=R,G,B std=R,G,B'.")(func)
+
+
+def data_spec(source: str | None, x_key: str, y_key: str, trust_code: bool,
+              preprocess: str | None = None) -> DataSpec | None:
+    if source is None:
+        return None
+    from edgepack.loading.preprocess import parse_preprocess
+
+    return DataSpec(source=source, x_key=x_key, y_key=y_key, trust_code=trust_code,
+                    preprocess=parse_preprocess(preprocess))
 
 
 def build_config(model_cls, **values):

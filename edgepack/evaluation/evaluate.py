@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgepack import __version__
 from edgepack.errors import DataError, GateFailed, ModelError
-from edgepack.evaluation.metrics import Metric, compute, drop
-from edgepack.loading.data import DataSpec, fit_to_input, load_data
+from edgepack.evaluation.metrics import Metric, MetricAccumulator, drop
+from edgepack.loading.data import DataSpec, fit_to_inputs, load_data
+from edgepack.loading.inputs import model_inputs, predict_rows
+from edgepack.loading.preprocess import Preprocess
 from edgepack.runtime.predict import OutputChoice, TflitePredictor
 from edgepack.steps.evaluate import EvaluateParams
 from edgepack.util.types import FiniteNonNegative
@@ -57,6 +61,7 @@ class Evaluation(BaseModel):
     tflite: Score
     runtime: dict
     batch_size: int
+    preprocess: Preprocess | None = None
     reference: Score | None = None
     drop: float | None = None
     drop_unit: str | None = None
@@ -74,8 +79,10 @@ class Evaluation(BaseModel):
 
 
 def evaluate(config: EvaluateConfig) -> Evaluation:
-    """Run the .tflite (and the reference, if given) on the data and measure the metric. With several
-    outputs the metric is computed on ``config.output``, matched by name in both models."""
+    """Run the .tflite (and the reference, if given) on the data, a batch at a time, and measure the
+    metric. With several outputs the metric is computed on ``config.output``, matched by name in both
+    models; with several inputs each is fed the array of its name. Each batch is read once and run
+    through both models, so memory holds one batch of the data, never the data set."""
     reference_model, choice = None, OutputChoice(name=config.output) if config.output else None
     if config.reference is not None:
         from edgepack.loading.model import load_model
@@ -83,38 +90,67 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
         reference_model = load_model(config.reference, trust_model=config.trust_model)
         choice = reference_model.choose_output(config.output)
     runner = TflitePredictor(config.model, threads=config.threads, output=choice)
-    shape = tuple(None if d == -1 else d for d in runner.input_shape)
-    dataset = load_data(config.data.model_copy(update={"output": choice.name if choice else None}), input_shape=shape)
-    dataset = fit_to_input(dataset, shape, "float32", model_name=str(config.model))
-    if dataset.y is None:
+    specs = runner.input_specs
+    dataset = load_data(config.data.model_copy(update={"output": choice.name if choice else None}), inputs=specs)
+    dataset = fit_to_inputs(dataset, specs, model_name=str(config.model))
+    if not dataset.has_targets:
         raise DataError(f"{dataset.source} has no targets (array '{config.data.y_key}')",
                         hint="evaluate needs targets; name them with --y-key")
-    if reference_model is not None:
-        fit_to_input(dataset, reference_model.input_shape, "float32", model_name=str(config.reference))
-    start = time.perf_counter()
-    predictions = runner.predict(dataset.x, batch_size=config.batch_size)
-    tflite = Score(model=str(config.model), value=compute(config.metric, dataset.y, predictions, dataset.source),
-                   seconds=time.perf_counter() - start)
-    result = Evaluation(data=dataset.source, samples=len(dataset), metric=config.metric, tflite=tflite,
+    reference = _Reference(config, reference_model, specs, dataset, choice) if reference_model is not None else None
+    tflite, seconds = MetricAccumulator(config.metric, dataset.source), 0.0
+    for x, y in dataset.batches(config.batch_size):
+        start = time.perf_counter()
+        predictions = runner.predict(x, batch_size=config.batch_size)
+        seconds += time.perf_counter() - start
+        tflite.update(y, predictions)
+        if reference is not None:
+            reference.update(x, y, predictions)
+    result = Evaluation(data=dataset.source, samples=tflite.rows, metric=config.metric,
+                        tflite=Score(model=str(config.model), value=tflite.value(), seconds=seconds),
                         output=runner.output_key if choice is None else choice.name,
                         runtime=runner.runtime.as_dict(), batch_size=runner.batch_size,
-                        max_drop=config.max_drop, relative=config.relative)
-    if reference_model is not None:
-        _compare(config, result, reference_model, dataset, predictions, choice)
+                        max_drop=config.max_drop, relative=config.relative, preprocess=config.data.preprocess)
+    if reference is not None:
+        reference.record(result)
     return result
 
 
-def _compare(config: EvaluateConfig, result: Evaluation, reference_model, dataset, predictions, choice) -> None:
-    """Score the reference on the same output and record the drop (and the gate)."""
-    start = time.perf_counter()
-    ref_pred = reference_model.predict(dataset.x.astype(reference_model.input_dtype, copy=False), output=choice.name)
-    if ref_pred.shape[1:] != predictions.shape[1:]:
-        raise ModelError(f"output {choice.name!r} has shape {list(ref_pred.shape[1:])} in {config.reference} but "
-                         f"{list(predictions.shape[1:])} in {config.model}",
-                         hint="check that the .tflite was converted from this reference model")
-    value = compute(config.metric, dataset.y, ref_pred, dataset.source)
-    result.reference = Score(model=str(config.reference), value=value, seconds=time.perf_counter() - start)
-    result.drop = drop(config.metric, value, result.tflite.value, relative=config.relative)
-    result.drop_unit = "percent of reference" if config.relative else config.metric.drop_unit
-    if config.max_drop is not None:
-        result.passed = result.drop <= config.max_drop
+class _Reference:
+    """The Keras reference run on the same batches as the .tflite, on the same output."""
+
+    def __init__(self, config: EvaluateConfig, loaded, tflite_inputs: list, dataset, choice):
+        self.config, self.loaded, self.choice = config, loaded, choice
+        mine = model_inputs(loaded)
+        if len(mine) > 1 and {s.name for s in mine} != {s.name for s in tflite_inputs}:
+            raise ModelError(f"{config.reference} has inputs {', '.join(s.name for s in mine)} but {config.model} has "
+                             f"inputs {', '.join(s.name for s in tflite_inputs)}",
+                             hint="check that the .tflite was converted from this reference model")
+        self.dataset = fit_to_inputs(dataset, mine, model_name=str(config.reference))
+        self.dtypes = {spec.name: np.dtype(spec.dtype) for spec in mine}
+        self.accumulator = MetricAccumulator(config.metric, dataset.source)
+        self.seconds = 0.0
+
+    def _cast(self, x):
+        if isinstance(x, dict):
+            return {name: value.astype(self.dtypes[name], copy=False) for name, value in x.items()}
+        return x.astype(next(iter(self.dtypes.values())), copy=False)
+
+    def update(self, x, y: np.ndarray, predictions: np.ndarray) -> None:
+        start = time.perf_counter()
+        ref_pred = predict_rows(self.loaded, self._cast(x), self.choice.name)
+        self.seconds += time.perf_counter() - start
+        if ref_pred.shape[1:] != predictions.shape[1:]:
+            raise ModelError(f"output {self.choice.name!r} has shape {list(ref_pred.shape[1:])} in "
+                             f"{self.config.reference} but {list(predictions.shape[1:])} in {self.config.model}",
+                             hint="check that the .tflite was converted from this reference model")
+        self.accumulator.update(y, ref_pred)
+
+    def record(self, result: Evaluation) -> None:
+        """Score the reference and record the drop (and the gate)."""
+        config = self.config
+        value = self.accumulator.value()
+        result.reference = Score(model=str(config.reference), value=value, seconds=self.seconds)
+        result.drop = drop(config.metric, value, result.tflite.value, relative=config.relative)
+        result.drop_unit = "percent of reference" if config.relative else config.metric.drop_unit
+        if config.max_drop is not None:
+            result.passed = result.drop <= config.max_drop

@@ -45,26 +45,68 @@ def class_labels(y: np.ndarray, classes: int, source: str) -> np.ndarray:
     return labels
 
 
+class MetricAccumulator:
+    """``metric`` computed over batches: per-batch checks, and only what the metric needs kept (hit
+    counts, error sums; the scores of a one-column classifier, whose threshold depends on them all)."""
+
+    def __init__(self, metric: Metric, source: str):
+        self.metric, self.source = metric, source
+        self.rows = 0
+        self._hits = 0
+        self._total, self._count = 0.0, 0
+        self._binary: list[tuple[np.ndarray, np.ndarray]] = []
+        self._width: int | None = None
+
+    def update(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
+        """Add one batch of targets and predictions."""
+        scores = y_pred.reshape(len(y_pred), -1)
+        if self._width is not None and scores.shape[1] != self._width:
+            raise DataError(f"{self.source}: the model gave {scores.shape[1]} values per row in one batch and "
+                            f"{self._width} in another")
+        self._width = scores.shape[1]
+        self.rows += len(y_pred)
+        if self.metric.higher_is_better:
+            self._classify(y_true, scores)
+            return
+        truth = y_true.astype(np.float64).reshape(len(y_true), -1)
+        if truth.shape != scores.shape:
+            raise DataError(f"{self.source}: targets have shape {(self.rows - len(y_pred) + len(y_true), *y_true.shape[1:])}"
+                            f" but the model outputs {(self.rows, *y_pred.shape[1:])}",
+                            hint="give targets with one value per model output")
+        error = scores.astype(np.float64) - truth
+        self._total += float(np.sum(np.abs(error)) if self.metric is Metric.MAE else np.sum(error ** 2))
+        self._count += error.size
+
+    def _classify(self, y_true: np.ndarray, scores: np.ndarray) -> None:
+        labels = class_labels(y_true, scores.shape[1], self.source)
+        if scores.shape[1] == 1:
+            self._binary.append((scores[:, 0].copy(), labels))
+        elif self.metric is Metric.ACCURACY:
+            self._hits += int(np.sum(scores.argmax(axis=1) == labels))
+        else:
+            k = min(5, scores.shape[1])
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            self._hits += int(np.sum(np.any(top == labels[:, None], axis=1)))
+
+    def value(self) -> float:
+        """The metric over every batch added."""
+        if self.rows == 0:
+            raise DataError(f"{self.source} gave no rows to compute {self.metric.value} on")
+        if not self.metric.higher_is_better:
+            return self._total / self._count if self._count else 0.0
+        if self._binary:
+            scores = np.concatenate([part[0] for part in self._binary])
+            labels = np.concatenate([part[1] for part in self._binary])
+            threshold = 0.5 if scores.min() >= 0 and scores.max() <= 1 else 0.0
+            return float(np.mean((scores > threshold).astype(np.int64) == labels))
+        return self._hits / self.rows
+
+
 def compute(metric: Metric, y_true: np.ndarray, y_pred: np.ndarray, source: str) -> float:
     """The value of ``metric`` for predictions ``y_pred`` against targets ``y_true``."""
-    if metric.higher_is_better:
-        scores = y_pred.reshape(len(y_pred), -1)
-        labels = class_labels(y_true, scores.shape[1], source)
-        if scores.shape[1] == 1:
-            threshold = 0.5 if scores.min() >= 0 and scores.max() <= 1 else 0.0
-            return float(np.mean((scores[:, 0] > threshold).astype(np.int64) == labels))
-        if metric is Metric.ACCURACY:
-            return float(np.mean(scores.argmax(axis=1) == labels))
-        k = min(5, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        return float(np.mean(np.any(top == labels[:, None], axis=1)))
-    truth = y_true.astype(np.float64).reshape(len(y_true), -1)
-    pred = y_pred.astype(np.float64).reshape(len(y_pred), -1)
-    if truth.shape != pred.shape:
-        raise DataError(f"{source}: targets have shape {tuple(y_true.shape)} but the model outputs "
-                        f"{tuple(y_pred.shape)}", hint="give targets with one value per model output")
-    error = pred - truth
-    return float(np.mean(np.abs(error)) if metric is Metric.MAE else np.mean(error ** 2))
+    accumulator = MetricAccumulator(metric, source)
+    accumulator.update(y_true, y_pred)
+    return accumulator.value()
 
 
 def drop(metric: Metric, reference: float, candidate: float, *, relative: bool = False) -> float:

@@ -5,8 +5,8 @@ One worker process per edgepack process, started on the first conversion and reu
 imported once); a worker that crashed or was killed is replaced on the next conversion. Requests
 and replies are JSON lines on the worker's stdin and on a copy of its original stdout (fd 1 itself
 is pointed at stderr, since Keras prints to stdout while exporting). The model is loaded by the
-worker from its file, the calibration rows are passed as an .npy file, the .tflite comes back as a
-file. The worker leaves when its stdin closes (edgepack exited, or was killed).
+worker from its file, the calibration rows are passed as an .npy file (an .npz by input name for a
+model with several inputs), the .tflite comes back as a file. The worker leaves when its stdin closes (edgepack exited, or was killed).
 """
 
 from __future__ import annotations
@@ -119,18 +119,39 @@ def _timeout() -> float:
         return DEFAULT_TIMEOUT_S
 
 
-def convert_in_worker(loaded, config, calibration: np.ndarray | None, *, trust_model: bool = False) -> bytes:
+def _save_calibration(folder: Path, calibration: np.ndarray | dict | None) -> Path | None:
+    """The calibration rows as a file for the worker: .npy for one input, .npz by input name for several."""
+    if calibration is None:
+        return None
+    if isinstance(calibration, dict):
+        path = folder / "calibration.npz"
+        np.savez(path, **calibration)
+        return path
+    path = folder / "calibration.npy"
+    np.save(path, calibration)
+    return path
+
+
+def _load_calibration(path: Path | None) -> np.ndarray | dict | None:
+    if path is None:
+        return None
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    return np.load(path, allow_pickle=False)
+
+
+def convert_in_worker(loaded, config, calibration: np.ndarray | dict | None, *, trust_model: bool = False) -> bytes:
     """The .tflite bytes of ``loaded`` (read again from its file by the worker) converted as ``config``
-    says (mode, io, static_batch). A converter crash is ModelError naming the signal; a conversion
-    that outlives the limit ($EDGEPACK_CONVERT_TIMEOUT, default 900 s) is RuntimeUnavailable."""
+    says (mode, io, static_batch); ``calibration`` is an array of rows, or a dict of arrays by input
+    name for a model with several inputs. A converter crash is ModelError naming the signal; a
+    conversion that outlives the limit ($EDGEPACK_CONVERT_TIMEOUT, default 900 s) is RuntimeUnavailable."""
     global _worker
     with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as folder:
         request = ConversionRequest(model=loaded.info.path, trust_model=trust_model, mode=config.mode,
                                     io=config.io, static_batch=bool(config.static_batch),
-                                    calibration=None if calibration is None else Path(folder) / "calibration.npy",
+                                    calibration=_save_calibration(Path(folder), calibration),
                                     output=Path(folder) / "model.tflite", folder=Path(folder))
-        if calibration is not None:
-            np.save(request.calibration, calibration)
         if _worker is None or not _worker.alive():
             _worker = _Worker()
         try:
@@ -194,7 +215,7 @@ def _serve() -> int:
             request = ConversionRequest.model_validate_json(line)
             os.environ["TMPDIR"] = tempfile.tempdir = str(request.folder)
             loaded = load_model(request.model, trust_model=request.trust_model)
-            calibration = None if request.calibration is None else np.load(request.calibration)
+            calibration = _load_calibration(request.calibration)
             request.output.write_bytes(convert(loaded, request, calibration))
             reply = {"ok": True}
         except errors.EdgepackError as exc:

@@ -12,12 +12,35 @@ from edgepack.modes import IOType, QuantMode
 from edgepack.util.tf import captured_native_output, import_tf
 
 
-def _representative(calibration: np.ndarray):
+def _representative(calibration):
+    """The converter's representative dataset: one row at a time, as a list for a one-input model
+    and as a dict by input name (the signature's names, which are the Keras Input names) otherwise."""
     def generator():
+        if isinstance(calibration, dict):
+            rows = len(next(iter(calibration.values())))
+            for index in range(rows):
+                yield {name: values[index:index + 1] for name, values in calibration.items()}
+            return
         for row in calibration:
             yield [row[None, ...]]
 
     return generator
+
+
+def _fixed_batch_inputs(keras_module, loaded: LoadedModel, keras3: bool) -> list:
+    """One batch-1 Input per model input, in the model's order; with several inputs each is named as
+    the model's, so the .tflite's signature keeps the names data is matched by."""
+    from edgepack.loading.inputs import model_inputs
+
+    specs = model_inputs(loaded)
+    inputs = []
+    for spec in specs:
+        name = {"name": spec.name} if len(specs) > 1 else {}
+        if keras3:
+            inputs.append(keras_module.Input(batch_shape=(1, *spec.shape[1:]), dtype=spec.dtype, **name))
+        else:
+            inputs.append(keras_module.Input(batch_size=1, shape=spec.shape[1:], dtype=spec.dtype, **name))
+    return inputs
 
 
 def _converter(tf, loaded: LoadedModel, static_batch: bool):
@@ -27,18 +50,18 @@ def _converter(tf, loaded: LoadedModel, static_batch: bool):
         return tf.lite.TFLiteConverter.from_saved_model(str(loaded.info.path))
     if not static_batch:
         return tf.lite.TFLiteConverter.from_keras_model(loaded.model)
-    if loaded.info.flavor is KerasFlavor.KERAS3:
+    keras3 = loaded.info.flavor is KerasFlavor.KERAS3
+    if keras3:
         import keras as keras_module
     else:
         import tf_keras as keras_module
-    inputs = keras_module.Input(batch_shape=(1, *loaded.input_shape[1:]), dtype=loaded.input_dtype) \
-        if loaded.info.flavor is KerasFlavor.KERAS3 else \
-        keras_module.Input(batch_size=1, shape=loaded.input_shape[1:], dtype=loaded.input_dtype)
-    fixed = keras_module.Model(inputs, loaded.model(inputs, training=False))
+    inputs = _fixed_batch_inputs(keras_module, loaded, keras3)
+    feed = inputs[0] if len(inputs) == 1 else inputs
+    fixed = keras_module.Model(feed, loaded.model(feed, training=False))
     return tf.lite.TFLiteConverter.from_keras_model(fixed)
 
 
-def _configure(tf, converter, config, calibration: np.ndarray | None) -> None:
+def _configure(tf, converter, config, calibration) -> None:
     mode = config.mode
     if mode is QuantMode.FLOAT32:
         return
@@ -65,8 +88,9 @@ def conversion_error(exc: Exception, captured: list[str]) -> ModelError:
                       hint="run again with --debug for the converter's full log")
 
 
-def convert(loaded: LoadedModel, config, calibration: np.ndarray | None) -> bytes:
-    """The .tflite bytes of ``loaded`` converted as ``config`` (mode, io, static_batch) says."""
+def convert(loaded: LoadedModel, config, calibration: np.ndarray | dict | None) -> bytes:
+    """The .tflite bytes of ``loaded`` converted as ``config`` (mode, io, static_batch) says;
+    ``calibration`` is an array of rows, or a dict of arrays by input name for several inputs."""
     tf = import_tf()
     captured: list[str] = []
     try:

@@ -1,14 +1,14 @@
-"""Run a .tflite model over a whole data set: batched where the model allows, quantized I/O handled."""
+"""Run a .tflite model over a data set, a batch at a time: batched where the model allows, quantized
+I/O handled, several inputs fed by signature name (never by position)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dataclasses import dataclass
-
-from edgepack.errors import ConfigError, DataError
+from edgepack.errors import ConfigError, DataError, ModelError
 from edgepack.runtime.interpreter import RuntimeInfo, make_interpreter, read_model_bytes
 
 SIGNATURE = "serving_default"
@@ -59,7 +59,9 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
 
 
 class TflitePredictor:
-    """A .tflite model ready to predict; ``runtime`` names what runs it."""
+    """A .tflite model ready to predict; ``runtime`` names what runs it. ``inputs`` maps each
+    signature input name to its tensor; ``predict`` takes an array (one input) or a dict of arrays
+    by input name, and may be called once per batch of a stream (the interpreter is sized once)."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None, runtime: str = "auto",
                  output: OutputChoice | None = None):
@@ -68,22 +70,35 @@ class TflitePredictor:
         self.interpreter, self.runtime = make_interpreter(
             self.model_bytes, threads=threads, runtime=runtime, where=str(self.path))
         self.runtime: RuntimeInfo
-        inputs = self.interpreter.get_input_details()
-        if len(inputs) != 1:
-            raise DataError(f"{self.path} has {len(inputs)} inputs ({', '.join(d['name'] for d in inputs)}); "
-                            f"edgepack evaluates and calibrates single-input models only",
-                            hint="evaluate such a model with your own script; multi-input data is not supported yet")
-        self.input = inputs[0]
+        self.inputs = self._inputs()
+        self.input = next(iter(self.inputs.values()))
         self.output_key, self.output = self._output(output)
         self.batch_size = 1
+        self._current = {name: tuple(int(d) for d in detail["shape"]) for name, detail in self.inputs.items()}
+        self._prepared: tuple | None = None
         # A fused LSTM/RNN keeps its state in variable tensors between invocations: each batch starts fresh.
         self._stateful = hasattr(self.interpreter, "reset_all_variables")
+
+    def _signatures(self) -> dict:
+        return self.interpreter.get_signature_list() if hasattr(self.interpreter, "get_signature_list") else {}
+
+    def _inputs(self) -> dict[str, dict]:
+        """Input tensor details by signature input name, in the signature's order."""
+        details = self.interpreter.get_input_details()
+        if SIGNATURE in self._signatures():
+            by_index = {detail["index"]: detail for detail in details}
+            by_key = self.interpreter.get_signature_runner(SIGNATURE).get_input_details()
+            return {key: by_index[value["index"]] for key, value in by_key.items()}
+        if len(details) == 1:
+            return {details[0]["name"]: details[0]}
+        raise ModelError(f"{self.path} has {len(details)} inputs and no signature naming them "
+                         f"({', '.join(d['name'] for d in details)}), so data cannot be matched to them by name",
+                         hint="convert the model again with edgepack or TensorFlow 2.7+")
 
     def _output(self, choice: OutputChoice | None) -> tuple[str, dict]:
         """The chosen output's signature key and tensor details (matched by name, never by position)."""
         details = self.interpreter.get_output_details()
-        signatures = self.interpreter.get_signature_list() if hasattr(self.interpreter, "get_signature_list") else {}
-        if SIGNATURE not in signatures:
+        if SIGNATURE not in self._signatures():
             if len(details) == 1:
                 return details[0]["name"], details[0]
             names = [d["name"] for d in details]
@@ -94,49 +109,92 @@ class TflitePredictor:
         index = by_key[key]["index"]
         return key, next(d for d in details if d["index"] == index)
 
-    @property
-    def input_shape(self) -> tuple:
-        """Input shape with -1 where the model accepts any size (batch first)."""
-        signature = self.input.get("shape_signature")
-        shape = signature if signature is not None and len(signature) else self.input["shape"]
+    @staticmethod
+    def _signature_shape(detail: dict) -> tuple:
+        signature = detail.get("shape_signature")
+        shape = signature if signature is not None and len(signature) else detail["shape"]
         return tuple(int(d) for d in shape)
 
-    def _free_dims(self) -> bool:
-        return any(d == -1 for d in self.input_shape[1:])
+    @property
+    def input_shape(self) -> tuple:
+        """The first input's shape with -1 where the model accepts any size (batch first)."""
+        return self._signature_shape(self.input)
 
-    def _resize(self, batch: int, row_shape: tuple) -> None:
-        self.interpreter.resize_tensor_input(self.input["index"], [batch, *row_shape], strict=True)
+    @property
+    def input_specs(self) -> list:
+        """Each input by signature name, with None where any size goes, and the dtype data is given
+        in (float32, quantized here when the model needs it; integer inputs such as token ids keep theirs)."""
+        from edgepack.loading.data import InputSpec
+
+        specs = []
+        for name, detail in self.inputs.items():
+            dtype = np.dtype(detail["dtype"])
+            plain_integer = dtype.kind in "iu" and not detail.get("quantization", (0.0, 0))[0]
+            specs.append(InputSpec(name, tuple(None if d == -1 else d for d in self._signature_shape(detail)),
+                                   dtype.name if plain_integer else "float32"))
+        return specs
+
+    def _column(self, x, name: str) -> np.ndarray:
+        if isinstance(x, dict):
+            if set(x) != set(self.inputs):
+                raise DataError(f"the data has inputs {', '.join(x)} but {self.path} has inputs "
+                                f"{', '.join(self.inputs)}", hint="name the arrays after the model's inputs")
+            return x[name]
+        if len(self.inputs) != 1:
+            raise DataError(f"{self.path} has inputs {', '.join(self.inputs)}; one array cannot feed them",
+                            hint="give an .npz with one array per input name")
+        return x
+
+    def _rows_wanted(self, row_shapes: dict | None) -> dict[str, tuple]:
+        """Each input's row shape: the data's where the model accepts any size, else the model's."""
+        wanted = {}
+        for name, detail in self.inputs.items():
+            free = any(d == -1 for d in self._signature_shape(detail)[1:])
+            given = row_shapes.get(name) if row_shapes else None
+            wanted[name] = tuple(given) if given is not None and free else tuple(self._current[name][1:])
+        return wanted
+
+    def _size_to(self, batch: int, rows: dict[str, tuple]) -> None:
+        if all(self._current[name] == (batch, *rows[name]) for name in self.inputs):
+            return
+        for name, detail in self.inputs.items():
+            self.interpreter.resize_tensor_input(detail["index"], [batch, *rows[name]], strict=True)
+            self._current[name] = (batch, *rows[name])
         self.interpreter.allocate_tensors()
 
-    def _try_batch(self, batch_size: int, row_shape: tuple | None = None) -> int:
-        """The batch to run (``batch_size`` where the model allows it, else 1), with the input sized to
-        ``row_shape`` when the model accepts any size (-1 after the batch in its signature)."""
-        row_shape = tuple(row_shape) if row_shape is not None and self._free_dims() else \
-            tuple(self.input["shape"][1:])
-        if batch_size <= 1 or self.input_shape[0] != -1:
-            if row_shape != tuple(self.input["shape"][1:]):
-                self._resize(1, row_shape)
-            return 1
-        shape = [batch_size, *row_shape]
+    def _try_batch(self, batch_size: int, row_shapes: dict | tuple | None = None) -> int:
+        """The batch to run (``batch_size`` where the model allows it, else its fixed batch), with the
+        inputs sized to the data's rows where the model accepts any size (-1 after the batch)."""
+        if isinstance(row_shapes, tuple):
+            row_shapes = {next(iter(self.inputs)): row_shapes}
+        rows = self._rows_wanted(row_shapes)
+        fixed = [self._signature_shape(d)[0] for d in self.inputs.values() if self._signature_shape(d)[0] != -1]
+        if fixed or batch_size <= 1:
+            batch = fixed[0] if fixed else 1
+            self._size_to(batch, rows)
+            return batch
         try:
-            self._resize(batch_size, row_shape)
-            probe = np.zeros(shape, dtype=self.input["dtype"])
-            self.interpreter.set_tensor(self.input["index"], probe)
+            self._size_to(batch_size, rows)
+            for name, detail in self.inputs.items():
+                self.interpreter.set_tensor(detail["index"], np.zeros((batch_size, *rows[name]), detail["dtype"]))
             self.interpreter.invoke()
             if self.interpreter.get_tensor(self.output["index"]).shape[0] == batch_size:
                 return batch_size
         except (ValueError, RuntimeError):
             pass
-        self._resize(1, row_shape)
+        self._size_to(1, rows)
         return 1
 
-    def single_latency_ms(self, row: np.ndarray, runs: int = 30) -> float:
-        """Median milliseconds of one single-row invoke (after a warm-up), on this machine."""
+    def single_latency_ms(self, row, runs: int = 30) -> float:
+        """Median milliseconds of one single-row invoke (after a warm-up), on this machine; ``row`` is
+        one row of the input (or a dict of rows by input name)."""
         import time
 
-        self.batch_size = self._try_batch(1, row.shape)
-        value = quantize_input(row[None], self.input)
-        self.interpreter.set_tensor(self.input["index"], value)
+        rows = {name: self._column(row, name) for name in self.inputs}
+        self._prepared = None
+        self.batch_size = self._try_batch(1, {name: value.shape for name, value in rows.items()})
+        for name, detail in self.inputs.items():
+            self.interpreter.set_tensor(detail["index"], quantize_input(rows[name][None], detail))
         self.interpreter.invoke()
         times = []
         for _ in range(runs):
@@ -145,19 +203,27 @@ class TflitePredictor:
             times.append(time.perf_counter() - started)
         return float(np.median(times) * 1000)
 
-    def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Outputs for every row of ``x`` (float inputs; quantized here when the model needs it)."""
-        self.batch_size = self._try_batch(min(batch_size, len(x)), x.shape[1:])
-        batch, index_in, index_out = self.batch_size, self.input["index"], self.output["index"]
-        xq = quantize_input(x, self.input)
+    def predict(self, x, batch_size: int = 64) -> np.ndarray:
+        """Outputs for every row of ``x`` (float inputs, quantized here when the model needs it): an
+        array for a one-input model, a dict of arrays by signature input name otherwise."""
+        columns = {name: self._column(x, name) for name in self.inputs}
+        count = len(next(iter(columns.values())))
+        row_shapes = {name: tuple(value.shape[1:]) for name, value in columns.items()}
+        key = (batch_size, tuple(sorted(row_shapes.items())))
+        if self._prepared != key:
+            self.batch_size = self._try_batch(min(batch_size, count), row_shapes)
+            self._prepared = key
+        batch = self.batch_size
+        quantized = {name: quantize_input(columns[name], detail) for name, detail in self.inputs.items()}
         outputs = []
-        for start in range(0, len(xq), batch):
-            chunk = xq[start:start + batch]
-            if len(chunk) < batch:
-                chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            self.interpreter.set_tensor(index_in, chunk)
+        for start in range(0, count, batch):
+            for name, detail in self.inputs.items():
+                chunk = quantized[name][start:start + batch]
+                if len(chunk) < batch:
+                    chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+                self.interpreter.set_tensor(detail["index"], chunk)
             if self._stateful:
                 self.interpreter.reset_all_variables()
             self.interpreter.invoke()
-            outputs.append(self.interpreter.get_tensor(index_out)[: len(xq) - start])
+            outputs.append(self.interpreter.get_tensor(self.output["index"])[: count - start])
         return dequantize_output(np.concatenate(outputs), self.output)

@@ -1,12 +1,13 @@
-"""Score models on the val data: the data is read once, and each model (by sha256) is scored once."""
+"""Score models on the val data: the data is opened once and streamed a batch at a time for each
+model, and each model (by sha256) is scored once."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from edgepack.errors import DataError
-from edgepack.evaluation.metrics import Metric, compute
-from edgepack.loading.data import Dataset, DataSpec, fit_to_input, load_data
+from edgepack.evaluation.metrics import Metric, MetricAccumulator
+from edgepack.loading.data import Dataset, DataSpec, InputSpec, fit_to_inputs, load_data
 from edgepack.runtime.predict import OutputChoice
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind
@@ -21,13 +22,13 @@ class Scorer:
         self.val: Dataset | None = None
         self._scores: dict[str, float] = {}
 
-    def _dataset(self, input_shape: tuple, where: str) -> Dataset:
+    def _dataset(self, inputs: list[InputSpec], where: str) -> Dataset:
+        """The val data (opened by the first model scored, which sizes images) fitted to ``inputs``."""
         if self.val is None:
-            self.val = fit_to_input(load_data(self.spec, input_shape=input_shape), input_shape, "float32",
-                                    model_name=where)
-            if self.val.y is None:
+            self.val = load_data(self.spec, inputs=inputs)
+            if not self.val.has_targets:
                 raise DataError(f"{self.val.source} has no targets", hint="the gates need labelled val data")
-        return self.val
+        return fit_to_inputs(self.val, inputs, model_name=where)
 
     def score(self, artifact: ModelArtifact, *, batch_size: int = 64, threads: int | None = None) -> float | None:
         """The metric of ``artifact`` on the val data; computed once per distinct model."""
@@ -36,21 +37,27 @@ class Scorer:
         if artifact.sha256 not in self._scores:
             self._scores[artifact.sha256] = (
                 self._score_tflite(artifact.path, batch_size, threads) if artifact.kind is ModelKind.TFLITE
-                else self._score_keras(artifact.path))
+                else self._score_keras(artifact.path, batch_size))
         return self._scores[artifact.sha256]
 
-    def _score_keras(self, path: Path) -> float:
+    def _score_keras(self, path: Path, batch_size: int) -> float:
+        from edgepack.loading.inputs import model_inputs, predict_rows
         from edgepack.loading.model import load_model
 
         model = load_model(path, trust_model=self.trust_model)
         self.choice = model.choose_output(self.choice.name if self.choice else None)
-        data = self._dataset(model.input_shape, str(path))
-        return compute(self.metric, data.y, model.predict(data.x, output=self.choice.name), data.source)
+        data = self._dataset(model_inputs(model), str(path))
+        accumulator = MetricAccumulator(self.metric, data.source)
+        for x, y in data.batches(batch_size):
+            accumulator.update(y, predict_rows(model, x, self.choice.name))
+        return accumulator.value()
 
     def _score_tflite(self, path: Path, batch_size: int, threads: int | None) -> float:
         from edgepack.runtime.predict import TflitePredictor
 
         runner = TflitePredictor(path, threads=threads, output=self.choice)
-        shape = tuple(None if d == -1 else d for d in runner.input_shape)
-        data = self._dataset(shape, str(path))
-        return compute(self.metric, data.y, runner.predict(data.x, batch_size=batch_size), data.source)
+        data = self._dataset(runner.input_specs, str(path))
+        accumulator = MetricAccumulator(self.metric, data.source)
+        for x, y in data.batches(batch_size):
+            accumulator.update(y, runner.predict(x, batch_size=batch_size))
+        return accumulator.value()

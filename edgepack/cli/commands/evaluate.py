@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgepack.cli.options import build_config, data_key_options, data_spec, json_option, trust_model_option
+from edgepack.cli.options import (build_config, data_key_options, data_spec, json_option, preprocess_option,
+                                  trust_model_option)
 from edgepack.cli.output import console, emit, key_value_table
 
 
@@ -14,10 +15,21 @@ def _fmt(metric, value: float) -> str:
     return f"{value * 100:.2f}%" if metric.higher_is_better else f"{value:.6g}"
 
 
+def _preprocess_text(preprocess) -> str:
+    parts = [f"family {preprocess.family}"] if preprocess.family else []
+    parts += ["BGR"] if preprocess.bgr else []
+    parts += [f"x*{preprocess.scale:.6g}{preprocess.offset:+.6g}"] if (preprocess.scale, preprocess.offset) != (1, 0) else []
+    parts += [f"mean {preprocess.mean}"] if preprocess.mean else []
+    parts += [f"std {preprocess.std}"] if preprocess.std else []
+    return ", ".join(parts) or "none"
+
+
 def _render(result) -> None:
     rows = [("data", f"{result.data} ({result.samples} samples)" + (f", output {result.output}" if result.output else "")),
             ("tflite", f"{_fmt(result.metric, result.tflite.value)}  {result.tflite.model}"),
             ("runtime", f"{result.runtime['name']} {result.runtime['version']}, batch {result.batch_size}")]
+    if result.preprocess is not None:
+        rows.insert(1, ("preprocess", _preprocess_text(result.preprocess)))
     if result.reference is not None:
         rows.append(("reference", f"{_fmt(result.metric, result.reference.value)}  {result.reference.model}"))
         unit = "%" if result.relative else f" {result.drop_unit}"
@@ -29,7 +41,8 @@ def _render(result) -> None:
 
 @click.command("evaluate")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--data", "data", metavar="DATA", required=True, help="Validation data (.npz, image folder, module:function).")
+@click.option("--data", "data", metavar="DATA", required=True,
+              help="Validation data (.npz, .npy, image folder, module:function).")
 @click.option("--reference", type=click.Path(path_type=Path), help="The Keras model to compare against.")
 @click.option("--metric", type=click.Choice(["accuracy", "top5", "mae", "mse"]), default="accuracy", show_default=True)
 @click.option("--max-drop", type=float, help="Fail (exit 7) when reference minus tflite exceeds this.")
@@ -39,14 +52,16 @@ def _render(result) -> None:
 @click.option("--output", "output_name", metavar="NAME", help="The output the metric is computed on, by name (needed "
               "when the model has several; targets from the .npz array y_NAME if present, else --y-key).")
 @data_key_options
+@preprocess_option
 @trust_model_option
 @json_option
 def evaluate_command(model, data, reference, metric, max_drop, relative, batch_size, threads, output_name, x_key,
-                     y_key, trust_code, trust_model, as_json):
-    """Run MODEL (.tflite) on DATA with the LiteRT interpreter; compare with --reference."""
+                     y_key, trust_code, preprocess, trust_model, as_json):
+    """Run MODEL (.tflite) on DATA with the LiteRT interpreter, a batch at a time; compare with --reference.
+    A model with several inputs reads an .npz with one array per input name."""
     from edgepack.evaluation.evaluate import EvaluateConfig, evaluate
 
-    config = build_config(EvaluateConfig, model=model, data=data_spec(data, x_key, y_key, trust_code),
+    config = build_config(EvaluateConfig, model=model, data=data_spec(data, x_key, y_key, trust_code, preprocess),
                           reference=reference, metric=metric, max_drop=max_drop, relative=relative,
                           batch_size=batch_size, threads=threads, trust_model=trust_model, output=output_name)
     result = evaluate(config)
