@@ -83,8 +83,9 @@ def test_evaluate_streams_an_image_folder_with_the_preprocessing_asked(run, brig
     read = []
     original = images.ImageRows.take
     monkeypatch.setattr(images.ImageRows, "take", lambda self, index: read.append(index) or original(self, index))
+    monkeypatch.setattr("edgepack.evaluation.evaluate.READ_ROWS", 8)
     result = run("evaluate", brightness["tflite"], "--data", brightness["images"], "--preprocess", "scale=1/255",
-                 "--reference", brightness["model"], "--batch-size", "8", "--json")
+                 "--reference", brightness["model"], "--batch-size", "4", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["tflite"]["value"] == pytest.approx(accuracy_of_folder(brightness["tflite"], brightness["images"],

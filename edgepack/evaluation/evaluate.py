@@ -20,6 +20,11 @@ from edgepack.steps.evaluate import EvaluateParams
 from edgepack.util.types import FiniteNonNegative
 
 
+READ_ROWS = 64
+"""Rows read from the data at a time, at least (more with a larger --batch-size): the interpreter may
+run fewer per invoke (a batch-1 model), but reading and Python overhead are paid per read."""
+
+
 class EvaluateConfig(EvaluateParams):
     """Everything ``evaluate`` needs; checked before any model runs (batch size and threads are the
     evaluate step's params, ``edgepack.steps.evaluate``)."""
@@ -98,7 +103,7 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
                         hint="evaluate needs targets; name them with --y-key")
     reference = _Reference(config, reference_model, specs, dataset, choice) if reference_model is not None else None
     tflite, seconds = MetricAccumulator(config.metric, dataset.source), 0.0
-    for x, y in dataset.batches(config.batch_size):
+    for x, y in dataset.batches(max(config.batch_size, READ_ROWS)):
         start = time.perf_counter()
         predictions = runner.predict(x, batch_size=config.batch_size)
         seconds += time.perf_counter() - start

@@ -213,17 +213,17 @@ class TflitePredictor:
         if self._prepared != key:
             self.batch_size = self._try_batch(min(batch_size, count), row_shapes)
             self._prepared = key
-        batch = self.batch_size
-        quantized = {name: quantize_input(columns[name], detail) for name, detail in self.inputs.items()}
+        batch, interpreter, index_out = self.batch_size, self.interpreter, self.output["index"]
+        feeds = [(detail["index"], quantize_input(columns[name], detail)) for name, detail in self.inputs.items()]
         outputs = []
         for start in range(0, count, batch):
-            for name, detail in self.inputs.items():
-                chunk = quantized[name][start:start + batch]
+            for index_in, values in feeds:
+                chunk = values[start:start + batch]
                 if len(chunk) < batch:
                     chunk = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-                self.interpreter.set_tensor(detail["index"], chunk)
+                interpreter.set_tensor(index_in, chunk)
             if self._stateful:
-                self.interpreter.reset_all_variables()
-            self.interpreter.invoke()
-            outputs.append(self.interpreter.get_tensor(self.output["index"])[: count - start])
+                interpreter.reset_all_variables()
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(index_out)[: count - start])
         return dequantize_output(np.concatenate(outputs), self.output)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgepack.errors import DataError
+from edgepack.evaluation.evaluate import READ_ROWS
 from edgepack.evaluation.metrics import Metric, MetricAccumulator
 from edgepack.loading.data import Dataset, DataSpec, InputSpec, fit_to_inputs, load_data
 from edgepack.runtime.predict import OutputChoice
@@ -48,7 +49,7 @@ class Scorer:
         self.choice = model.choose_output(self.choice.name if self.choice else None)
         data = self._dataset(model_inputs(model), str(path))
         accumulator = MetricAccumulator(self.metric, data.source)
-        for x, y in data.batches(batch_size):
+        for x, y in data.batches(max(batch_size, READ_ROWS)):
             accumulator.update(y, predict_rows(model, x, self.choice.name))
         return accumulator.value()
 
@@ -58,6 +59,6 @@ class Scorer:
         runner = TflitePredictor(path, threads=threads, output=self.choice)
         data = self._dataset(runner.input_specs, str(path))
         accumulator = MetricAccumulator(self.metric, data.source)
-        for x, y in data.batches(batch_size):
+        for x, y in data.batches(max(batch_size, READ_ROWS)):
             accumulator.update(y, runner.predict(x, batch_size=batch_size))
         return accumulator.value()
