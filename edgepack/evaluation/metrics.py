@@ -70,8 +70,9 @@ class MetricAccumulator:
             return
         truth = y_true.astype(np.float64).reshape(len(y_true), -1)
         if truth.shape != scores.shape:
-            raise DataError(f"{self.source}: targets have shape {(self.rows - len(y_pred) + len(y_true), *y_true.shape[1:])}"
-                            f" but the model outputs {(self.rows, *y_pred.shape[1:])}",
+            shown = (self.rows - len(y_pred) + len(y_true), *y_true.shape[1:])
+            raise DataError(f"{self.source}: targets have shape {shown} but the model outputs "
+                            f"{(self.rows, *y_pred.shape[1:])}",
                             hint="give targets with one value per model output")
         error = scores.astype(np.float64) - truth
         self._total += float(np.sum(np.abs(error)) if self.metric is Metric.MAE else np.sum(error ** 2))

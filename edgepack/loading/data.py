@@ -210,8 +210,8 @@ def _require_arrays(path: Path, wanted: list[str], members: dict, keys: dict, by
     if by_input:
         raise DataError(f"{path} has no array for input {', '.join(repr(m) for m in missing)} (arrays present: "
                         f"{present}; inputs wanted: {', '.join(wanted)})",
-                        hint=f"save one array per input name: numpy.savez(path, {', '.join(f'{w}=...' for w in wanted)}, "
-                             f"y=...)")
+                        hint=f"save one array per input name: numpy.savez(path, "
+                             f"{', '.join(f'{w}=...' for w in wanted)}, y=...)")
     raise DataError(f"{path} has no array '{wanted[0]}' (it has: {present})", hint="name the input array with --x-key")
 
 
@@ -287,7 +287,8 @@ def _checked(dataset: Dataset) -> Dataset:
                             f"{len(dataset)}", hint="give every input the same number of rows")
     if len(dataset) == 0:
         raise DataError(f"{dataset.source} is empty (0 samples)")
-    _check_targets(dataset.y, len(dataset), dataset.source, f"targets '{dataset.y_key}'" if dataset.y_key else "targets")
+    y_name = f"targets '{dataset.y_key}'" if dataset.y_key else "targets"
+    _check_targets(dataset.y, len(dataset), dataset.source, y_name)
     for column in dataset._columns:
         if isinstance(column, ArrayRows) and column.checked and column.dtype.kind == "f" \
                 and not np.isfinite(column.array).all():

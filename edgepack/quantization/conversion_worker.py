@@ -6,7 +6,8 @@ imported once); a worker that crashed or was killed is replaced on the next conv
 and replies are JSON lines on the worker's stdin and on a copy of its original stdout (fd 1 itself
 is pointed at stderr, since Keras prints to stdout while exporting). The model is loaded by the
 worker from its file, the calibration rows are passed as an .npy file (an .npz by input name for a
-model with several inputs), the .tflite comes back as a file. The worker leaves when its stdin closes (edgepack exited, or was killed).
+model with several inputs), the .tflite comes back as a file. The worker leaves when its stdin
+closes (edgepack exited, or was killed).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ def _fmt(metric, value: float) -> str:
 def _preprocess_text(preprocess) -> str:
     parts = [f"family {preprocess.family}"] if preprocess.family else []
     parts += ["BGR"] if preprocess.bgr else []
-    parts += [f"x*{preprocess.scale:.6g}{preprocess.offset:+.6g}"] if (preprocess.scale, preprocess.offset) != (1, 0) else []
+    if (preprocess.scale, preprocess.offset) != (1, 0):
+        parts.append(f"x*{preprocess.scale:.6g}{preprocess.offset:+.6g}")
     parts += [f"mean {preprocess.mean}"] if preprocess.mean else []
     parts += [f"std {preprocess.std}"] if preprocess.std else []
     return ", ".join(parts) or "none"
