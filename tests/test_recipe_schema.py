@@ -128,3 +128,13 @@ def test_help(run, args):
 
 def test_unknown_recipe_name_lists_the_known_ones(run):
     assert_one_line_error(run("recipes", "show", "nope"), 2, "unknown recipe 'nope'", "demo")
+
+
+def test_data_preprocess_is_resolved_to_numbers_and_a_bad_family_is_exit_2(run, recipe_dir):
+    from edgepack.recipes.loader import load_recipe
+
+    loaded = load_recipe(write(recipe_dir, GOOD.replace("  val: val.npz\n", "  val: val.npz\n  preprocess: mobilenet_v2\n")))
+    preprocess = loaded.recipe.data.preprocess
+    assert preprocess.scale == pytest.approx(1 / 127.5) and preprocess.offset == pytest.approx(-1.0)
+    bad = write(recipe_dir, GOOD.replace("  val: val.npz\n", "  val: val.npz\n  preprocess: mobilenet_v9\n"))
+    assert_one_line_error(run("recipes", "validate", bad), 2, "mobilenet_v9")

@@ -52,7 +52,8 @@ def make_context(loaded: LoadedRecipe, work: Path, *, trust_model: bool = False,
     from edgepack.loading.data import DataSpec
 
     data = loaded.recipe.data
-    keys = dict(x_key=data.x_key, y_key=data.y_key, trust_code=trust_code, output=data.output)
+    keys = dict(x_key=data.x_key, y_key=data.y_key, trust_code=trust_code, output=data.output,
+                preprocess=data.preprocess)
     val = DataSpec(source=data.val, **keys) if data.val else None
     return StepContext(work=work, setting=loaded.setting, train=DataSpec(source=data.train, **keys) if data.train
                        else None, val=val, trust_model=trust_model, estimate=estimate, device_ref=loaded.device_ref,

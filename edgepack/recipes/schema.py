@@ -13,6 +13,7 @@ from edgepack.evaluation.metrics import Metric
 from edgepack.steps.base import StepParams, registry
 from edgepack.tune.space import TuneSection
 from edgepack.util.types import FiniteNonNegative
+from edgepack.loading.preprocess import Preprocess
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -59,6 +60,7 @@ class DataPaths(_Strict):
     x_key: str = "x"
     y_key: str = "y"
     output: str | None = None  # the model output the metric and gates are computed on (several outputs)
+    preprocess: Preprocess | None = None  # what is done to inputs as they are read (scale, mean/std, a family)
 
 
 class Gates(_Strict):

@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from edgepack.errors import GateFailed, ModelError
 from edgepack.evaluation.metrics import Metric
 from edgepack.modes import IOType, QuantMode
-from edgepack.loading.data import DataSpec, fit_to_input, load_data
+from edgepack.loading.data import DataSpec
+from edgepack.loading.inputs import rows_in
 from edgepack.loading.model import LoadedModel, load_model
 from edgepack.quantization.mixed import MixedPrecision
 from edgepack.util.files import check_writable_target, sha256_file, write_bytes_atomic
@@ -147,14 +148,17 @@ def float_ops_of(flatbuffer: bytes, path: Path) -> list[str]:
             and op_type(op, graph) in ("float32", "float16", "hybrid")]
 
 
-def _calibration(config: QuantizeConfig, loaded: LoadedModel) -> np.ndarray | None:
+def _calibration(config: QuantizeConfig, loaded: LoadedModel) -> np.ndarray | dict | None:
+    """The calibration rows drawn from the data (only those rows are read): an array, or a dict of
+    arrays by input name for a model with several inputs."""
     if config.calibration is None:
         return None
-    if loaded.input_count != 1:
-        raise ModelError(f"{config.model} has {loaded.input_count} inputs; int8 calibration supports one")
-    dataset = load_data(config.calibration, input_shape=loaded.input_shape)
-    dataset = fit_to_input(dataset, loaded.input_shape, loaded.input_dtype, model_name=str(config.model))
-    return dataset.sample(config.samples, seed=config.seed).x
+    if loaded.input_count != 1 and config.mixed:
+        raise ModelError(f"{config.model} has {loaded.input_count} inputs; float_ops and accuracy control "
+                         f"support single-input models", hint="quantize without --float-ops and --max-drop")
+    from edgepack.loading.inputs import calibration_rows
+
+    return calibration_rows(config.calibration, loaded, config.samples, config.seed, model_name=str(config.model))
 
 
 def _write(path: Path, flatbuffer: bytes, config: QuantizeConfig, loaded: LoadedModel, samples: int | None,
@@ -204,7 +208,7 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
         from edgepack.quantization.conversion_worker import convert_in_worker
 
         flatbuffer = convert_in_worker(loaded, config, calibration, trust_model=config.trust_model)
-    samples = None if calibration is None else len(calibration)
+    samples = None if calibration is None else rows_in(calibration)
     if mixed is not None and mixed.control is not None and not mixed.control.met and not config.keep_unmet:
         failed = _write(failed_path(config.output), flatbuffer, config, loaded, samples, mixed)
         raise GateFailed(f"accuracy control could not bring the drop under {config.max_drop:g}: {mixed.summary}",

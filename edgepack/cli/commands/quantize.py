@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgepack.cli.options import build_config, data_key_options, data_spec, json_option, trust_model_option
+from edgepack.cli.options import (build_config, data_key_options, data_spec, json_option, preprocess_option,
+                                  trust_model_option)
 from edgepack.cli.output import console, emit, human_bytes, key_value_table
 from edgepack.cli.params import given, params_options
 from edgepack.evaluation.metrics import Metric
@@ -28,12 +29,13 @@ def _render(artifact) -> None:
     console().print(key_value_table(f"Converted {artifact.source}", rows))
 
 
-def _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, val=None, **values):
+def _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, val=None, preprocess=None,
+         **values):
     from edgepack.steps.quantize import QuantizeConfig, quantize
 
     config = build_config(QuantizeConfig, model=model, output=output, trust_model=trust_model,
-                          calibration=data_spec(calibration, x_key, y_key, trust_code),
-                          val=data_spec(val, x_key, y_key, trust_code), **given(values))
+                          calibration=data_spec(calibration, x_key, y_key, trust_code, preprocess),
+                          val=data_spec(val, x_key, y_key, trust_code, preprocess), **given(values))
     emit(quantize(config, say=lambda message: click.echo(message, err=True)), as_json, _render)
 
 
@@ -46,22 +48,25 @@ def _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_j
               "[default: accuracy]")
 @params_options(QuantizeParams)
 @data_key_options
+@preprocess_option
 @trust_model_option
 @json_option
-def quantize_command(model, output, calibration, val, x_key, y_key, trust_code, trust_model, as_json, **values):
+def quantize_command(model, output, calibration, val, x_key, y_key, trust_code, preprocess, trust_model, as_json,
+                     **values):
     """Convert MODEL (.keras, .h5, SavedModel) to a .tflite, quantized as --mode says.
 
     With --mode int8, --float-ops REGEX keeps matching layers in float, and --val DATA --max-drop X
     keeps the most harmful layers in float until the drop holds (exit 7, with the best model written
     as OUT.failed.tflite, when it cannot)."""
-    _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, val=val, **values)
+    _run(model, output, calibration, x_key, y_key, trust_code, trust_model, as_json, val=val, preprocess=preprocess,
+         **values)
 
 
 @click.command("convert")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .tflite file to write.")
 @params_options(QuantizeParams, exclude=("mode", "io", "samples", "seed", "float_ops", "max_drop", "max_float_ops",
-                                          "ranking_samples"))
+                                          "ranking_samples", "promote"))
 @trust_model_option
 @json_option
 def convert_command(model, output, trust_model, as_json, **values):
