@@ -60,9 +60,24 @@ def _sequence_functional(keras):
     return keras.Model(inputs, keras.layers.Dense(2)(h))
 
 
+def _nested(keras):
+    """A Sequential backbone called with training=False and a functional block whose 'head' clashes with
+    the outer model's 'head', inside one functional model."""
+    layers = keras.layers
+    backbone = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(6, 3, name="conv"),
+                                 layers.BatchNormalization(name="bn"), layers.ReLU()], name="backbone")
+    block_in = keras.Input((6, 6, 6))
+    block = keras.Model(block_in, layers.Conv2D(4, 1, name="head")(block_in), name="block")
+    inputs = keras.Input((8, 8, 3), name="img")
+    h = layers.GlobalAveragePooling2D()(block(backbone(inputs, training=False)))
+    return keras.Model(inputs, layers.Dense(3, name="head")(h), name="nested")
+
+
 def _randomise(model):
+    from edgepack.compress.bridge import leaf_layers
+
     rng = np.random.default_rng(1)
-    for layer in model.layers:
+    for _, layer in leaf_layers(model):
         weights = layer.get_weights()
         if weights:  # non-trivial BN statistics too (variance kept positive)
             layer.set_weights([np.abs(w) + 0.5 if "variance" in v.name else w + rng.normal(size=w.shape) * 0.1
@@ -71,12 +86,12 @@ def _randomise(model):
 
 
 @pytest.mark.parametrize("source", ["keras3", "tf_keras"])
-@pytest.mark.parametrize("builder", [_images, _mobile, _sequence, _sequence_functional])
+@pytest.mark.parametrize("builder", [_images, _mobile, _sequence, _sequence_functional, _nested])
 def test_round_trip_keeps_graph_weights_and_outputs(source, builder):
     import keras
     import tf_keras
 
-    from edgepack.compress.bridge import flavor_of, rebuild
+    from edgepack.compress.bridge import flavor_of, leaf_layers, rebuild
     from edgepack.compress.layers import check_supported
 
     module, other = (keras, "tf_keras") if source == "keras3" else (tf_keras, "keras3")
@@ -90,9 +105,32 @@ def test_round_trip_keeps_graph_weights_and_outputs(source, builder):
     expected = model.predict(x, verbose=0)
     np.testing.assert_allclose(bridged.predict(x, verbose=0), expected, atol=1e-5)
     np.testing.assert_allclose(back.predict(x, verbose=0), expected, atol=1e-5)
-    for layer in model.layers:  # bit-exact weights: zeros and clustered values survive
-        for a, b in zip(layer.get_weights(), back.get_layer(layer.name).get_weights()):
+    flat = dict(leaf_layers(back))
+    for name, layer in leaf_layers(model):  # bit-exact weights: zeros and clustered values survive
+        for a, b in zip(layer.get_weights(), flat[name].get_weights()):
             assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("source", ["keras3", "tf_keras"])
+def test_nested_models_are_flattened_with_their_layer_names(source):
+    import keras
+    import tf_keras
+
+    from edgepack.compress.bridge import copy_weights, rebuild
+
+    module = keras if source == "keras3" else tf_keras
+    model = _randomise(_nested(module))
+    flat = rebuild(model, "tf_keras")
+    names = [layer.name for layer in flat.layers]
+    assert {"conv", "bn", "block_head", "head"} <= set(names) and "backbone" not in names
+    bn_call = next(n for n in flat.get_config()["layers"] if n["name"] == "bn")["inbound_nodes"][0]
+    assert bn_call[0][3]["training"] is False  # the backbone was called with training=False
+    for layer in flat.layers:  # new weights, then copied back into the nested original by name
+        layer.set_weights([w + 1.0 for w in layer.get_weights()])
+    copy_weights(flat, model)
+    assert np.array_equal(model.get_layer("block").get_layer("head").kernel.numpy(),
+                          flat.get_layer("block_head").kernel.numpy())
+    assert np.array_equal(model.get_layer("head").kernel.numpy(), flat.get_layer("head").kernel.numpy())
 
 
 def test_regularizer_survives_the_bridge():
@@ -104,16 +142,63 @@ def test_regularizer_survives_the_bridge():
     assert bridged.get_layer("c1").kernel_regularizer is not None
 
 
-def test_unsupported_layers_are_named():
+def test_layer_classes_of_the_users_own_are_refused_naming_them():
     import keras
 
     from edgepack.compress.layers import check_supported
     from edgepack.errors import ModelError
 
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
     inputs = keras.Input((4, 3))
-    model = keras.Model(inputs, keras.layers.LayerNormalization(name="ln")(keras.layers.Dense(3)(inputs)))
-    with pytest.raises(ModelError, match="'ln' \\(LayerNormalization\\)"):
+    model = keras.Model(inputs, Doubler(name="twice")(keras.layers.Dense(3)(inputs)))
+    with pytest.raises(ModelError, match="layer 'twice' \\(Doubler\\) is a class of its own"):
         check_supported(model, "m.keras")
+
+
+def test_keras3_operations_between_layers_become_tensorflow_operations():
+    import keras
+
+    from edgepack.compress.bridge import check_same_function, rebuild
+
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(4, name="d")(inputs)
+    gate = keras.layers.ReLU(6.0)(h + 3.0) * (1.0 / 6.0)  # MobileNetV3's hard-sigmoid: two Keras 3 operations
+    model = keras.Model(inputs, keras.ops.negative(gate) - h)
+    flat = rebuild(model, "tf_keras")
+    assert [type(layer).__name__ for layer in flat.layers].count("TFOpLambda") == 4
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32) * 4
+    assert check_same_function(model, flat, x, "m") < 1e-6
+    np.testing.assert_allclose(flat.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_rebuild_that_computes_something_else_is_refused():
+    import keras
+
+    from edgepack.compress.bridge import check_same_function, rebuild
+    from edgepack.errors import ModelError
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="d")(keras.layers.LayerNormalization(name="ln")(inputs)))
+    flat = rebuild(model, "tf_keras")
+    flat.get_layer("d").set_weights([w + 1.0 for w in flat.get_layer("d").get_weights()])
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    with pytest.raises(ModelError, match="does not compute what the model.*not tested: ln \\(LayerNormalization\\)"):
+        check_same_function(model, flat, x, "m.keras")
+
+
+def test_an_operation_without_a_tensorflow_twin_is_named():
+    import keras
+
+    from edgepack.compress.bridge import rebuild
+    from edgepack.errors import ModelError
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.ops.cumsum(keras.layers.Dense(4)(inputs), axis=1))
+    with pytest.raises(ModelError, match="Keras operation .*Cumsum.* outside any layer"):
+        rebuild(model, "tf_keras")
 
 
 def test_every_supported_layer_goes_through_prune_cluster_and_int8(tmp_path):

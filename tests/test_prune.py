@@ -144,22 +144,46 @@ def test_data_without_targets_is_exit_3(run, digits, tmp_path):
 def _rnn_model(keras):
     inputs = keras.Input((8, 8))
     h = keras.layers.GRU(8, name="recurrent")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="head")(h))
 
 
-def _group_norm_model(keras):
-    inputs = keras.Input((8, 8, 1))
-    h = keras.layers.Conv2D(4, 3)(inputs)
-    h = keras.layers.GroupNormalization(groups=2, name="groupnorm")(h)
-    h = keras.layers.Flatten()(h)
-    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
-
-
-@pytest.mark.parametrize("builder, fragment", [(_rnn_model, "'recurrent' (GRU)"),
-                                               (_group_norm_model, "'groupnorm' (GroupNormalization)")])
-def test_unsupported_layer_is_exit_4_naming_it(run, digits, tmp_path, builder, fragment):
+@pytest.fixture(scope="module")
+def rnn(tmp_path_factory, digits):
+    """A GRU model (tfmot prunes neither its kernels here) and the digits as 8 steps of 8 values."""
     import keras
 
-    builder(keras).save(tmp_path / "m.keras")
-    result = run("prune", tmp_path / "m.keras", "--data", digits["train"], "-o", tmp_path / "x.keras")
-    assert_one_line_error(result, 4, fragment, "not supported")
+    folder = tmp_path_factory.mktemp("rnn")
+    keras.utils.set_random_seed(0)
+    _rnn_model(keras).save(folder / "m.keras")
+    train = np.load(digits["train"])
+    data = write_npz(folder / "train.npz", train["x"][:256, :, :, 0], train["y"][:256])
+    return {"model": folder / "m.keras", "train": data, "folder": folder}
+
+
+def test_unsupported_layer_is_left_dense_and_listed_by_default(run, rnn):
+    import keras
+
+    result = run("prune", rnn["model"], "--data", rnn["train"], "-o", rnn["folder"] / "p.keras", "--epochs", "1",
+                 "--sparsity", "0.7")
+    assert result.exit_code == 0, result.stderr
+    saved = keras.models.load_model(rnn["folder"] / "p.keras", compile=False)
+    assert np.mean(saved.get_layer("head").kernel.numpy() == 0) >= 0.69
+    for weight in saved.get_layer("recurrent").weights:  # fine-tuned, never pruned
+        assert np.mean(weight.numpy() == 0) < 0.05, weight.name
+    sidecar = json.loads((rnn["folder"] / "p.keras.edgepack.json").read_text())
+    assert sidecar["skipped"]["recurrent"].startswith("unsupported: tfmot 0.8.1 neither prunes nor clusters GRU")
+
+
+def test_a_layer_class_of_its_own_is_exit_4_in_either_mode(run, digits, tmp_path):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="edgepack_tests")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    inputs = keras.Input((8, 8, 1))
+    h = Doubler(name="twice")(keras.layers.Flatten()(inputs))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h)).save(tmp_path / "m.keras")
+    result = run("prune", tmp_path / "m.keras", "--data", digits["train"], "-o", tmp_path / "x.keras", "--trust-model")
+    assert_one_line_error(result, 4, "layer 'twice' (Doubler) is a class of its own", "--unsupported skip too")

@@ -3,8 +3,10 @@
 tfmot 0.8.1 only accepts tf_keras objects and tf_keras cannot read Keras 3 files, so a Keras 3
 model is rebuilt here as a tf_keras model: every layer is re-created from its own config (with the
 few keys the two Kerases spell differently translated), the graph is re-wired by walking the
-source model's nodes, and the weights are copied exactly. The same walk rebuilds the compressed
-tf_keras model as Keras 3 again, and rebuilds tf_keras models inside a tf.distribute scope.
+source model's nodes, and the weights are copied exactly. Nested models are flattened into the
+rebuild (``leaf_layers`` names their layers); Keras 3 operations applied between layers (``x + 3``)
+become TensorFlow operations. The same walk rebuilds tf_keras models inside a tf.distribute scope;
+fine-tuned weights go back into the source model by layer name (``copy_weights``).
 """
 
 from __future__ import annotations
@@ -158,9 +160,14 @@ def translate_config(layer, target) -> dict:
     return out
 
 
-def _new_layer(layer, target):
+def _new_layer(layer, target, name: str):
+    """``layer`` re-created in ``target`` under ``name`` (its name in the flattened model)."""
     try:
-        return getattr(target.layers, type(layer).__name__).from_config(translate_config(layer, target))
+        if flavor_of(layer) == flavor_of_module(target):  # same Keras: its own class (tf_keras's TFOpLambda too)
+            config = {**layer.get_config(), "name": name}
+            return type(layer).from_config(config)
+        config = {**translate_config(layer, target), "name": name}
+        return getattr(target.layers, type(layer).__name__).from_config(config)
     except ModelError:
         raise
     except Exception as exc:  # from_config raises TypeError/ValueError for options it rejects
@@ -174,30 +181,92 @@ def _input_for(tensor, layer_name: str, target):
     return target.Input(shape=shape[1:], batch_size=shape[0], dtype=dtype, name=layer_name)
 
 
-class _Walker:
-    """Re-creates the source graph in ``target`` by resolving output tensors recursively."""
+def is_model(layer) -> bool:
+    """True for a model used as a layer (Functional, Sequential), whose layers the bridge inlines."""
+    return any(klass.__name__ == "Model" and klass.__module__.startswith(("keras.", "tf_keras."))
+               for klass in type(layer).__mro__)
 
-    def __init__(self, source_flavor: str, target):
+
+def leaf_layers(model) -> list[tuple[str, object]]:
+    """Every layer of ``model`` that is not itself a model, with its name in the flattened model.
+
+    A nested model's layers keep their own names (its input layers are left out: the outer tensors
+    take their place); a name already taken gets the nested model's name in front (``inner_dense``).
+    """
+    taken = {layer.name for layer in model.layers if not is_model(layer)}
+    found: list[tuple[str, object]] = []
+    seen: set[int] = set()
+    for layer in model.layers:
+        if not is_model(layer):
+            found.append((layer.name, layer))
+            seen.add(id(layer))
+            continue
+        for name, inner in leaf_layers(layer):
+            if id(inner) in seen or type(inner).__name__ == "InputLayer":
+                continue
+            if name in taken:
+                name = f"{layer.name}_{name}"
+            taken.add(name)
+            seen.add(id(inner))
+            found.append((name, inner))
+    return found
+
+
+def find_layer(model, name: str):
+    """The layer called ``name`` in the flattened ``model`` (see ``leaf_layers``); KeyError if none."""
+    for flat, layer in leaf_layers(model):
+        if flat == name:
+            return layer
+    raise KeyError(name)
+
+
+def _tf_operations(tf) -> dict:
+    """Keras 3 operations that a functional graph may hold outside any layer (``x + 3.0``,
+    ``x * (1 / 6)`` in MobileNetV3's hard-sigmoid), as the TensorFlow functions that compute them;
+    called on tf_keras tensors these become tf_keras's own TFOpLambda layers."""
+    m = tf.math
+    return {"Add": m.add, "Subtract": m.subtract, "Multiply": m.multiply, "Divide": m.truediv,
+            "TrueDivide": m.truediv, "Negative": m.negative, "Maximum": m.maximum, "Minimum": m.minimum,
+            "Square": m.square, "Sqrt": m.sqrt, "Absolute": m.abs, "Exp": m.exp, "Tanh": m.tanh,
+            "Sigmoid": m.sigmoid, "Relu": tf.nn.relu, "Relu6": tf.nn.relu6, "Silu": tf.nn.silu,
+            "HardSigmoid": lambda x: tf.nn.relu6(x + 3.0) / 6.0,
+            "HardSilu": lambda x: x * (tf.nn.relu6(x + 3.0) / 6.0)}
+
+
+class _Walker:
+    """Re-creates the source graph in ``target`` by resolving output tensors recursively.
+
+    Nested models are inlined (their layers join the rebuilt model under ``leaf_layers`` names);
+    Keras 3 operations between layers become TensorFlow operations.
+    """
+
+    def __init__(self, source_flavor: str, target, names: dict[int, str], parent: "_Walker | None" = None,
+                 training=None):
         tf = import_tf()
         self.tf = tf
         self.target = target
-        self.layers: dict[int, object] = {}
+        self.names = names
+        self.layers: dict[int, object] = parent.layers if parent else {}
         self.tensors: dict[int, object] = {}
+        self.training = training  # a nested model called with training=... passes it to its layers
+        self.source_flavor = source_flavor
         if source_flavor == KERAS3:
             import keras
 
             self.is_tensor = lambda x: isinstance(x, keras.KerasTensor)
+            self.is_layer = lambda x: isinstance(x, keras.layers.Layer)
             self.call_args = lambda node: (node.arguments.args, node.arguments.kwargs)
         else:
             import tf_keras
 
             kind = tf_keras.backend.is_keras_tensor
             self.is_tensor = lambda x: hasattr(x, "_keras_history") and kind(x)
+            self.is_layer = lambda x: True
             self.call_args = lambda node: (node.call_args, node.call_kwargs)
 
     def layer(self, layer):
         if id(layer) not in self.layers:
-            self.layers[id(layer)] = _new_layer(layer, self.target)
+            self.layers[id(layer)] = _new_layer(layer, self.target, self.names.get(id(layer), layer.name))
         return self.layers[id(layer)]
 
     def resolve(self, tensor):
@@ -209,17 +278,49 @@ class _Walker:
             self.tensors[id(tensor)] = _input_for(tensor, layer.name, self.target)
             return self.tensors[id(tensor)]
         args, kwargs = self.call_args(node)
-        convert = lambda x: self.resolve(x) if self.is_tensor(x) else x  # noqa: E731
-        new_args = self.tf.nest.map_structure(convert, list(args))
-        new_kwargs = self.tf.nest.map_structure(convert, dict(kwargs or {}))
-        result = self.layer(layer)(*new_args, **new_kwargs)
+        if is_model(layer):
+            result = self._inline(layer, args, dict(kwargs or {}))
+        else:
+            convert = lambda x: self.resolve(x) if self.is_tensor(x) else x  # noqa: E731
+            new_args = self.tf.nest.map_structure(convert, list(args))
+            new_kwargs = self.tf.nest.map_structure(convert, dict(kwargs or {}))
+            result = self._call(layer, new_args, new_kwargs)
         for source, built in zip(self.tf.nest.flatten(node.outputs), self.tf.nest.flatten(result)):
             self.tensors[id(source)] = built
         return self.tensors[id(tensor)]
 
+    def _call(self, layer, args: list, kwargs: dict):
+        if not self.is_layer(layer):
+            function = _tf_operations(self.tf).get(type(layer).__name__)
+            if function is None or kwargs or not type(layer).__module__.startswith("keras.src.ops"):
+                raise ModelError(f"the model applies the Keras operation '{layer.name}' ({type(layer).__name__}) "
+                                 f"outside any layer, which edgepack cannot rebuild in {self.target.__name__}",
+                                 hint="wrap it in a Keras layer (e.g. Activation, Add, Multiply, Rescaling)")
+            return function(*args)
+        built = self.layer(layer)
+        if self.training is not None and "training" in inspect.signature(built.call).parameters:
+            kwargs = {**kwargs, "training": self.training}
+        return built(*args, **kwargs)
+
+    def _inline(self, model, args, kwargs: dict):
+        """The outputs of nested ``model`` applied to the resolved ``args``, its layers inlined."""
+        sources = [x for x in self.tf.nest.flatten(list(args)) if self.is_tensor(x)]
+        if len(sources) != len(model.inputs):
+            raise ModelError(f"nested model '{model.name}' is called on {len(sources)} tensors but has "
+                             f"{len(model.inputs)} inputs; edgepack cannot inline it")
+        training = kwargs.get("training", self.training)
+        inner = _Walker(self.source_flavor, self.target, self.names, parent=self, training=training)
+        for source, inner_input in zip(sources, model.inputs):
+            inner.tensors[id(inner_input)] = self.resolve(source)
+        return [inner.resolve(t) for t in model.outputs]
+
+
+def _flat_names(model) -> dict[int, str]:
+    return {id(layer): name for name, layer in leaf_layers(model)}
+
 
 def _sequential(model, target, source_flavor: str):
-    walker = _Walker(source_flavor, target)
+    walker = _Walker(source_flavor, target, _flat_names(model))
     first = model.inputs[0]
     input_layer = first._keras_history[0]
     rebuilt = target.Sequential(name=model.name)
@@ -233,15 +334,16 @@ def _sequential(model, target, source_flavor: str):
 def rebuild(model, flavor: str):
     """A new ``flavor`` model with the same layers, names, graph and weights as ``model``.
 
-    Layers must be built-in Keras layers (see ``edgepack.compress.layers.SUPPORTED``). Weights are
-    copied exactly, so zeros and clustered values survive the trip.
+    Layers must be built-in Keras layers; nested models are flattened into one model (their
+    layers named as ``leaf_layers`` says). Weights are copied exactly, so zeros and clustered values
+    survive the trip.
     """
     target = keras_module(flavor)
     source_flavor = flavor_of(model)
-    if type(model).__name__ == "Sequential":
+    if type(model).__name__ == "Sequential" and not any(is_model(layer) for layer in model.layers):
         rebuilt = _sequential(model, target, source_flavor)
     else:
-        walker = _Walker(source_flavor, target)
+        walker = _Walker(source_flavor, target, _flat_names(model))
         inputs = [walker.resolve(t) for t in model.inputs]
         outputs = [walker.resolve(t) for t in model.outputs]
         rebuilt = target.Model(inputs if len(inputs) > 1 else inputs[0],
@@ -251,16 +353,76 @@ def rebuild(model, flavor: str):
 
 
 def copy_weights(source, target_model) -> None:
-    """Copy every layer's weights from ``source`` to the same-named layer of ``target_model``."""
-    by_name = {layer.name: layer for layer in target_model.layers}
-    for layer in source.layers:
+    """Copy every layer's weights from ``source`` to the same-named layer of ``target_model``.
+
+    Layers are paired by their names in the flattened models (``leaf_layers``), so weights go from a
+    model with nested sub-models to its flattened rebuild and back.
+    """
+    by_name = dict(leaf_layers(target_model))
+    for name, layer in leaf_layers(source):
         weights = layer.get_weights()
         if not weights:
             continue
-        if layer.name not in by_name:
-            raise ModelError(f"rebuilt model has no layer '{layer.name}'; edgepack could not copy its weights")
+        if name not in by_name:
+            raise ModelError(f"rebuilt model has no layer '{name}'; edgepack could not copy its weights")
         try:
-            by_name[layer.name].set_weights(weights)
+            by_name[name].set_weights(weights)
         except ValueError as exc:
-            raise ModelError(f"cannot copy the weights of layer '{layer.name}' ({type(layer).__name__}): "
+            raise ModelError(f"cannot copy the weights of layer '{name}' ({type(layer).__name__}): "
                              f"{str(exc).splitlines()[0][:200]}") from exc
+
+
+def outputs_of(model, x, batch_size: int = 256) -> list:
+    """Every output of ``model`` on ``x`` (inference mode), as a list in ``model.outputs`` order.
+
+    A few batches are run as plain calls: ``predict`` first traces a function, which costs more
+    than the calls themselves for a few hundred rows."""
+    import numpy as np
+
+    if len(x) > EAGER_ROWS:
+        keras = keras_module(flavor_of(model))
+        plain = keras.Model(model.inputs, list(model.outputs)) if len(model.outputs) > 1 else model
+        result = plain.predict(x, batch_size=batch_size, verbose=0)
+        return [np.asarray(r) for r in (result if isinstance(result, (list, tuple)) else [result])]
+    parts = []
+    for start in range(0, len(x), batch_size):
+        result = model(x[start:start + batch_size], training=False)
+        flat = import_tf().nest.flatten(result) if len(model.outputs) > 1 else [result]
+        parts.append([np.asarray(r) for r in flat])
+    return [np.concatenate(column) for column in zip(*parts)]
+
+
+EAGER_ROWS = 1024
+
+
+def check_same_function(source, rebuilt, x, where) -> float:
+    """Raise ModelError unless ``rebuilt`` computes what ``source`` computes on ``x`` (inference mode);
+    return the largest difference relative to the outputs' scale."""
+    import numpy as np
+
+    worst, at = 0.0, None
+    for name, a, b in zip(output_names(source), outputs_of(source, x), outputs_of(rebuilt, x)):
+        scale = max(1.0, float(np.max(np.abs(a))))
+        difference = float(np.max(np.abs(a - b))) / scale
+        if not difference <= worst:
+            worst, at = difference, name
+    if not worst <= SAME_FUNCTION_TOLERANCE:
+        from edgepack.compress.layers import SUPPORTED
+
+        untested = sorted({f"{name} ({type(layer).__name__})" for name, layer in leaf_layers(source)
+                           if type(layer).__name__ not in SUPPORTED})
+        hint = (f"layers whose rebuild edgepack has not tested: {', '.join(untested[:6])}" if untested
+                else "please report this model's layers")
+        raise ModelError(f"{where}: the tf_keras rebuild for tfmot does not compute what the model computes "
+                         f"(output '{at}' differs by {worst:.3g} of its scale); edgepack cannot fine-tune it "
+                         f"faithfully", hint=hint)
+    return worst
+
+
+SAME_FUNCTION_TOLERANCE = 1e-3
+
+
+def output_names(model) -> list[str]:
+    """The names of ``model``'s outputs, in ``model.outputs`` order."""
+    names = getattr(model, "output_names", None)
+    return list(names) if names else [f"output_{i}" for i in range(len(model.outputs))]

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgepack.compress.layers import Unsupported
 from edgepack.compress.loss import LossChoice
 from edgepack.compress.training import Distribute
 from edgepack.loading.data import DataSpec
@@ -44,6 +45,14 @@ class TrainingParams(StepParams):
         return value
 
 
+class CompressParams(TrainingParams):
+    """What prune and cluster add to the shared training parameters."""
+
+    unsupported: Unsupported = Field(
+        default="skip", description="Layers holding weights that tfmot cannot compress (depthwise, recurrent, ...): "
+                                    "skip leaves them dense and lists them; refuse stops with exit 4 naming the first.")
+
+
 class FineTuneInputs(BaseModel):
     """What a library call of a fine-tuning step reads and writes (the recipe supplies these itself)."""
 
@@ -67,7 +76,7 @@ class CompressInputs(FineTuneInputs):
         return value
 
 
-class CompressConfig(CompressInputs, TrainingParams):
+class CompressConfig(CompressInputs, CompressParams):
     """Inputs plus training params: what ``compress.pipeline.run`` takes (see PruneConfig, ClusterConfig)."""
 
 
@@ -94,3 +103,11 @@ class KerasArtifact(BaseModel):
     replicas: int
     seconds: float
     allocation: dict | None = None
+    skipped: dict[str, str] = Field(default_factory=dict, description="Layers holding a weight matrix that were "
+                                    "left as they were, with the reason (unsupported by tfmot, excluded, too small).")
+    output: str | None = Field(default=None, description="The output trained on the labels (models with several "
+                               "outputs).")
+    self_distilled: list[str] = Field(default_factory=list, description="The other outputs, kept close to the "
+                                      "source model's own predictions (mean squared error).")
+    bridge_difference: float | None = Field(default=None, description="Largest output difference of the tf_keras "
+                                            "rebuild from the source model, relative to the outputs' scale.")

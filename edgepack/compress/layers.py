@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from edgepack.errors import ModelError
 
-# Built-in Keras layers that the bridge rebuilds and tfmot accepts (tested in test_compress_bridge.py).
+# Built-in Keras layers whose rebuild in tf_keras is tested in test_compress_bridge.py. Other built-in
+# layers go through the bridge too; its output check (the rebuild computes what the model computes)
+# decides for them.
 SUPPORTED = frozenset({
     "InputLayer", "Conv1D", "Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization",
     "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
@@ -21,13 +24,12 @@ SUPPORTED = frozenset({
 # Layers whose ``kernel`` tfmot 0.8.1 prunes and clusters.
 KERNEL_LAYERS = frozenset({"Conv1D", "Conv2D", "Dense", "SeparableConv2D", "Conv2DTranspose"})
 
-NOT_COMPRESSED = {
-    "DepthwiseConv2D": "tfmot 0.8.1 neither prunes nor clusters depthwise kernels; kept dense",
-}
-
 NO_KERNEL = "no kernel"
+EXCLUDED = "excluded by --exclude"
 
 BUILTIN_MODULES = ("keras.", "tf_keras.")
+
+Unsupported = Literal["skip", "refuse"]
 
 
 def layer_class(layer) -> str:
@@ -40,20 +42,27 @@ def is_builtin(layer) -> bool:
     return type(layer).__module__.startswith(BUILTIN_MODULES)
 
 
-def check_supported(model, path) -> None:
-    """Raise ModelError (exit 4) naming the first layer the compression steps cannot handle."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelError(f"{path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
-                         f"prune and cluster support models with one input and one output")
+def _every_layer(model, prefix: str = ""):
+    """Every layer of ``model`` and of the models nested in it, with where it sits (``outer/inner``)."""
+    from edgepack.compress.bridge import is_model
+
     for layer in model.layers:
-        name = layer_class(layer)
-        if name in ("Functional", "Sequential", "Model"):
-            raise ModelError(f"{path}: layer '{layer.name}' is a nested model ({name}), which prune and "
-                             f"cluster do not support",
-                             hint="flatten the model into one Functional or Sequential model")
-        if name not in SUPPORTED or not is_builtin(layer):
-            raise ModelError(f"{path}: layer '{layer.name}' ({name}) is not supported by prune and cluster",
-                             hint="supported layers: " + ", ".join(sorted(SUPPORTED - {"InputLayer"})))
+        yield f"{prefix}{layer.name}", layer
+        if is_model(layer) and is_builtin(layer):
+            yield from _every_layer(layer, f"{prefix}{layer.name}/")
+
+
+def check_supported(model, path) -> None:
+    """Raise ModelError (exit 4) for what prune and cluster cannot take in any mode: several inputs,
+    and layers the tf_keras rebuild cannot carry (classes of the user's own, subclassed models)."""
+    if len(model.inputs) != 1:
+        raise ModelError(f"{path} has {len(model.inputs)} inputs; prune and cluster support models with one input")
+    for where, layer in _every_layer(model):
+        if not is_builtin(layer):
+            kind = "model" if hasattr(layer, "layers") else "layer"
+            raise ModelError(f"{path}: {kind} '{where}' ({layer_class(layer)}) is a class of its own, which prune "
+                             f"and cluster cannot rebuild in tf_keras for tfmot (with --unsupported skip too)",
+                             hint="build it from Keras's own layers; nested Functional and Sequential models work")
 
 
 def compressed_kernel(layer):
@@ -74,23 +83,59 @@ def kernel_size(layer) -> int:
     return size
 
 
+def unsupported_reason(layer) -> str | None:
+    """Why tfmot leaves a weighted layer outside KERNEL_LAYERS dense, when it holds a weight matrix
+    (depthwise kernels, recurrent kernels, embeddings); None for layers with vectors only (BatchNormalization)."""
+    if not any(len(weight.shape) >= 2 for weight in layer.weights):
+        return None
+    name = layer_class(layer)
+    what = "depthwise kernels" if name == "DepthwiseConv2D" else f"{name} layers"
+    return f"unsupported: tfmot 0.8.1 neither prunes nor clusters {what}; kept dense"
+
+
 def select_layers(model, exclude: str | None, eligible) -> tuple[list[str], dict[str, str]]:
     """Names of layers to compress, and for every other weighted layer the reason it is left alone.
 
+    Layers are named as in the flattened model (``bridge.leaf_layers``: nested models' layers too).
     ``eligible(layer)`` returns None when the step can compress the layer, else the reason it cannot.
     """
+    from edgepack.compress.bridge import leaf_layers
+
     pattern = re.compile(exclude) if exclude else None
     chosen, skipped = [], {}
-    for layer in model.layers:
+    for name, layer in leaf_layers(model):
         if not layer.weights:
             continue
-        name = layer_class(layer)
-        if name not in KERNEL_LAYERS:
-            skipped[layer.name] = NOT_COMPRESSED.get(name, NO_KERNEL)
-        elif pattern is not None and pattern.search(layer.name):
-            skipped[layer.name] = "excluded by --exclude"
+        kernel = layer_class(layer) in KERNEL_LAYERS
+        unsupported = None if kernel else unsupported_reason(layer)
+        if not kernel and unsupported is None:
+            skipped[name] = NO_KERNEL
+        elif pattern is not None and pattern.search(name):
+            skipped[name] = EXCLUDED
+        elif unsupported is not None:
+            skipped[name] = unsupported
         elif (reason := eligible(layer)) is not None:
-            skipped[layer.name] = reason
+            skipped[name] = reason
         else:
-            chosen.append(layer.name)
+            chosen.append(name)
     return chosen, skipped
+
+
+def unsupported_layers(skipped: dict[str, str]) -> list[str]:
+    """The layers in ``skipped`` left dense because tfmot cannot compress their class."""
+    return [name for name, reason in skipped.items() if reason.startswith("unsupported:")]
+
+
+def refuse_unsupported(model, skipped: dict[str, str], done: str, path) -> None:
+    """``--unsupported refuse``: ModelError (exit 4) naming the first layer that cannot be ``done`` (pruned)."""
+    names = unsupported_layers(skipped)
+    if not names:
+        return
+    from edgepack.compress.bridge import find_layer
+
+    first = names[0]
+    others = f" ({len(names)} such layers: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+    raise ModelError(f"{path}: layer '{first}' ({layer_class(find_layer(model, first))}) cannot be {done}: "
+                     f"{skipped[first].removeprefix('unsupported: ')}",
+                     hint=f"leave it dense on purpose with --exclude '^{re.escape(first)}$', or give --unsupported "
+                          f"skip to keep every such layer dense{others if len(names) > 1 else ''}")

@@ -57,9 +57,9 @@ class LossChoice(BaseModel):
         return f"{self.name}{logits} ({self.reason})"
 
 
-def last_activation(model) -> str:
-    """Name of the activation that produces the model's output ('linear' when there is none)."""
-    layer = model.outputs[0]._keras_history[0]
+def last_activation(model, index: int = 0) -> str:
+    """Name of the activation that produces the model's output ``index`` ('linear' when there is none)."""
+    layer = model.outputs[index]._keras_history[0]
     kind = type(layer).__name__
     if kind == "Softmax":
         return "softmax"
@@ -68,14 +68,24 @@ def last_activation(model) -> str:
     return name or "linear"
 
 
-def _from_compile(compile_config: dict | None) -> tuple[str, bool] | tuple[None, str | None]:
+def _loss_of_output(loss, output: tuple[str, int, int] | None):
+    """The entry of a per-output loss (a list, or a dict by output name) for ``output`` = (name, index, count)."""
+    if isinstance(loss, (list, tuple)):
+        if len(loss) == 1:
+            return loss[0]
+        return loss[output[1]] if output is not None and len(loss) == output[2] else None
+    if isinstance(loss, dict) and "class_name" not in loss:
+        if output is not None and output[0] in loss:
+            return loss[output[0]]
+        return next(iter(loss.values())) if len(loss) == 1 else None
+    return loss
+
+
+def _from_compile(compile_config: dict | None, output: tuple[str, int, int] | None = None
+                  ) -> tuple[str, bool] | tuple[None, str | None]:
     if not compile_config:
         return None, None
-    loss = compile_config.get("loss")
-    if isinstance(loss, (list, tuple)) and len(loss) == 1:
-        loss = loss[0]
-    if isinstance(loss, dict) and len(loss) == 1 and "class_name" not in loss:
-        loss = next(iter(loss.values()))
+    loss = _loss_of_output(compile_config.get("loss"), output)
     if isinstance(loss, str) and loss in _ALIASES:
         return _ALIASES[loss], False
     if isinstance(loss, dict) and loss.get("class_name") in _ALIASES:
@@ -91,9 +101,12 @@ def _is_one_hot(y: np.ndarray) -> bool:
     return y.ndim == 2 and y.shape[1] > 1 and bool(np.isin(y, (0, 1)).all()) and bool((y.sum(axis=1) == 1).all())
 
 
-def choose_loss(compile_config: dict | None, y: np.ndarray, output_width: int, activation: str) -> LossChoice:
-    """The compile config's loss when it names a known one, else one inferred from the targets ``y``."""
-    name, detail = _from_compile(compile_config)
+def choose_loss(compile_config: dict | None, y: np.ndarray, output_width: int, activation: str,
+                output: tuple[str, int, int] | None = None) -> LossChoice:
+    """The compile config's loss when it names a known one, else one inferred from the targets ``y``.
+
+    ``output`` = (name, index, number of outputs) picks the entry of a per-output loss."""
+    name, detail = _from_compile(compile_config, output)
     if name is not None:
         return LossChoice(name=name, from_logits=detail if name in _CLASSIFICATION else None,
                           source="compile_config", reason="from the model's compile config")

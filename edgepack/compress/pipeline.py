@@ -1,4 +1,5 @@
-"""The path prune and cluster share: load, check, bridge, fine-tune, strip, bridge back, save, report."""
+"""The path prune and cluster share: load, check, bridge (checked against the source's outputs),
+fine-tune, strip, copy the weights back into the source model, save, report."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import numpy as np
 
 from edgepack.compress import bridge
 from edgepack.compress.config import CompressConfig, KerasArtifact
-from edgepack.compress.layers import NO_KERNEL, check_supported, select_layers
+from edgepack.compress.layers import NO_KERNEL, check_supported, refuse_unsupported, select_layers
 from edgepack.compress.loss import LossChoice, check_targets, choose_loss, last_activation, metric, require_targets
 from edgepack.compress.progress import ProgressSink
 from edgepack.compress.report import layer_reports
 from edgepack.compress.training import Plan, fine_tune, make_strategy, replicas, training_targets
-from edgepack.errors import ModelError
+from edgepack.errors import ConfigError, ModelError
 from edgepack.loading.data import Dataset, fit_to_input, load_data
 from edgepack.loading.model import LoadedModel, load_model
 from edgepack.util.files import atomic_output, check_writable_target, sha256_file
@@ -53,13 +54,41 @@ def _data(spec, loaded: LoadedModel, config: CompressConfig) -> Dataset:
     return fit_to_input(dataset, loaded.input_shape, loaded.input_dtype, model_name=str(config.model))
 
 
-def _targets(dataset: Dataset, loss: LossChoice, model) -> np.ndarray:
-    return check_targets(loss, dataset.y, tuple(model.outputs[0].shape), dataset.source)
+@dataclass
+class OutputPick:
+    """The output trained on the labels: its name, its position in ``model.outputs``, how many there are."""
+
+    name: str
+    index: int
+    count: int
+
+    @property
+    def others(self) -> list[int]:
+        return [i for i in range(self.count) if i != self.index]
 
 
-def _save(model, path: Path, loss: LossChoice) -> None:
-    """Save ``model`` (compiled with ``loss`` so the next step finds it) through a temporary file."""
-    model.compile(optimizer="adam", loss=loss.loss_object(bridge.keras_module(bridge.flavor_of(model))))
+def _pick_output(model, path, name: str | None) -> OutputPick:
+    """The output the labels are for: the only one, or the one named (ConfigError, exit 2, listing them)."""
+    names = bridge.output_names(model)
+    if name is None and len(names) == 1:
+        return OutputPick(names[0], 0, 1)
+    if name in names:
+        return OutputPick(name, names.index(name), len(names))
+    what = f"has no output {name!r}" if name is not None else f"has {len(names)} outputs"
+    raise ConfigError(f"{path} {what} ({', '.join(names)}); fine-tuning needs the one the labels are for",
+                      hint="name it with --output-name NAME (recipe: data.output); the other outputs are kept "
+                           "close to the model's own predictions")
+
+
+def _targets(dataset: Dataset, loss: LossChoice, model, output: OutputPick) -> np.ndarray:
+    return check_targets(loss, dataset.y, tuple(model.outputs[output.index].shape), dataset.source)
+
+
+def _save(model, path: Path, loss: LossChoice, output: OutputPick) -> None:
+    """Save ``model`` (compiled with ``loss`` on the labelled output, so the next step finds it) through a
+    temporary file."""
+    loss_object = loss.loss_object(bridge.keras_module(bridge.flavor_of(model)))
+    model.compile(optimizer="adam", loss=loss_object if output.count == 1 else {output.name: loss_object})
     with atomic_output(path) as tmp:
         staged = tmp.with_name(tmp.name + path.suffix.lower())
         try:
@@ -93,6 +122,22 @@ class _Prepared:
     y_train: np.ndarray
     val: Dataset | None
     y_val: np.ndarray | None
+    output: OutputPick
+    rebuilt: object = None              # the source rebuilt in tf_keras and checked against it
+    bridge_difference: float | None = None
+    val_before: tuple[str, float] | None = None
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The source model's labelled output on ``x``."""
+        return bridge.outputs_of(self.loaded.model, x)[self.output.index]
+
+
+def _check_bridge(prepared: _Prepared, path) -> None:
+    """Rebuild the source in tf_keras and check that it computes the same outputs on training rows."""
+    rows = prepared.train.x[:32]
+    with captured_native_output():
+        prepared.rebuilt = bridge.rebuild(prepared.loaded.model, bridge.TF_KERAS)
+        prepared.bridge_difference = bridge.check_same_function(prepared.loaded.model, prepared.rebuilt, rows, path)
 
 
 def _prepare(config: CompressConfig, technique: Technique) -> _Prepared:
@@ -100,25 +145,34 @@ def _prepare(config: CompressConfig, technique: Technique) -> _Prepared:
     source = loaded.model
     source_sha = loaded.info.sha256  # hashed now: -o may overwrite MODEL
     chosen, skipped = select_layers(source, config.exclude, technique.eligible)
+    if getattr(config, "unsupported", "skip") == "refuse":
+        refuse_unsupported(source, skipped, technique.flag, config.model)
     if not chosen:
         raise _nothing_to_do(technique, config, skipped)
+    output = _pick_output(source, config.model, config.data.output)
     train = _data(config.data, loaded, config)
-    width = source.outputs[0].shape[-1]
+    width = source.outputs[output.index].shape[-1]
     loss = choose_loss(loaded.info.compile_config, require_targets(train.y, train.source), int(width or 1),
-                       last_activation(source))
-    y_train = _targets(train, loss, source)
+                       last_activation(source, output.index), output=(output.name, output.index, output.count))
+    y_train = _targets(train, loss, source, output)
     val = _data(config.val, loaded, config) if config.val is not None else None
-    y_val = _targets(val, loss, source) if val is not None else None
-    return _Prepared(loaded, source_sha, chosen, skipped, loss, train, y_train, val, y_val)
+    y_val = _targets(val, loss, source, output) if val is not None else None
+    prepared = _Prepared(loaded, source_sha, chosen, skipped, loss, train, y_train, val, y_val, output)
+    _check_bridge(prepared, config.model)
+    if val is not None:
+        with captured_native_output():
+            prepared.val_before = metric(loss, prepared.predict(val.x), y_val)
+    return prepared
 
 
-def _build(technique: Technique, tfmot, prepared: _Prepared, plan: Plan):
-    """The function that makes the wrapped tf_keras model (called inside the strategy scope)."""
+def _build(technique: Technique, tfmot, prepared: _Prepared, plan: Plan, reuse: bool):
+    """The function that makes the wrapped tf_keras model (called inside the strategy scope); ``reuse``
+    wraps the checked rebuild instead of rebuilding (no strategy: no scope to build in)."""
 
     def build():
         try:
             with captured_native_output():
-                working = bridge.rebuild(prepared.loaded.model, bridge.TF_KERAS)
+                working = prepared.rebuilt if reuse else bridge.rebuild(prepared.loaded.model, bridge.TF_KERAS)
                 return _wrap_model(working, prepared.chosen, lambda layer: technique.wrap(tfmot, layer, plan))
         except ModelError:
             raise
@@ -131,40 +185,66 @@ def _build(technique: Technique, tfmot, prepared: _Prepared, plan: Plan):
 
 
 def _val_metrics(prepared: _Prepared, final) -> dict | None:
-    if prepared.val is None:
+    if prepared.val is None or prepared.val_before is None:
         return None
-    x, y = prepared.val.x, prepared.y_val
+    name, before = prepared.val_before
     with captured_native_output():
-        name, before = metric(prepared.loss, prepared.loaded.predict(x), y)
-        _, after = metric(prepared.loss, final.predict(x, batch_size=256, verbose=0), y)
-    return {"metric": name, "samples": len(x), "before": before, "after": after, "change": after - before}
+        _, after = metric(prepared.loss, bridge.outputs_of(final, prepared.val.x)[prepared.output.index],
+                          prepared.y_val)
+    return {"metric": name, "samples": len(prepared.val), "before": before, "after": after,
+            "change": after - before, "output": prepared.output.name if prepared.output.count > 1 else None}
+
+
+def outputs_note(prepared: _Prepared) -> str:
+    """How a model with several outputs is fine-tuned, for the progress line ('' with one output)."""
+    if prepared.output.count == 1:
+        return ""
+    others = [bridge.output_names(prepared.loaded.model)[i] for i in prepared.output.others]
+    return (f" on output '{prepared.output.name}'; outputs {', '.join(others)} kept close to the model's own "
+            f"predictions (mean squared error)")
 
 
 def run(config: CompressConfig, technique: Technique, progress: ProgressSink | None = None) -> KerasArtifact:
-    """Compress ``config.model`` with ``technique`` and write ``config.output``; see prune/cluster."""
+    """Compress ``config.model`` with ``technique`` and write ``config.output``; see prune/cluster.
+
+    The output is the source model itself (its structure, names and nested models) with the
+    fine-tuned weights copied in by layer name."""
     check_writable_target(config.output)
     strategy = make_strategy(config.distribute)  # multi-worker must start before TF's context does
     prepared = _prepare(config, technique)
     facts = technique.prepare(prepared)
     if progress is not None:
-        progress.note(f"{technique.name}: loss {prepared.loss.describe()}")
+        progress.note(f"{technique.name}: loss {prepared.loss.describe()}{outputs_note(prepared)}")
     tfmot = _tfmot()
     plan = Plan(len(prepared.train), config.batch_size, config.epochs)
     targets, loss_fn = training_targets(config, prepared)
-    result = fine_tune(_build(technique, tfmot, prepared, plan), strategy=strategy, loss=prepared.loss,
-                       x=prepared.train.x, y=targets, plan=plan, learning_rate=config.learning_rate,
-                       callbacks=technique.callbacks(tfmot, plan), progress=progress, title=technique.name,
-                       seed=config.seed, loss_fn=loss_fn)
+    result = fine_tune(_build(technique, tfmot, prepared, plan, reuse=strategy is None), strategy=strategy,
+                       loss=prepared.loss, x=prepared.train.x, y=targets, plan=plan,
+                       learning_rate=config.learning_rate, callbacks=technique.callbacks(tfmot, plan),
+                       progress=progress, title=technique.name, seed=config.seed, loss_fn=loss_fn)
+    final = prepared.loaded.model
     with captured_native_output():
-        final = bridge.rebuild(technique.strip(tfmot, result.model), prepared.loaded.info.flavor.value)
+        bridge.copy_weights(technique.strip(tfmot, result.model), final)
     metrics = _val_metrics(prepared, final)
-    _save(final, config.output, prepared.loss)
+    _save(final, config.output, prepared.loss, prepared.output)
+    return _artifact(config, technique, prepared, final, plan, result, strategy, facts, metrics)
+
+
+def _artifact(config, technique, prepared: _Prepared, final, plan: Plan, result, strategy, facts: dict,
+              metrics: dict | None) -> KerasArtifact:
+    """Write the sidecar beside the output and describe the output."""
     layers = layer_reports(final, prepared.chosen, prepared.skipped, technique.flag)
+    skipped = {name: reason for name, reason in prepared.skipped.items() if reason != NO_KERNEL}
+    names = bridge.output_names(final)
+    several = prepared.output.count > 1
+    outputs = {"output": prepared.output.name if several else None,
+               "self_distilled": [names[i] for i in prepared.output.others]}
     output_sha = sha256_file(config.output)
     sidecar = write_sidecar(config.output, {
         "step": technique.name, "config": config.model_dump(mode="json"), **technique.describe(plan), **facts,
         "source_sha256": prepared.source_sha, "output_sha256": output_sha,
-        "loss": prepared.loss.model_dump(mode="json"), "layers": layers, "metrics": metrics,
+        "loss": prepared.loss.model_dump(mode="json"), **outputs, "skipped": skipped,
+        "bridge_difference": prepared.bridge_difference, "layers": layers, "metrics": metrics,
     })
     return KerasArtifact(step=technique.name, path=config.output, flavor=bridge.flavor_of(final),
                          size_bytes=config.output.stat().st_size, sha256=output_sha, source=config.model,
@@ -172,7 +252,8 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
                          compressed_layers=len(prepared.chosen), metrics=metrics, train_samples=len(prepared.train),
                          epochs=config.epochs, steps=plan.total_steps, final_loss=result.final_loss,
                          distribute=config.distribute, replicas=replicas(strategy), seconds=round(result.seconds, 3),
-                         allocation=facts.get("allocation"))
+                         allocation=facts.get("allocation"), skipped=skipped,
+                         bridge_difference=prepared.bridge_difference, **outputs)
 
 
 def _tfmot():

@@ -17,19 +17,22 @@ def kernel_stats(layer) -> tuple[int, float, int] | None:
 
 
 def layer_reports(model, chosen: list[str], skipped: dict[str, str], flag: str) -> list[dict]:
-    """One dict per weighted layer: name, class, kernel size, sparsity, distinct values, ``flag``, note."""
+    """One dict per weighted layer (nested models' layers too, named as ``bridge.leaf_layers`` says): name,
+    class, kernel size, sparsity, distinct values, ``flag``, note."""
+    from edgepack.compress.bridge import leaf_layers
+
     reports = []
-    for layer in model.layers:
+    for name, layer in leaf_layers(model):
         if not layer.weights:
             continue
         stats = kernel_stats(layer)
         reports.append({
-            "name": layer.name,
+            "name": name,
             "class": type(layer).__name__,
             "weights": None if stats is None else stats[0],
             "sparsity": None if stats is None else round(stats[1], 6),
             "distinct_values": None if stats is None else stats[2],
-            flag: layer.name in chosen,
-            "note": skipped.get(layer.name),
+            flag: name in chosen,
+            "note": skipped.get(name),
         })
     return reports
