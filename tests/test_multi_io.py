@@ -264,3 +264,28 @@ def test_a_recipe_scores_a_two_input_model(run, two_inputs, tmp_path):
     report = json.loads(result.stdout)
     tflite = tmp_path / "dist" / "two-in" / "model.tflite"
     assert report["final"] == pytest.approx(signature_accuracy(tflite, two_inputs["inputs"], two_inputs["y"]))
+
+
+@pytest.mark.parametrize("command, code, fragment", [
+    ("prune", 4, "2 inputs"), ("cluster", 4, "2 inputs"), ("qat", 4, "2 inputs"), ("sensitivity", 4, "2 inputs"),
+    ("quantize-max-drop", 4, "2 inputs"), ("profile-data", 3, "2 inputs"),
+])
+def test_commands_without_several_inputs_refuse_a_two_input_model_in_one_line(run, two_inputs, two_in_tflite,
+                                                                              tmp_path, command, code, fragment):
+    model, data = two_inputs["model"], two_inputs["train"]
+    args = {"prune": ["prune", model, "--data", data, "-o", tmp_path / "p.keras", "--epochs", "1"],
+            "cluster": ["cluster", model, "--data", data, "-o", tmp_path / "c.keras", "--epochs", "1"],
+            "qat": ["qat", model, "--data", data, "-o", tmp_path / "q.tflite", "--epochs", "1"],
+            "sensitivity": ["sensitivity", model, "--calibration", data, "--data", data],
+            "quantize-max-drop": ["quantize", model, "-o", tmp_path / "x.tflite", "--mode", "int8", "--calibration",
+                                  data, "--val", data, "--max-drop", "1"],
+            "profile-data": ["profile", two_in_tflite, "--data", data, "--device", "host-cpu"]}[command]
+    assert_one_line_error(run(*args), code, fragment)
+
+
+def test_profile_and_inspect_take_a_two_input_model(run, two_inputs, two_in_tflite):
+    for args in (["profile", two_in_tflite, "--device", "host-cpu", "--max-seconds", "1"],
+                 ["profile", two_in_tflite, "--device", "raspberry-pi-4", "--estimate"],
+                 ["inspect", two_inputs["model"]], ["inspect", two_in_tflite]):
+        result = run(*args)
+        assert result.exit_code == 0, (args, result.stderr)

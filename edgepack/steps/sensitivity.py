@@ -51,6 +51,11 @@ def sensitivity(config: SensitivityConfig):
     from edgepack.sensitivity.analysis import analyse
 
     loaded = load_model(config.model, trust_model=config.trust_model)
+    if loaded.input_count != 1:
+        from edgepack.errors import ModelError
+
+        raise ModelError(f"{config.model} has {loaded.input_count} inputs; sensitivity supports single-input models",
+                         hint="quantize and evaluate take several inputs; per-layer sensitivity does not yet")
     shape, dtype, name = loaded.input_shape, loaded.input_dtype, str(config.model)
     val = fit_to_input(load_data(config.data, input_shape=shape), shape, dtype, model_name=name)
     if val.y is None:
