@@ -88,6 +88,13 @@ def test_cluster_keeps_the_zeros_and_8_values_per_mobilenet_v3_kernel(mobilenet)
     assert np.isfinite(saved.predict(mobilenet["x"][:8], verbose=0)).all()
 
 
+def test_unsupported_refuse_on_mobilenet_v3_names_the_first_depthwise_layer(run, mobilenet, tmp_path):
+    result = run("prune", mobilenet["model"], "--data", mobilenet["train"], "-o", tmp_path / "x.keras",
+                 "--unsupported", "refuse")
+    assert_one_line_error(result, 4, "layer 'expanded_conv_depthwise' (DepthwiseConv2D) cannot be pruned",
+                          "11 such layers")
+
+
 @pytest.fixture(scope="module")
 def nested(tmp_path_factory) -> dict:
     """A model with a Sequential backbone called with training=False and a functional block whose layer

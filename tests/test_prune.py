@@ -18,7 +18,7 @@ def test_help_lists_the_contract_flags(run):
     result = run("prune", "--help")
     assert result.exit_code == 0
     for flag in ("--sparsity", "--schedule", "--structure", "--epochs", "--batch-size", "--exclude", "--val",
-                 "--distribute", "--json", "2:4", "polynomial"):
+                 "--distribute", "--json", "2:4", "polynomial", "--unsupported", "skip|refuse", "--output-name"):
         assert flag in result.stdout
 
 
@@ -166,12 +166,19 @@ def test_unsupported_layer_is_left_dense_and_listed_by_default(run, rnn):
     result = run("prune", rnn["model"], "--data", rnn["train"], "-o", rnn["folder"] / "p.keras", "--epochs", "1",
                  "--sparsity", "0.7")
     assert result.exit_code == 0, result.stderr
+    assert "left dense" in result.stdout and "recurrent" in result.stdout
     saved = keras.models.load_model(rnn["folder"] / "p.keras", compile=False)
     assert np.mean(saved.get_layer("head").kernel.numpy() == 0) >= 0.69
     for weight in saved.get_layer("recurrent").weights:  # fine-tuned, never pruned
         assert np.mean(weight.numpy() == 0) < 0.05, weight.name
     sidecar = json.loads((rnn["folder"] / "p.keras.edgepack.json").read_text())
     assert sidecar["skipped"]["recurrent"].startswith("unsupported: tfmot 0.8.1 neither prunes nor clusters GRU")
+
+
+def test_unsupported_refuse_is_exit_4_naming_the_layer(run, rnn, tmp_path):
+    result = run("prune", rnn["model"], "--data", rnn["train"], "-o", tmp_path / "x.keras", "--unsupported", "refuse")
+    assert_one_line_error(result, 4, "layer 'recurrent' (GRU) cannot be pruned", "--exclude '^recurrent$'")
+    assert not (tmp_path / "x.keras").exists()
 
 
 def test_a_layer_class_of_its_own_is_exit_4_in_either_mode(run, digits, tmp_path):

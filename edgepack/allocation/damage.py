@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from edgepack.compress.bridge import find_layer
 from edgepack.compress.layers import compressed_kernel
 
 MAX_ROWS = 512
@@ -20,14 +21,14 @@ def kernel_index(layer) -> int:
 
 def kernel_sizes(model, layers: list[str]) -> dict[str, int]:
     """Number of values in each named layer's compressed kernel."""
-    return {name: int(np.prod(compressed_kernel(model.get_layer(name)).shape)) for name in layers}
+    return {name: int(np.prod(compressed_kernel(find_layer(model, name)).shape)) for name in layers}
 
 
 def damage_curve(model, name: str, rows: np.ndarray, reference: np.ndarray, predict,
                  changes: Sequence[KernelChange]) -> list[float]:
     """Output MSE against ``reference`` with layer ``name``'s kernel changed by each of ``changes`` in turn
     (the other layers untouched); the layer's weights are restored afterwards."""
-    layer = model.get_layer(name)
+    layer = find_layer(model, name)
     original = layer.get_weights()
     index = kernel_index(layer)
     values = []

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from edgepack.compress.layers import kernel_size
-from edgepack.compress.config import CompressInputs, KerasArtifact, TrainingParams
+from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifact
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
 from edgepack.steps._compress import run_compress_step
@@ -28,7 +28,7 @@ _TFMOT_INIT = {ClusterInit.KMEANS_PLUS_PLUS: "KMEANS_PLUS_PLUS", ClusterInit.LIN
                ClusterInit.DENSITY: "DENSITY_BASED", ClusterInit.RANDOM: "RANDOM"}
 
 
-class ClusterParams(TrainingParams):
+class ClusterParams(CompressParams):
     """The ``cluster`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
     clusters: int = Field(default=16, ge=2, le=65_536, description="Distinct values per clustered kernel.")
@@ -96,13 +96,14 @@ def _allocation_hook(config: ClusterConfig, allocation: dict[str, int]):
                               hint=f"layers being clustered: {', '.join(prepared.chosen)}")
         if config.allocate == "sensitivity" and not allocation:
             from edgepack.allocation.clusters import allocate_clusters
+            from edgepack.compress.bridge import find_layer
 
             model = prepared.loaded.model
             rows = prepared.train.sample(512, seed=config.seed).x  # the training data: val stays unseen
             result = allocate_clusters(
-                model, prepared.chosen, rows, prepared.loaded.predict, config.clusters,
+                model, prepared.chosen, rows, prepared.predict, config.clusters,
                 preserve_sparsity=config.preserve_sparsity,
-                fits=lambda name, k: _fits(model.get_layer(name), k, config.preserve_sparsity) is None)
+                fits=lambda name, k: _fits(find_layer(model, name), k, config.preserve_sparsity) is None)
             allocation.update(result.layer_clusters)
             return {"allocation": result.model_dump()}
         return {"allocation": {"layer_clusters": dict(allocation)}} if allocation else {}

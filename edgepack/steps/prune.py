@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edgepack.compress.config import CompressInputs, KerasArtifact, TrainingParams
+from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifact
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
 from edgepack.compress.training import Plan
@@ -26,7 +26,7 @@ class Structure(str, Enum):
     TWO_FOUR = "2:4"
 
 
-class PruneParams(TrainingParams):
+class PruneParams(CompressParams):
     """The ``prune`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
     sparsity: float = Field(default=0.5, ge=0.0, lt=1.0,
@@ -94,7 +94,7 @@ def _allocation_hook(config: PruneConfig, allocation: dict[str, float]):
             from edgepack.allocation.sparsity import allocate_sparsity
 
             rows = prepared.train.sample(512, seed=config.seed).x  # the training data: val stays unseen
-            result = allocate_sparsity(prepared.loaded.model, prepared.chosen, rows, prepared.loaded.predict,
+            result = allocate_sparsity(prepared.loaded.model, prepared.chosen, rows, prepared.predict,
                                        config.sparsity)
             allocation.update(result.layer_sparsity)
             return {"allocation": result.model_dump()}

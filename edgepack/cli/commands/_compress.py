@@ -23,6 +23,8 @@ def compress_options(params_cls):
             click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
                          help="The model to write: .keras (or .h5), same Keras flavor as MODEL."),
             click.option("--val", metavar="DATA", help="Validation data: metric before and after."),
+            click.option("--output-name", metavar="NAME", help="The model output the targets are for (needed when "
+                         "the model has several; the others are kept close to the model's own predictions)."),
         ]):
             func = option(func)
         return func
@@ -30,12 +32,16 @@ def compress_options(params_cls):
     return decorate
 
 
-def run_step(config_cls, step, *, as_json: bool, x_key: str, y_key: str, trust_code: bool, data, val, **values):
+def run_step(config_cls, step, *, as_json: bool, x_key: str, y_key: str, trust_code: bool, data, val,
+             output_name: str | None = None, **values):
     """Build the config (exit 2 on bad values), run ``step`` with a progress display on stderr, emit."""
     from edgepack.compress.progress import StderrProgress
 
-    config = build_config(config_cls, data=data_spec(data, x_key, y_key, trust_code),
-                          val=data_spec(val, x_key, y_key, trust_code), **given(values))
+    def spec(source):
+        found = data_spec(source, x_key, y_key, trust_code)
+        return found if found is None else found.model_copy(update={"output": output_name})
+
+    config = build_config(config_cls, data=spec(data), val=spec(val), **given(values))
     emit(step(config, progress=StderrProgress()), as_json, _render)
 
 
@@ -51,6 +57,13 @@ def _render(artifact) -> None:
             ("loss", artifact.loss.describe()),
             ("training", f"{artifact.epochs} epoch(s), {artifact.steps} steps, {artifact.train_samples} samples, "
                          f"{artifact.seconds:.1f} s, {artifact.replicas} replica(s) ({artifact.distribute.value})")]
+    if artifact.output:
+        rows.append(("outputs", f"labels on {artifact.output}; {', '.join(artifact.self_distilled)} kept close to "
+                                f"the source model's predictions (mean squared error)"))
+    unsupported = [name for name, reason in artifact.skipped.items() if reason.startswith("unsupported:")]
+    if unsupported:
+        shown = ", ".join(unsupported[:6]) + (", ..." if len(unsupported) > 6 else "")
+        rows.append(("left dense", f"{len(unsupported)} layer(s) tfmot cannot {artifact.step}: {shown}"))
     if artifact.metrics:
         m = artifact.metrics
         shown = _percent if m["metric"] == "accuracy" else (lambda v: f"{v:.6g}")
