@@ -42,11 +42,15 @@ def edgepack_evaluate(model: Path, data: Path, batch_size: int) -> float:
 
 
 def main(rounds: int = 5) -> None:
+    paths = digits_example()
+    with tempfile.TemporaryDirectory(prefix="edgepack-bench-") as folder:
+        _compare(paths, Path(folder), rounds)
+
+
+def _compare(paths: dict, work: Path, rounds: int) -> None:
     from edgepack.steps.quantize import QuantizeConfig, quantize
     from edgepack.loading.data import DataSpec
 
-    paths = digits_example()
-    work = Path(tempfile.mkdtemp(prefix="edgepack-bench-"))
     val = np.load(paths["val"])
     x, y = np.tile(val["x"], (20, 1, 1, 1)), np.tile(val["y"], 20)
     np.savez(work / "big.npz", x=x, y=y)
