@@ -87,3 +87,21 @@ def test_weights_only_h5_is_exit_4(run, digits, tmp_path):
 def test_unknown_extension_is_exit_4(run, tmp_path):
     (tmp_path / "m.onnx").write_bytes(b"x")
     assert_one_line_error(run("convert", tmp_path / "m.onnx", "-o", tmp_path / "m.tflite"), 4, "unknown model format")
+
+
+def test_a_model_built_with_a_dict_of_outputs_predicts_the_output_named_by_its_layer(tmp_path):
+    import keras
+    import numpy as np
+
+    from edgepack.loading.model import load_model
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, {"zeta_out": keras.layers.Dense(3, name="zeta")(inputs),
+                                 "alpha_out": keras.layers.Dense(2, name="alpha")(inputs)})
+    model.save(tmp_path / "dict.keras")
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    loaded = load_model(tmp_path / "dict.keras")
+    assert sorted(loaded.output_names) == ["alpha", "zeta"]
+    np.testing.assert_allclose(loaded.predict(x, output="zeta"), expected["zeta_out"], rtol=1e-5)
+    np.testing.assert_allclose(loaded.predict(x, output="alpha"), expected["alpha_out"], rtol=1e-5)

@@ -275,13 +275,21 @@ class LoadedModel:
         raise ConfigError(f"{self.info.path} {what} ({', '.join(names)}); choose the one the metric is computed on",
                           hint="give --output NAME (recipe: data.output)")
 
+    def _flatten(self, structure) -> list:
+        """Outputs in ``model.outputs`` order: Keras flattens a dict of outputs by sorted key."""
+        if self.info.flavor is KerasFlavor.KERAS3:
+            import keras
+
+            return keras.tree.flatten(structure)
+        return import_tf().nest.flatten(structure)
+
     def predict(self, x: np.ndarray, batch_size: int = 256, output: str | None = None) -> np.ndarray:
         """Run the model on ``x`` in batches and return the output named ``output`` (None: the only one)."""
         choice = self.choose_output(output)
         if self.is_keras:
             out = self.model.predict(x, batch_size=batch_size, verbose=0)
-            if isinstance(out, dict):
-                return np.asarray(out[choice.name])
+            if isinstance(out, dict):  # keyed as the model was built; output_names are the layers' names
+                return np.asarray(out[choice.name] if choice.name in out else self._flatten(out)[choice.index])
             return np.asarray(out[choice.index] if isinstance(out, (list, tuple)) else out)
         tf = import_tf()
         fn = self._signature()

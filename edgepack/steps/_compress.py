@@ -49,3 +49,32 @@ def run_compress_step(step: Step, ctx: StepContext, source: ModelArtifact, param
         return function(config, progress=ctx.training_progress)
 
     return produce(step, ctx, source, params, ".keras", make, data=ctx.train)
+
+
+def allocation_hook(config, allocation: dict, *, key: str, verb: str, allocate: Callable):
+    """The ``prepare`` hook of prune/cluster: check the layers named in ``allocation`` (the params'
+    ``key``: layer_sparsity or layer_clusters), and with ``allocate: sensitivity`` and no names given
+    fill ``allocation`` from ``allocate(prepared, rows)`` (a result whose ``key`` field holds them),
+    measured on training rows so the val set stays unseen. Returns the facts for the sidecar."""
+    def prepare(prepared) -> dict:
+        from edgepack.errors import ConfigError
+
+        unknown = sorted(set(allocation) - set(prepared.chosen))
+        if unknown:
+            raise ConfigError(f"{key} names {', '.join(unknown)}, which is not a layer being {verb}",
+                              hint=f"layers being {verb}: {', '.join(prepared.chosen)}")
+        if config.allocate == "sensitivity" and not allocation:
+            result = allocate(prepared, prepared.train.sample(512, seed=config.seed).x)
+            allocation.update(getattr(result, key))
+            return {"allocation": result.model_dump()}
+        return {"allocation": {key: dict(allocation)}} if allocation else {}
+
+    return prepare
+
+
+def recorded_allocation(produced: ModelArtifact, params: StepParams, key: str) -> ModelArtifact:
+    """``produced`` with the allocation it used written into its params, so the resolved recipe replays it."""
+    allocation = getattr(produced.detail, "allocation", None)
+    if allocation and not getattr(params, key):
+        return produced.model_copy(update={"params": {**produced.params, key: allocation[key]}})
+    return produced

@@ -12,7 +12,7 @@ from edgepack.compress.layers import kernel_size
 from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifact
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
-from edgepack.steps._compress import run_compress_step
+from edgepack.steps._compress import allocation_hook, recorded_allocation, run_compress_step
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Step
 
@@ -87,28 +87,16 @@ def _fits(layer, clusters: int, preserve_sparsity: bool) -> str | None:
 
 
 def _allocation_hook(config: ClusterConfig, allocation: dict[str, int]):
-    def prepare(prepared) -> dict:
-        from edgepack.errors import ConfigError
+    def allocate(prepared, rows):
+        from edgepack.allocation.clusters import allocate_clusters
+        from edgepack.compress.bridge import find_layer
 
-        unknown = sorted(set(allocation) - set(prepared.chosen))
-        if unknown:
-            raise ConfigError(f"layer_clusters names {', '.join(unknown)}, which is not a layer being clustered",
-                              hint=f"layers being clustered: {', '.join(prepared.chosen)}")
-        if config.allocate == "sensitivity" and not allocation:
-            from edgepack.allocation.clusters import allocate_clusters
-            from edgepack.compress.bridge import find_layer
+        model = prepared.loaded.model
+        return allocate_clusters(
+            model, prepared.chosen, rows, prepared.predict, config.clusters, preserve_sparsity=config.preserve_sparsity,
+            fits=lambda name, k: _fits(find_layer(model, name), k, config.preserve_sparsity) is None)
 
-            model = prepared.loaded.model
-            rows = prepared.train.sample(512, seed=config.seed).x  # the training data: val stays unseen
-            result = allocate_clusters(
-                model, prepared.chosen, rows, prepared.predict, config.clusters,
-                preserve_sparsity=config.preserve_sparsity,
-                fits=lambda name, k: _fits(find_layer(model, name), k, config.preserve_sparsity) is None)
-            allocation.update(result.layer_clusters)
-            return {"allocation": result.model_dump()}
-        return {"allocation": {"layer_clusters": dict(allocation)}} if allocation else {}
-
-    return prepare
+    return allocation_hook(config, allocation, key="layer_clusters", verb="clustered", allocate=allocate)
 
 
 def _technique(config: ClusterConfig) -> Technique:
@@ -150,8 +138,4 @@ class ClusterStep(Step):
 
     def run(self, ctx, source: ModelArtifact, params: ClusterParams) -> ModelArtifact:
         produced = run_compress_step(self, ctx, source, params, ClusterConfig, cluster)
-        allocation = getattr(produced.detail, "allocation", None)
-        if allocation and not params.layer_clusters:  # record the allocation so the resolved recipe replays it
-            return produced.model_copy(update={"params": {**produced.params,
-                                                          "layer_clusters": allocation["layer_clusters"]}})
-        return produced
+        return recorded_allocation(produced, params, "layer_clusters")

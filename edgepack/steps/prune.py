@@ -11,7 +11,7 @@ from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifa
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
 from edgepack.compress.training import Plan
-from edgepack.steps._compress import run_compress_step
+from edgepack.steps._compress import allocation_hook, recorded_allocation, run_compress_step
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Step
 
@@ -83,24 +83,12 @@ def schedule_steps(plan: Plan, schedule: Schedule) -> dict:
 
 
 def _allocation_hook(config: PruneConfig, allocation: dict[str, float]):
-    def prepare(prepared) -> dict:
-        from edgepack.errors import ConfigError
+    def allocate(prepared, rows):
+        from edgepack.allocation.sparsity import allocate_sparsity
 
-        unknown = sorted(set(allocation) - set(prepared.chosen))
-        if unknown:
-            raise ConfigError(f"layer_sparsity names {', '.join(unknown)}, which is not a layer being pruned",
-                              hint=f"layers being pruned: {', '.join(prepared.chosen)}")
-        if config.allocate == "sensitivity" and not allocation:
-            from edgepack.allocation.sparsity import allocate_sparsity
+        return allocate_sparsity(prepared.loaded.model, prepared.chosen, rows, prepared.predict, config.sparsity)
 
-            rows = prepared.train.sample(512, seed=config.seed).x  # the training data: val stays unseen
-            result = allocate_sparsity(prepared.loaded.model, prepared.chosen, rows, prepared.predict,
-                                       config.sparsity)
-            allocation.update(result.layer_sparsity)
-            return {"allocation": result.model_dump()}
-        return {"allocation": {"layer_sparsity": dict(allocation)}} if allocation else {}
-
-    return prepare
+    return allocation_hook(config, allocation, key="layer_sparsity", verb="pruned", allocate=allocate)
 
 
 def _technique(config: PruneConfig) -> Technique:
@@ -162,8 +150,4 @@ class PruneStep(Step):
 
     def run(self, ctx, source: ModelArtifact, params: PruneParams) -> ModelArtifact:
         produced = run_compress_step(self, ctx, source, params, PruneConfig, prune)
-        allocation = getattr(produced.detail, "allocation", None)
-        if allocation and not params.layer_sparsity:  # record the allocation so the resolved recipe replays it
-            return produced.model_copy(update={"params": {**produced.params,
-                                                          "layer_sparsity": allocation["layer_sparsity"]}})
-        return produced
+        return recorded_allocation(produced, params, "layer_sparsity")
