@@ -19,7 +19,12 @@ ARCHS = {"mobilenet_v1": "MobileNet", "mobilenet_v2": "MobileNetV2"}
 def mobilenet_tflite(arch: str = "mobilenet_v2", mode: str = "float32") -> Path:
     """Path of ``arch`` (mobilenet_v1 | mobilenet_v2) converted in ``mode``
     (float32 | float16 | dynamic | int8 | int8io | int16x8)."""
-    path = CACHE / f"{arch}_{mode}.tflite"
+    return application_tflite(ARCHS[arch], 224, mode, CACHE / f"{arch}_{mode}.tflite")
+
+
+def application_tflite(arch: str, side: int, mode: str, path: Path, *, samples: int = 8) -> Path:
+    """``path``: keras.applications ``arch`` (random weights, batch 1, side x side x 3) converted in ``mode``
+    with ``samples`` random calibration inputs; built on first use, then read from the cache."""
     if path.exists():
         return path
     import numpy as np
@@ -31,15 +36,25 @@ def mobilenet_tflite(arch: str = "mobilenet_v2", mode: str = "float32") -> Path:
     keras = tf.keras
     keras.utils.set_random_seed(0)
     # Batch 1 and static shapes, as the published models (and the Edge TPU) have them.
-    model = getattr(keras.applications, ARCHS[arch])(weights=None,
-                                                      input_tensor=keras.Input((224, 224, 3), batch_size=1))
+    model = getattr(keras.applications, arch)(weights=None, input_tensor=keras.Input((side, side, 3), batch_size=1))
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     rng = np.random.default_rng(0)
 
     def calibration():
-        for _ in range(8):
-            yield [rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)]
+        for _ in range(samples):
+            yield [rng.uniform(-1, 1, (1, side, side, 3)).astype(np.float32)]
 
+    _configure(tf, converter, mode, calibration)
+    with captured_native_output():
+        data = converter.convert()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
+
+
+def _configure(tf, converter, mode: str, calibration) -> None:
     if mode in ("int8", "int8io"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = calibration
@@ -58,13 +73,6 @@ def mobilenet_tflite(arch: str = "mobilenet_v2", mode: str = "float32") -> Path:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif mode != "float32":
         raise ValueError(mode)
-    with captured_native_output():
-        data = converter.convert()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
 
 
 if __name__ == "__main__":

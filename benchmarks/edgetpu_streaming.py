@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / "benchmarks" / ".cache"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _mobilenet import CACHE, ROOT, application_tflite  # noqa: E402
+
 GOAL = (0.70, 1.30)
 
 # name: (keras.applications class, input side, {device: published ms}, what the row is)
@@ -30,38 +31,10 @@ MODELS = {
 
 
 def edgetpu_tflite(name: str) -> Path:
-    """Path of MODELS[name] as a full-int8 .tflite (int8 input and output, batch 1), built on first use."""
-    path = CACHE / f"{name}_int8io.tflite"
-    if path.exists():
-        return path
-    import numpy as np
-
-    sys.path.insert(0, str(ROOT))
-    from edgepack.util.tf import captured_native_output, import_tf
-
-    tf = import_tf()
-    keras = tf.keras
-    keras.utils.set_random_seed(0)
+    """Path of MODELS[name] as a full-int8 .tflite (int8 input and output, batch 1), built on first use
+    (two calibration samples: enough to set the scales of a model timed, not scored)."""
     arch, side, _, _ = MODELS[name]
-    model = getattr(keras.applications, arch)(weights=None, input_tensor=keras.Input((side, side, 3), batch_size=1))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    rng = np.random.default_rng(0)
-
-    def calibration():  # two samples: enough to set the scales of a model timed, not scored
-        for _ in range(2):
-            yield [rng.uniform(-1, 1, (1, side, side, 3)).astype(np.float32)]
-
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = calibration
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    with captured_native_output():
-        data = converter.convert()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    return application_tflite(arch, side, "int8io", CACHE / f"{name}_int8io.tflite", samples=2)
 
 
 def estimate(model: Path, device: str):
