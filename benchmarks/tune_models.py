@@ -1,13 +1,14 @@
-"""Benchmark (i): `edgepack tune` toward "≤ 1.0 point drop, smallest size" on two architectures.
+"""Benchmark (i): `edgepack tune` toward "≤ 1.0 point drop, smallest size" on four architectures.
 
-The digits CNN (the demo's) and a Conv1D net over the digits as 64-step sequences (not used while
-building the tuner). Each recipe: prune → cluster → int8 (int8 I/O), estimated latency, gate
+The digits CNN (the demo's), a Conv1D net over the digits as 64-step sequences (not used while
+building the tuner), and two BatchNorm models on digits upscaled to 32x32: a residual CNN and a
+MobileNet-style net (depthwise separable, BatchNorm after every convolution; _batchnorm_models.py). Each recipe: prune → cluster → int8 (int8 I/O), estimated latency, gate
 ``max_accuracy_drop: 1.0``, and ``tune: {objectives: [size, drop]}`` — the default search space. For
-each model this runs ``edgepack tune --timeout T``, then runs the written TUNED.yaml again from a clean
+each model this runs ``edgepack tune --timeout T`` as a user writes it (no ``--trials``), then runs the written TUNED.yaml again from a clean
 folder and measures, here, from the files: the gzip size of its .tflite against the float32 .tflite
 (converted here), and its accuracy in the LiteRT interpreter against the float Keras model.
 
-    .venv/bin/python benchmarks/tune_models.py [--timeout 600] [--models digits,conv1d]
+    .venv/bin/python benchmarks/tune_models.py [--timeout 600] [--models digits,conv1d,residual,mobilenet]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CACHE, ROOT, digits_example  # noqa: E402
 from accuracy_control import tflite_facts  # noqa: E402
 from allocation import conv1d_example  # noqa: E402
+from _batchnorm_models import batchnorm_example  # noqa: E402
 
 RECIPE = """\
 name: {name}
@@ -69,8 +71,7 @@ def tune_one(name: str, paths: dict, timeout: float, folder: Path) -> dict:
     recipe.write_text(RECIPE.format(name=name, model=paths["model"], train=paths["train"], val=paths["val"],
                                     output=folder / "dist" / "{name}"))
     started = time.perf_counter()
-    tuned = edgepack("tune", recipe, "--timeout", timeout, "--trials", 100_000, "-o", folder / "tuned.yaml", "--json",
-                     cwd=folder)
+    tuned = edgepack("tune", recipe, "--timeout", timeout, "-o", folder / "tuned.yaml", "--json", cwd=folder)
     seconds = time.perf_counter() - started
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     study = json.loads(tuned.stdout)
@@ -82,7 +83,7 @@ def tune_one(name: str, paths: dict, timeout: float, folder: Path) -> dict:
     accuracy, _ = tflite_facts(tflite, val["x"], val["y"])
     reference = keras_accuracy(paths["model"], val)
     best = next(t for t in study["trials"] if t["number"] == study["best"])
-    return {"trials": len(study["trials"]), "feasible": sum(t["feasible"] for t in study["trials"]),
+    return {"trials": len(study["trials"]), "stopped_by": study["stopped_by"], "feasible": sum(t["feasible"] for t in study["trials"]),
             "seconds": seconds, "settings": best["steps"], "gzip": len(gzip.compress(tflite.read_bytes(), 9)),
             "float32_gzip": float32_gzip(paths["model"], folder), "drop": 100 * (reference - accuracy),
             "rerun_passed": again.returncode == 0 and json.loads(again.stdout)["passed"]}
@@ -91,20 +92,21 @@ def tune_one(name: str, paths: dict, timeout: float, folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--models", default="digits,conv1d")
+    parser.add_argument("--models", default="digits,conv1d,residual,mobilenet")
     args = parser.parse_args()
     digits = digits_example()
-    available = {"digits": digits, "conv1d": conv1d_example(digits)}
+    available = {"digits": lambda: digits, "conv1d": lambda: conv1d_example(digits),
+                 "residual": lambda: batchnorm_example("residual"), "mobilenet": lambda: batchnorm_example("mobilenet")}
     print("| model | trials (passing) | wall s | best: gzip B | float32 gzip B | ratio | drop (points, "
           "measured here) | TUNED.yaml again |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory(prefix=f"tune-{name}-", dir=CACHE) as folder:
-            r = tune_one(name, available[name], args.timeout, Path(folder))
+            r = tune_one(name, available[name](), args.timeout, Path(folder))
         print(f"| {name} | {r['trials']} ({r['feasible']}) | {r['seconds']:.0f} | {r['gzip']:,} | "
               f"{r['float32_gzip']:,} | {r['float32_gzip'] / r['gzip']:.1f}x | {r['drop']:.2f} | "
               f"{'passes' if r['rerun_passed'] else 'FAILS'} |", flush=True)
-        print(f"  best settings: {json.dumps(r['settings'])}", flush=True)
+        print(f"  best settings: {json.dumps(r['settings'])}; the study ended by its {r['stopped_by']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -145,3 +145,36 @@ def test_a_trial_with_accuracy_control_may_promote_layers_to_int16x8(digits, tmp
     quantize = next(entry["quantize"] for entry in steps if "quantize" in entry)
     assert quantize["max_drop"] == 1.5 and quantize["promote"] == ["int16x8", "float"]
     assert "promote int16x8,float" in TrialSummary(number=0, state="COMPLETE", steps=steps).settings()
+
+
+QUICK_RECIPE = """\
+name: quick
+device: host-cpu
+model: {model}
+data: {{train: {train}, val: {val}}}
+steps:
+  - quantize: {{mode: dynamic}}
+  - profile: {{where: estimate}}
+gates: {{max_accuracy_drop: 1.5}}
+output: {output}
+tune: {{steps: [], modes: [dynamic, float16]}}
+"""
+
+
+def test_a_timeout_alone_runs_trials_until_the_time_is_up(run, digits, tmp_path):
+    """Without --trials the study is not stopped at the default 20: two conversions, cached after the
+    first trial of each, make trials fast enough to pass 20 well inside the time."""
+    recipe = tmp_path / "quick.yaml"
+    recipe.write_text(QUICK_RECIPE.format(model=digits["model"], train=digits["train"], val=digits["val"],
+                                          output=tmp_path / "dist" / "{name}"))
+    started = time.monotonic()
+    result = run("tune", recipe, "--timeout", "15", "--json")
+    assert result.exit_code == 0, result.stderr[-2000:]
+    study = json.loads(result.stdout)
+    assert len(study["trials"]) > 20, (len(study["trials"]), time.monotonic() - started)
+    assert study["stop"] == {"trials": None, "timeout": 15.0} and study["stopped_by"] == "timeout"
+    assert "trials until 15 s have passed (no trial limit)" in result.stderr
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "quick.tune.db") as connection:
+        assert connection.execute("SELECT count(*) FROM trials").fetchone()[0] == len(study["trials"])

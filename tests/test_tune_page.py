@@ -10,6 +10,7 @@ import pytest
 from test_report_html import CHROMIUM, FLAGS
 
 from edgepack.tune.page import settings_text, study_page, write_study_page
+from edgepack.tune.limits import StopRule
 from edgepack.tune.study import TrialSummary, TuneResult
 
 GATES = {"max_accuracy_drop": 1.0, "max_size_kb": 50.0, "max_latency_ms": None}
@@ -50,7 +51,8 @@ def sample_result(sizes: dict[int, float] | None = None) -> TuneResult:
                TrialSummary(number=7, state="PRUNED", note="plan: cluster needs a Keras model"),
                TrialSummary(number=8, state="RUNNING")]
     return TuneResult(study="demo <tune>", storage="postgresql://me:***@db/edgepack", objectives=["size", "drop"],
-                      trials=sorted(trials, key=lambda t: -t.number), pareto=[0, 1, 3], best=3, seconds=84.2)
+                      trials=sorted(trials, key=lambda t: -t.number), pareto=[0, 1, 3], best=3, seconds=84.2,
+                      stop=StopRule(timeout=600), stopped_by="timeout")
 
 
 class Dom(HTMLParser):
@@ -122,6 +124,13 @@ def test_one_circle_per_completed_trial_with_figures(rendered):
     numbers = sorted(int(attrs["data-trial"]) for attrs, _ in dom.circles())
     assert numbers == [0, 1, 3, 4, 6, 9]
     assert dom.find("h1")[0][2] == "Tune study demo <tune>"
+
+
+@needs_chromium
+def test_the_page_says_which_limit_the_run_had_and_which_ended_it(rendered):
+    _, dom = rendered
+    assert dom.find("p", id="limits")[0][2] == ("This run: trials until 600 s have passed (no trial limit); "
+                                                 "ended by its time limit.")
 
 
 @needs_chromium

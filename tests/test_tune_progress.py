@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+from edgepack.tune.limits import StopRule
 from edgepack.tune.progress import LiveTable, TrialLines, trial_line
 from edgepack.tune.space import TuneSection
 from edgepack.tune.trials import TrialSummary, best_trial
@@ -34,7 +35,7 @@ def test_the_best_trial_is_the_smallest_that_passes_the_gates():
 def test_in_a_pipe_each_finished_trial_is_one_line():
     lines = []
     progress = TrialLines(lines.append)
-    progress.begin("s", 0, 3, None, TuneSection())
+    progress.begin("s", 0, StopRule(trials=3), TuneSection())
     for row in (PASSING, SMALLER_FAILING, PRUNED):
         progress.trial(row)
     progress.end()
@@ -44,7 +45,7 @@ def test_in_a_pipe_each_finished_trial_is_one_line():
 def test_on_a_terminal_the_live_table_shows_trials_done_and_left_the_best_so_far_and_time_left():
     screen = io.StringIO()
     table = LiveTable(stream=screen, terminal=True)  # a terminal, as the CLI picks when stderr is a tty
-    table.begin("digits", 4, 10, 600, TuneSection())
+    table.begin("digits", 4, StopRule(trials=10, timeout=600), TuneSection())
     for row in (PASSING, SMALLER_FAILING, PRUNED):
         table.trial(row)
     table.end()
@@ -53,3 +54,27 @@ def test_on_a_terminal_the_live_table_shows_trials_done_and_left_the_best_so_far
     assert "study digits: 3 of 10 trials done (4 earlier)" in drawn
     assert "best so far: trial 0: size 5.2 KB gzip, drop 0.40, passes the gates" in drawn
     assert "time left ~" in drawn and "qat io" in drawn
+    assert "limit: 10 more trial(s) or 600 s, whichever comes first" in drawn
+
+
+def test_with_a_timeout_alone_the_live_table_counts_trials_without_a_total():
+    screen = io.StringIO()
+    table = LiveTable(stream=screen, terminal=True)
+    table.begin("digits", 0, StopRule(timeout=600), TuneSection())
+    table.trial(PASSING)
+    table.end()
+    drawn = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).split())
+    assert "study digits: 1 trials done (0 earlier)" in drawn
+    assert "limit: trials until 600 s have passed (no trial limit)" in drawn
+
+
+def test_the_limits_follow_the_options_given():
+    from edgepack.tune.study import TuneOptions
+
+    def rule(**given):
+        return TuneOptions(recipe="r.yaml", **given).stop_rule()
+
+    assert rule() == StopRule(trials=20, timeout=None)
+    assert rule(timeout=600) == StopRule(trials=None, timeout=600)
+    assert rule(trials=5) == StopRule(trials=5, timeout=None)
+    assert rule(trials=5, timeout=600) == StopRule(trials=5, timeout=600)

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgepack.compress.batchnorm import BatchNormReport
 from edgepack.compress.layers import Unsupported
 from edgepack.compress.loss import LossChoice
 from edgepack.compress.training import Distribute
@@ -32,6 +33,11 @@ class TrainingParams(StepParams):
     temperature: float = Field(default=3.0, gt=0, le=100, description="Distillation: softening of the outputs.")
     alpha: float = Field(default=0.5, ge=0, le=1, description="Distillation: weight of the labels' loss (the "
                          "original model's outputs get 1 - alpha).")
+    bn_reestimate: bool = Field(default=True, description="After fine-tuning, re-estimate every BatchNormalization "
+                                "layer's moving mean and variance on the training data (forward passes in training "
+                                "mode, no gradient), so inference uses statistics of the fine-tuned weights.")
+    bn_batches: int = Field(default=100, ge=1, le=100_000, description="Training batches (of batch-size rows, drawn "
+                            "without replacement; all the data when it has fewer) for the BatchNorm re-estimation.")
 
     @field_validator("exclude")
     @classmethod
@@ -111,3 +117,5 @@ class KerasArtifact(BaseModel):
                                       "source model's own predictions (mean squared error).")
     bridge_difference: float | None = Field(default=None, description="Largest output difference of the tf_keras "
                                             "rebuild from the source model, relative to the outputs' scale.")
+    batchnorm: BatchNormReport | None = Field(default=None, description="The BatchNorm re-estimation after "
+                                              "fine-tuning (None when turned off).")

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from edgepack.compress import bridge
+from edgepack.compress.batchnorm import BatchNormReport, batchnorm_layers, reestimate
 from edgepack.compress.config import CompressConfig, KerasArtifact
 from edgepack.compress.layers import NO_KERNEL, check_supported, refuse_unsupported, select_layers
 from edgepack.compress.loss import LossChoice, check_targets, choose_loss, last_activation, metric, require_targets
@@ -225,13 +226,45 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
     final = prepared.loaded.model
     with captured_native_output():
         bridge.copy_weights(technique.strip(tfmot, result.model), final)
+    batchnorm = refresh_batchnorm(config, prepared, final, progress, technique.name)
     metrics = _val_metrics(prepared, final)
     _save(final, config.output, prepared.loss, prepared.output)
-    return _artifact(config, technique, prepared, final, plan, result, strategy, facts, metrics)
+    return _artifact(config, technique, prepared, final, plan, result, strategy, facts, metrics, batchnorm)
+
+
+SCORE_TRAIN_ROWS = 2048  # rows of the training data scored around the re-estimation when there is no val data
+
+
+def refresh_batchnorm(config, prepared: _Prepared, model, progress: ProgressSink | None,
+                      title: str) -> BatchNormReport | None:
+    """Re-estimate ``model``'s BatchNorm statistics on the training data (``config.bn_batches`` batches)
+    and score it before and after on the val data (the training rows without it); None when
+    ``config.bn_reestimate`` is off."""
+    if not config.bn_reestimate:
+        return None
+    if not batchnorm_layers(model):
+        return BatchNormReport(layers=0, batches=0, rows=0)
+    on = "val" if prepared.val is not None else "train"
+    x, y = (prepared.val.x, prepared.y_val) if on == "val" else \
+        (prepared.train.x[:SCORE_TRAIN_ROWS], prepared.y_train[:SCORE_TRAIN_ROWS])
+
+    def score() -> tuple[str, float]:
+        return metric(prepared.loss, bridge.outputs_of(model, x)[prepared.output.index], y)
+
+    with captured_native_output():
+        name, before = score()
+        report = reestimate(model, prepared.train.x, batches=config.bn_batches, batch_size=config.batch_size,
+                            seed=config.seed)
+        _, after = score()
+    report = report.model_copy(update={"metric": name, "scored_on": on, "before": before, "after": after})
+    if progress is not None:
+        progress.note(f"{title}: BatchNorm statistics re-estimated in {report.layers} layer(s) on {report.rows} "
+                      f"training rows; {name} on {on} {before:.4g} -> {after:.4g}")
+    return report
 
 
 def _artifact(config, technique, prepared: _Prepared, final, plan: Plan, result, strategy, facts: dict,
-              metrics: dict | None) -> KerasArtifact:
+              metrics: dict | None, batchnorm: BatchNormReport | None) -> KerasArtifact:
     """Write the sidecar beside the output and describe the output."""
     layers = layer_reports(final, prepared.chosen, prepared.skipped, technique.flag)
     skipped = {name: reason for name, reason in prepared.skipped.items() if reason != NO_KERNEL}
@@ -245,6 +278,7 @@ def _artifact(config, technique, prepared: _Prepared, final, plan: Plan, result,
         "source_sha256": prepared.source_sha, "output_sha256": output_sha,
         "loss": prepared.loss.model_dump(mode="json"), **outputs, "skipped": skipped,
         "bridge_difference": prepared.bridge_difference, "layers": layers, "metrics": metrics,
+        "batchnorm": None if batchnorm is None else batchnorm.model_dump(mode="json"),
     })
     return KerasArtifact(step=technique.name, path=config.output, flavor=bridge.flavor_of(final),
                          size_bytes=config.output.stat().st_size, sha256=output_sha, source=config.model,
@@ -253,7 +287,7 @@ def _artifact(config, technique, prepared: _Prepared, final, plan: Plan, result,
                          epochs=config.epochs, steps=plan.total_steps, final_loss=result.final_loss,
                          distribute=config.distribute, replicas=replicas(strategy), seconds=round(result.seconds, 3),
                          allocation=facts.get("allocation"), skipped=skipped,
-                         bridge_difference=prepared.bridge_difference, **outputs)
+                         bridge_difference=prepared.bridge_difference, batchnorm=batchnorm, **outputs)
 
 
 def _tfmot():

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgepack.compress import bridge
-from edgepack.compress.pipeline import Technique, _prepare
-from edgepack.compress.training import Plan, fine_tune, make_strategy, training_targets
+from edgepack.compress.pipeline import Technique, _prepare, refresh_batchnorm
+from edgepack.compress.training import Plan, fine_tune, make_strategy, scope, training_targets
 from edgepack.errors import ModelError
 from edgepack.util.tf import captured_native_output, import_tf
 
@@ -108,8 +108,11 @@ def train_and_convert(config, progress=None) -> tuple[bytes, dict]:
     result = fine_tune(_build(tfmot, prepared, preserve, equalized), strategy=strategy, loss=prepared.loss, x=prepared.train.x,
                        y=targets, plan=plan, learning_rate=config.learning_rate, callbacks=[],
                        progress=progress, title="qat", seed=config.seed, loss_fn=loss_fn)
+    with scope(strategy):  # tfmot keeps BatchNormalization (wrapped) in the QAT model; the converter folds it
+        batchnorm = refresh_batchnorm(config, prepared, result.model, progress, "qat")
     flatbuffer = _convert(tf, result.model, config.io.value, bool(config.static_batch), prepared.loaded.input_shape)
     facts = {"preserve": preserve, "equalized": None if equalized is None else [p.model_dump() for p in equalized],
              "train_samples": len(prepared.train), "steps": plan.total_steps,
-             "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "source_sha256": prepared.source_sha}
+             "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "source_sha256": prepared.source_sha,
+             "batchnorm": batchnorm}
     return flatbuffer, facts

@@ -47,19 +47,31 @@ class RunOptions(BaseModel):
 
 def make_context(loaded: LoadedRecipe, work: Path, *, trust_model: bool = False, trust_code: bool = False,
                  estimate: bool = False, say: Say = lambda message: None, training_progress: Any = None,
-                 cache_dir: Path | None = None) -> StepContext:
-    """The context a recipe's steps share: its data, device, scorer, work folder and cache."""
+                 cache_dir: Path | None = None, scorer: Scorer | None = None) -> StepContext:
+    """The context a recipe's steps share: its data, device, scorer, work folder and cache. ``scorer``
+    shares scores between contexts (the trials of a study score each distinct model once)."""
+    data = loaded.recipe.data
+    train, val = _data_specs(loaded, trust_code)
+    return StepContext(work=work, setting=loaded.setting, train=train, val=val, trust_model=trust_model,
+                       estimate=estimate, device_ref=loaded.device_ref, say=say, training_progress=training_progress,
+                       cache=ArtifactCache(cache_dir or work / "cache"),
+                       scorer=scorer or Scorer(val, loaded.recipe.metric, trust_model=trust_model, output=data.output))
+
+
+def _data_specs(loaded: LoadedRecipe, trust_code: bool):
     from edgepack.loading.data import DataSpec
 
     data = loaded.recipe.data
     keys = dict(x_key=data.x_key, y_key=data.y_key, trust_code=trust_code, output=data.output,
                 preprocess=data.preprocess)
-    val = DataSpec(source=data.val, **keys) if data.val else None
-    return StepContext(work=work, setting=loaded.setting, train=DataSpec(source=data.train, **keys) if data.train
-                       else None, val=val, trust_model=trust_model, estimate=estimate, device_ref=loaded.device_ref,
-                       say=say, training_progress=training_progress,
-                       cache=ArtifactCache(cache_dir or work / "cache"),
-                       scorer=Scorer(val, loaded.recipe.metric, trust_model=trust_model, output=data.output))
+    return (DataSpec(source=data.train, **keys) if data.train else None,
+            DataSpec(source=data.val, **keys) if data.val else None)
+
+
+def make_scorer(loaded: LoadedRecipe, *, trust_model: bool = False, trust_code: bool = False) -> Scorer:
+    """The recipe's scorer on its val data (None val: scores are None)."""
+    _, val = _data_specs(loaded, trust_code)
+    return Scorer(val, loaded.recipe.metric, trust_model=trust_model, output=loaded.recipe.data.output)
 
 
 def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lambda message: None,

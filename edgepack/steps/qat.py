@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from edgepack.compress.batchnorm import BatchNormReport
 from edgepack.compress.config import FineTuneInputs, TrainingParams
 from edgepack.modes import IOType
 from edgepack.steps._compress import produce
@@ -66,6 +67,7 @@ class QatArtifact(BaseModel):
     seconds: float
     config_path: Path
     metrics: dict | None = None
+    batchnorm: BatchNormReport | None = None
 
 
 def qat(config: QatConfig, *, progress=None) -> QatArtifact:
@@ -79,13 +81,15 @@ def qat(config: QatConfig, *, progress=None) -> QatArtifact:
     metrics = _val_metrics(config, flatbuffer) if config.val is not None else None
     write_bytes_atomic(config.output, flatbuffer)
     sha = sha256_file(config.output)
+    batchnorm = facts.pop("batchnorm")
     sidecar = write_sidecar(config.output, {"step": "qat", "config": config.model_dump(mode="json"), **facts,
+                                            "batchnorm": None if batchnorm is None else batchnorm.model_dump(mode="json"),
                                             "output_sha256": sha, "metrics": metrics})
     return QatArtifact(path=config.output, size_bytes=len(flatbuffer), sha256=sha, io=config.io,
                        preserve=facts["preserve"], equalized=facts["equalized"], source=config.model,
                        source_sha256=facts["source_sha256"],
                        train_samples=facts["train_samples"], steps=facts["steps"], final_loss=facts["final_loss"],
-                       seconds=facts["seconds"], config_path=sidecar, metrics=metrics)
+                       seconds=facts["seconds"], config_path=sidecar, metrics=metrics, batchnorm=batchnorm)
 
 
 def _val_metrics(config: QatConfig, flatbuffer: bytes) -> dict:

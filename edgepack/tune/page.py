@@ -238,7 +238,9 @@ def _summary_html(result: TuneResult, gates: dict[str, float | None]) -> str:
                "max_latency_ms": ("latency", "ms")}
     gate_text = "; ".join(f"{wording[k][0]} ≤ {v:g} {wording[k][1]}" for k, v in gates.items()
                           if v is not None and k in wording) or "none"
+    stopped = {"trials": "its trial count", "timeout": "its time limit"}.get(result.stopped_by or "", "-")
     parts = [f'<p id="summary">{escape(line)}</p>',
+             f'<p id="limits">This run: {escape(result.stop.describe())}; ended by {escape(stopped)}.</p>',
              f'<p id="objectives">Objectives (minimised): {escape(", ".join(result.objectives))}. '
              f'Gates: {escape(gate_text)}.</p>']
     if result.tuned_recipe or result.bundle:

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Callable, Protocol
 
+from edgepack.tune.limits import StopRule
 from edgepack.tune.space import TuneSection
 from edgepack.tune.trials import TrialSummary, best_trial
 
@@ -15,7 +16,7 @@ Say = Callable[[str], None]
 class TuneProgress(Protocol):
     """What ``tune_recipe`` reports to while the study runs."""
 
-    def begin(self, study: str, earlier: int, trials: int, timeout: float | None, space: TuneSection) -> None: ...
+    def begin(self, study: str, earlier: int, stop: StopRule, space: TuneSection) -> None: ...
 
     def trial(self, row: TrialSummary) -> None: ...
 
@@ -38,7 +39,7 @@ class TrialLines:
     def __init__(self, say: Say):
         self.say = say
 
-    def begin(self, study: str, earlier: int, trials: int, timeout: float | None, space: TuneSection) -> None:
+    def begin(self, study: str, earlier: int, stop: StopRule, space: TuneSection) -> None:
         return None
 
     def trial(self, row: TrialSummary) -> None:
@@ -59,12 +60,12 @@ class LiveTable:
 
         self.console = Console(file=stream or sys.stderr, highlight=False, force_terminal=terminal)
         self.space, self.rows, self.live = TuneSection(), [], None
-        self.study, self.earlier, self.trials, self.timeout, self.started = "", 0, 0, None, time.monotonic()
+        self.study, self.earlier, self.stop, self.started = "", 0, StopRule(trials=0), time.monotonic()
 
-    def begin(self, study: str, earlier: int, trials: int, timeout: float | None, space: TuneSection) -> None:
+    def begin(self, study: str, earlier: int, stop: StopRule, space: TuneSection) -> None:
         from rich.live import Live
 
-        self.study, self.earlier, self.trials, self.timeout, self.space = study, earlier, trials, timeout, space
+        self.study, self.earlier, self.stop, self.space = study, earlier, stop, space
         self.started = time.monotonic()
         self.live = Live(get_renderable=self._table, console=self.console, refresh_per_second=1, transient=False)
         self.live.start()
@@ -80,9 +81,9 @@ class LiveTable:
             self.live = None
 
     def _time_left(self, elapsed: float) -> str:
-        left = self.trials - len(self.rows)
-        by_trials = elapsed / len(self.rows) * left if self.rows else None
-        by_timeout = None if self.timeout is None else max(0.0, self.timeout - elapsed)
+        trials, timeout = self.stop.trials, self.stop.timeout
+        by_trials = elapsed / len(self.rows) * (trials - len(self.rows)) if self.rows and trials is not None else None
+        by_timeout = None if timeout is None else max(0.0, timeout - elapsed)
         known = [t for t in (by_trials, by_timeout) if t is not None]
         return f"~{min(known):.0f} s" if known else "-"
 
@@ -91,8 +92,9 @@ class LiveTable:
 
         elapsed = time.monotonic() - self.started
         best = best_trial(self.rows, self.space)
-        title = (f"study {self.study}: {len(self.rows)} of {self.trials} trials done ({self.earlier} earlier), "
-                 f"{elapsed:.0f} s, time left {self._time_left(elapsed)}; best so far: "
+        done = f"{len(self.rows)} of {self.stop.trials}" if self.stop.trials is not None else f"{len(self.rows)}"
+        title = (f"study {self.study}: {done} trials done ({self.earlier} earlier), {elapsed:.0f} s, time left "
+                 f"{self._time_left(elapsed)}; limit: {self.stop.describe()}; best so far: "
                  + ("none passes yet" if best is None else trial_line(best).split(";")[0]))
         table = Table("trial", "state", "gzip KB", "drop", "latency ms", "gates", "settings", title=title,
                       title_justify="left")

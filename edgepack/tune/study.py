@@ -16,7 +16,7 @@ import random
 import socket
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +25,7 @@ from edgepack.errors import GateFailed, RemoteError
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.plan import plan_steps
 from edgepack.recipes.schema import Recipe, entry_name, entry_params
+from edgepack.tune.limits import DEFAULT_TRIALS, StopRule
 from edgepack.tune.progress import TrialLines, TuneProgress
 from edgepack.tune.space import TuneSection
 from edgepack.tune.trials import TrialSummary, best_trial, summary_of
@@ -35,18 +36,24 @@ EARLY_MARGIN = 3.0  # points beyond the accuracy gate at which a trial stops bef
 
 
 class TuneOptions(BaseModel):
-    """The command line's view of a study."""
+    """The command line's view of a study. ``--timeout`` alone searches until the time is up;
+    ``--trials`` alone stops after that many trials; both: whichever comes first; neither: 20 trials."""
 
     model_config = ConfigDict(extra="forbid")
 
     recipe: Path
-    trials: int = Field(default=20, ge=1, le=100_000)
+    trials: int | None = Field(default=None, ge=1, le=100_000)
     timeout: float | None = Field(default=None, gt=0)
     storage: str | None = None
     study: str | None = None
     output: Path | None = None
     trust_model: bool = False
     trust_code: bool = False
+
+    def stop_rule(self) -> StopRule:
+        """The limits in force, with the default trial count when neither is given."""
+        trials = self.trials if self.trials is not None or self.timeout is not None else DEFAULT_TRIALS
+        return StopRule(trials=trials, timeout=self.timeout)
 
 
 class TuneResult(BaseModel):
@@ -62,6 +69,9 @@ class TuneResult(BaseModel):
     bundle: str | None = None
     page: str | None = None
     seconds: float
+    stop: StopRule = Field(default_factory=StopRule, description="The limits this run of the study had.")
+    stopped_by: Literal["trials", "timeout"] | None = Field(
+        default=None, description="The limit that ended this run: its trial count, or its time.")
 
 
 def _base_params(recipe: Recipe) -> dict[str, dict]:
@@ -187,8 +197,10 @@ def _constraints(loaded: LoadedRecipe, drop: float | None, size_kb: float, laten
     return values or [0.0]
 
 
-def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path) -> list:
-    """One trial: its steps, run with the shared cache; returns the objectives, records the rest."""
+def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path,
+              scorer=None) -> list:
+    """One trial: its steps, run with the shared cache (and ``scorer``, shared by the study's trials so
+    each distinct model is scored once); returns the objectives, records the rest."""
     import tempfile
 
     import optuna
@@ -206,7 +218,7 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
         raise optuna.TrialPruned(problems[0].message)
     with tempfile.TemporaryDirectory(prefix="edgepack-trial-") as work:
         ctx = make_context(loaded, Path(work), trust_model=options.trust_model, trust_code=options.trust_code,
-                           cache_dir=cache)
+                           cache_dir=cache, scorer=scorer)
         source = ModelArtifact.of_file(Path(recipe.model), ModelKind.KERAS, label="float (Keras)")
         source = source.model_copy(update={"metric": ctx.scorer.score(source)})
         entries: list[dict] = []
@@ -247,15 +259,18 @@ def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
     loaded = load_recipe(options.recipe)
     space = loaded.recipe.tune or TuneSection()
     study, storage = _open_study(options, loaded, space)
-    say(f"study {study.study_name} in {_masked(storage)}: {len(study.trials)} trial(s) so far; "
-        f"{options.trials} more, objectives {', '.join(space.objectives)}")
-    _optimize(study, loaded, space, options, progress or TrialLines(say))
+    stop, earlier = options.stop_rule(), len(study.trials)
+    say(f"study {study.study_name} in {_masked(storage)}: {earlier} trial(s) so far; "
+        f"{stop.describe()}; objectives {', '.join(space.objectives)}")
+    _optimize(study, loaded, space, stop, options, progress or TrialLines(say))
     rows = [summary_of(t) for t in study.trials]
     best = best_trial(rows, space)
     pareto = sorted(t.number for t in study.best_trials) if any(r.state == "COMPLETE" for r in rows) else []
+    ran = len(rows) - earlier
     result = TuneResult(study=study.study_name, storage=_masked(storage), objectives=space.objectives, trials=rows,
                         pareto=pareto, best=None if best is None else best.number,
-                        seconds=round(time.perf_counter() - started, 1))
+                        seconds=round(time.perf_counter() - started, 1), stop=stop,
+                        stopped_by="trials" if stop.trials is not None and ran >= stop.trials else "timeout")
     page = _write_page(result, loaded, options)
     if best is None:
         raise _no_trial_passes(result, loaded, page)
@@ -268,15 +283,19 @@ def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
     return result.model_copy(update={"tuned_recipe": str(tuned), "bundle": run.bundle, "page": str(page)})
 
 
-def _optimize(study, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, progress: TuneProgress) -> None:
+def _optimize(study, loaded: LoadedRecipe, space: TuneSection, stop: StopRule, options: TuneOptions,
+              progress: TuneProgress) -> None:
     import optuna
 
+    from edgepack.recipes.execute import make_scorer
+
     cache = loaded.path.resolve().with_suffix(".tune-cache")
+    scorer = make_scorer(loaded, trust_model=options.trust_model, trust_code=options.trust_code)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    progress.begin(study.study_name, len(study.trials), options.trials, options.timeout, space)
+    progress.begin(study.study_name, len(study.trials), stop, space)
     try:
-        study.optimize(lambda trial: run_trial(trial, loaded, space, options, cache), n_trials=options.trials,
-                       timeout=options.timeout, catch=(),
+        study.optimize(lambda trial: run_trial(trial, loaded, space, options, cache, scorer), n_trials=stop.trials,
+                       timeout=stop.timeout, catch=(),
                        callbacks=[lambda _study, frozen: progress.trial(summary_of(frozen))])
     finally:
         progress.end()

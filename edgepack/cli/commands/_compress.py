@@ -49,6 +49,16 @@ def _percent(value) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
+def batchnorm_row(report) -> str:
+    """The BatchNorm re-estimation in one table cell."""
+    shown = _percent if report.metric == "accuracy" else (lambda v: f"{v:.6g}")
+    text = (f"moving statistics of {report.layers} layer(s) re-estimated on {report.rows} training rows; "
+            f"{report.metric} on {report.scored_on} {shown(report.before)} -> {shown(report.after)}")
+    if report.inference_only:
+        text += f"; {report.inference_only} layer(s) the model runs in inference mode left as they were"
+    return text
+
+
 def _render(artifact) -> None:
     from rich.table import Table
 
@@ -68,6 +78,8 @@ def _render(artifact) -> None:
         m = artifact.metrics
         shown = _percent if m["metric"] == "accuracy" else (lambda v: f"{v:.6g}")
         rows.append((f"val {m['metric']}", f"{shown(m['before'])} -> {shown(m['after'])} ({m['samples']} samples)"))
+    if artifact.batchnorm is not None and artifact.batchnorm.layers:
+        rows.append(("batchnorm", batchnorm_row(artifact.batchnorm)))
     rows.append(("config", artifact.config_path))
     out = console()
     out.print(key_value_table(f"{artifact.step.capitalize()}d {artifact.source}", rows))

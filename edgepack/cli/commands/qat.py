@@ -19,6 +19,10 @@ def _render(artifact) -> None:
             ("sha256", artifact.sha256), ("config", artifact.config_path)]
     if artifact.metrics:
         rows.append(("val accuracy", f"{artifact.metrics['tflite'] * 100:.2f}% ({artifact.metrics['samples']} samples)"))
+    if artifact.batchnorm is not None and artifact.batchnorm.layers:
+        from edgepack.cli.commands._compress import batchnorm_row
+
+        rows.append(("batchnorm", batchnorm_row(artifact.batchnorm)))
     console().print(key_value_table(f"Quantization-aware training of {artifact.source}", rows))
 
 

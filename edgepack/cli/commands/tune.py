@@ -22,13 +22,16 @@ def _render(result) -> None:
                       "-" if row.latency_ms is None else f"{row.latency_ms:.3f}", "pass" if row.feasible else "fail", steps)
     out = console()
     out.print(table)
+    out.print(f"limit: {result.stop.describe()}; ended by its {'trial count' if result.stopped_by == 'trials' else 'time'}")
     out.print(f"tuned recipe: {result.tuned_recipe}\nbundle: {result.bundle}\nstudy page: {result.page}")
 
 
 @click.command("tune")
 @click.argument("recipe")
-@click.option("--trials", type=int, default=20, show_default=True, help="Trials to run (in addition to earlier ones).")
-@click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
+@click.option("--trials", type=int, help="Trials to run (in addition to earlier ones); default 20 unless "
+              "--timeout is given. With both, whichever limit comes first.")
+@click.option("--timeout", type=float, help="Stop starting trials after this many seconds; alone, trials are "
+              "unbounded until then.")
 @click.option("--storage", metavar="URL", help="Study database (default sqlite:///RECIPE.tune.db; "
               "postgresql://... lets several machines share one study).")
 @click.option("--study", metavar="NAME", help="Study name (default: the recipe's name).")
