@@ -19,6 +19,7 @@ demo: setup
 
 test: setup
 	bash scripts/test-deps.sh
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: setup

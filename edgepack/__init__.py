@@ -11,10 +11,10 @@ See ``edgepack.api`` for every function, and ``edgepack.errors`` for the excepti
 
 __version__ = "0.1.0"
 
-_API = {"quantize", "prune", "cluster", "evaluate", "profile", "run_recipe", "load_recipe", "load_device", "list_steps",
-        "sensitivity"}
+_API = {"quantize", "prune", "cluster", "qat", "evaluate", "profile", "run_recipe", "load_recipe", "load_device",
+        "list_steps", "sensitivity", "tune", "inspect", "verify"}
 _PARAMS = {"PruneParams": "edgepack.steps.prune", "ClusterParams": "edgepack.steps.cluster",
-           "QuantizeParams": "edgepack.steps.quantize", "EvaluateParams": "edgepack.steps.evaluate",
+           "QuantizeParams": "edgepack.steps.quantize", "QatParams": "edgepack.steps.qat", "EvaluateParams": "edgepack.evaluation.params",
            "ProfileParams": "edgepack.steps.profile", "SensitivityParams": "edgepack.steps.sensitivity"}
 __all__ = sorted(_API | set(_PARAMS) | {"errors", "__version__"})
 

@@ -13,13 +13,32 @@ of ``edgepack.errors``; each carries the exit code the CLI would give (``exc.exi
 
 from __future__ import annotations
 
+import inspect as _inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from edgepack.compress.config import KerasArtifact
 from edgepack.errors import ConfigError
-from edgepack.loading.data import DataSpec
+from edgepack.evaluation.params import EvaluateParams
+from edgepack.latency.params import MeasureParams
+from edgepack.loading.spec import DataSpec
+from edgepack.steps.cluster import ClusterParams
+from edgepack.steps.prune import PruneParams
+from edgepack.steps.qat import QatParams
+from edgepack.steps.quantize import QuantizeParams
+from edgepack.steps.sensitivity import SensitivityParams
+
+if TYPE_CHECKING:
+    from edgepack.bundle.checksums import Verification
+    from edgepack.bundle.result import RunResult
+    from edgepack.evaluation.evaluate import Evaluation
+    from edgepack.latency.config import ProfileResult
+    from edgepack.sensitivity.analysis import Sensitivity
+    from edgepack.steps.qat import QatArtifact
+    from edgepack.steps.quantize import TfliteArtifact
+    from edgepack.tune.result import TuneResult
 
 DataLike = str | Path | DataSpec
 
@@ -41,59 +60,100 @@ def build(model_cls: type[BaseModel], **values) -> Any:
         raise ConfigError(f"{where}: {message}" if where else message) from None
 
 
+def with_params(*params_classes: type[BaseModel]):
+    """Give a function that takes ``**params`` an explicit signature and docstring generated from the
+    fields of ``params_classes``: one keyword argument per field with its default and type, described
+    as the recipe key and the CLI option are. ``help(edgepack.prune)`` then lists every option, and
+    the function still validates what it is given through the same models."""
+
+    def decorate(func):
+        signature = _inspect.signature(func)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        taken = {p.name for p in own}
+        extra, lines = [], []
+        for cls in params_classes:
+            for name, field in cls.model_fields.items():
+                if name in taken:
+                    continue
+                taken.add(name)
+                default = field.get_default(call_default_factory=True)
+                extra.append(_inspect.Parameter(name, _inspect.Parameter.KEYWORD_ONLY, default=default,
+                                                annotation=field.annotation))
+                lines.append(f"    {name} (default {getattr(default, 'value', default)!r}): {field.description or ''}")
+        func.__signature__ = signature.replace(parameters=own + extra)
+        func.__doc__ = (func.__doc__ or "").rstrip() + "\n\n    Parameters (" + ", ".join(
+            c.__name__ for c in params_classes) + "):\n" + "\n".join(lines) + "\n"
+        return func
+
+    return decorate
+
+
+@with_params(QuantizeParams)
 def quantize(model: str | Path, output: str | Path, *, calibration: DataLike | None = None,
-             val: DataLike | None = None, trust_model: bool = False, say=None, **params):
-    """Convert a Keras model to ``output`` (.tflite); ``params`` are QuantizeParams fields
-    (``mode``, ``io``, ``samples``, ``seed``, ``static_batch``, ``float_ops``, ``max_drop``,
-    ``max_float_ops``, ``ranking_samples``) and ``metric``. With ``max_drop``, accuracy control
-    measures the drop on ``val``. Returns a TfliteArtifact (``.mixed`` says which layers stayed float)."""
+             val: DataLike | None = None, metric: str = "accuracy", trust_model: bool = False, say=None,
+             **params) -> TfliteArtifact:
+    """Convert a Keras model to ``output`` (.tflite). With ``max_drop``, accuracy control measures
+    the drop in ``metric`` on ``val``. Returns a TfliteArtifact (``.mixed`` says which layers stayed
+    float or int16x8)."""
     from edgepack.steps.quantize import QuantizeConfig, quantize as run
 
     return run(build(QuantizeConfig, model=model, output=output, calibration=_data(calibration), val=_data(val),
-                     trust_model=trust_model, **params), say=say or (lambda message: None))
+                     metric=metric, trust_model=trust_model, **params), say=say or (lambda message: None))
 
 
+@with_params(PruneParams)
 def prune(model: str | Path, *, data: DataLike, output: str | Path, val: DataLike | None = None,
-          trust_model: bool = False, progress=None, **params):
-    """Prune-aware fine-tuning; ``params`` are PruneParams fields (``sparsity``, ``schedule``,
-    ``structure``, ``epochs``, ``learning_rate``, ``seed``, ...). Returns a KerasArtifact."""
+          trust_model: bool = False, progress=None, **params) -> KerasArtifact:
+    """Prune-aware fine-tuning (tfmot), BatchNorm statistics re-estimated after it; writes ``output``
+    (.keras). Returns a KerasArtifact (per-layer sparsity, the BatchNorm re-estimation)."""
     from edgepack.steps.prune import PruneConfig, prune as run
 
     return run(build(PruneConfig, model=model, data=_data(data), output=output, val=_data(val),
                      trust_model=trust_model, **params), progress=progress)
 
 
+@with_params(ClusterParams)
 def cluster(model: str | Path, *, data: DataLike, output: str | Path, val: DataLike | None = None,
-            trust_model: bool = False, progress=None, **params):
-    """Weight clustering with fine-tuning; ``params`` are ClusterParams fields (``clusters``,
-    ``init``, ``preserve_sparsity``, ``epochs``, ...). Returns a KerasArtifact."""
+            trust_model: bool = False, progress=None, **params) -> KerasArtifact:
+    """Weight clustering with fine-tuning (tfmot); writes ``output`` (.keras). Returns a KerasArtifact."""
     from edgepack.steps.cluster import ClusterConfig, cluster as run
 
     return run(build(ClusterConfig, model=model, data=_data(data), output=output, val=_data(val),
                      trust_model=trust_model, **params), progress=progress)
 
 
-def evaluate(model: str | Path, *, data: DataLike, reference: str | Path | None = None, trust_model: bool = False,
-             **options):
-    """Run a .tflite on ``data`` (and the Keras ``reference``); ``options``: ``metric``, ``max_drop``,
-    ``relative``, ``batch_size``, ``threads``. Returns an Evaluation (``.drop``, ``.passed``)."""
+@with_params(EvaluateParams)
+def evaluate(model: str | Path, *, data: DataLike, reference: str | Path | None = None, metric: str = "accuracy",
+             max_drop: float | None = None, relative: bool = False, output: str | None = None,
+             trust_model: bool = False, **options) -> Evaluation:
+    """Run a .tflite on ``data`` (and the Keras ``reference``) and compute ``metric``; ``max_drop``
+    (a percentage of the reference when ``relative``) sets ``.passed``; ``output`` names the output
+    of a model with several. Returns an Evaluation (``.drop``, ``.passed``)."""
     from edgepack.evaluation.evaluate import EvaluateConfig, evaluate as run
 
-    return run(build(EvaluateConfig, model=model, data=_data(data), reference=reference, trust_model=trust_model,
-                     **options))
+    return run(build(EvaluateConfig, model=model, data=_data(data), reference=reference, metric=metric,
+                     max_drop=max_drop, relative=relative, output=output, trust_model=trust_model, **options))
 
 
-def profile(model: str | Path, *, device: str | None = None, **options):
-    """Latency of a .tflite: measured here, over SSH (``remote=``), or estimated (``estimate=True``).
-    ``options`` are ProfileConfig fields (``runs``, ``threads``, ``min_seconds``, ...). Returns a ProfileResult."""
+@with_params(MeasureParams)
+def profile(model: str | Path, *, device: str | None = None, remote: str | None = None, estimate: bool = False,
+            runtime: str | None = None, op_profile: bool = False, data: DataLike | None = None, samples: int = 16,
+            allow_cpu_fallback: bool = False, **options) -> ProfileResult:
+    """Latency of a .tflite: measured here, over SSH (``remote="user@host"``, or ``"@device"`` for the
+    device profile's connection), or estimated from the device profile (``estimate=True``);
+    ``op_profile`` adds time per operator; ``data`` feeds real rows (``samples`` of them) instead of
+    random ones. Returns a ProfileResult (``.p50``, ``.latency_ms``)."""
     from edgepack.latency import ProfileConfig, profile as run
 
-    return run(build(ProfileConfig, model=model, device=device, **options))
+    return run(build(ProfileConfig, model=model, device=device, remote=remote, estimate=estimate, runtime=runtime,
+                     op_profile=op_profile, data=_data(data), samples=samples, allow_cpu_fallback=allow_cpu_fallback,
+                     **options))
 
 
 def run_recipe(recipe: str | Path, *, model: str | Path | None = None, train: str | None = None,
                val: str | None = None, device: str | None = None, output: str | Path | None = None,
-               estimate: bool = False, trust_model: bool = False, trust_code: bool = False, progress=None):
+               estimate: bool = False, trust_model: bool = False, trust_code: bool = False,
+               progress=None) -> RunResult:
     """Run a recipe (a file, or a name found as ``edgepack.resources`` says) and write its bundle.
 
     Returns the RunResult; a failed gate does not raise here (``result.passed`` is False, the
@@ -106,14 +166,56 @@ def run_recipe(recipe: str | Path, *, model: str | Path | None = None, train: st
     return run(options, progress or (lambda message: None))
 
 
-def sensitivity(model: str | Path, *, data: DataLike, calibration: DataLike | None = None, trust_model: bool = False,
-                **params):
-    """Per-layer sensitivity to int8, pruning and clustering; ``params`` are SensitivityParams fields
-    and ``metric``. Returns a Sensitivity (``.ranking``: the layers, most harmed by int8 first)."""
+@with_params(SensitivityParams)
+def sensitivity(model: str | Path, *, data: DataLike, calibration: DataLike | None = None, metric: str = "accuracy",
+                trust_model: bool = False, **params) -> Sensitivity:
+    """Per-layer sensitivity to int8, pruning and clustering, in ``metric`` on ``data``. Returns a
+    Sensitivity (``.ranking``: the layers, most harmed by int8 first)."""
     from edgepack.steps.sensitivity import SensitivityConfig, sensitivity as run
 
     return run(build(SensitivityConfig, model=model, data=_data(data), calibration=_data(calibration),
-                     trust_model=trust_model, **params))
+                     metric=metric, trust_model=trust_model, **params))
+
+
+@with_params(QatParams)
+def qat(model: str | Path, *, data: DataLike, output: str | Path, val: DataLike | None = None,
+        trust_model: bool = False, progress=None, **params) -> QatArtifact:
+    """Quantization-aware training (tfmot; keeps a pruned model's zeros and a clustered model's
+    centroids as ``preserve`` says), BatchNorm re-estimated, then full-int8 conversion to ``output``
+    (.tflite). Returns a QatArtifact (its accuracy on ``val`` when given)."""
+    from edgepack.steps.qat import QatConfig, qat as run
+
+    return run(build(QatConfig, model=model, data=_data(data), output=output, val=_data(val),
+                     trust_model=trust_model, **params), progress=progress)
+
+
+def tune(recipe: str | Path, *, trials: int | None = None, timeout: float | None = None, storage: str | None = None,
+         study: str | None = None, output: str | Path | None = None, trust_model: bool = False,
+         trust_code: bool = False, say=None) -> TuneResult:
+    """Search the recipe's space (its ``tune:`` section) with Optuna under its gates, write the best
+    trial as a plain recipe and build its bundle. ``timeout`` alone searches until the time is up,
+    ``trials`` alone stops after that many, both: whichever first; neither: 20 trials. ``storage``
+    is a database URL (SQLite beside the recipe by default). Raises GateFailed when no trial passes."""
+    from edgepack.tune.study import TuneOptions, tune_recipe
+
+    options = build(TuneOptions, recipe=recipe, trials=trials, timeout=timeout, storage=storage, study=study,
+                    output=output, trust_model=trust_model, trust_code=trust_code)
+    return tune_recipe(options, say=say or (lambda message: None))
+
+
+def inspect(model: str | Path, *, trust_model: bool = False) -> dict:
+    """Describe a Keras model or a .tflite (the latter without TensorFlow): layers or operators,
+    parameters, MACs, tensor types, quantization, Edge TPU and GPU readiness; ``kind`` says which."""
+    from edgepack.inspect import inspect_model
+
+    return inspect_model(model, trust_model=trust_model)
+
+
+def verify(bundle: str | Path) -> Verification:
+    """Check a bundle's SHA256SUMS and manifest; ``.ok`` and ``.problems`` say what was found."""
+    from edgepack.bundle.checksums import verify_bundle
+
+    return verify_bundle(Path(bundle))
 
 
 def load_recipe(recipe: str | Path, **overrides):

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from edgepack.errors import ModelError, RuntimeUnavailable
-from edgepack.inspect import edgetpu, tflite_model
-from edgepack.inspect.tflite_model import Graph, OpInfo, TensorInfo, inspect_tflite
+from edgepack.inspect import edgetpu, tflite_graph, tflite_model
+from edgepack.inspect.tflite_graph import Graph, OpInfo, TensorInfo
+from edgepack.inspect.tflite_model import inspect_tflite
 
 CNN_OPS = {"CONV_2D": 1, "MAX_POOL_2D": 1, "RESHAPE": 1, "FULLY_CONNECTED": 1, "SOFTMAX": 1}
 
@@ -250,7 +251,7 @@ def test_opcode_is_the_max_of_both_fields(builtin, deprecated, name):
     code = types.SimpleNamespace(builtinCode=getattr(ops, builtin),
                                  deprecatedBuiltinCode=getattr(ops, deprecated), customCode=None)
     names = {v: k for k, v in vars(ops).items() if not k.startswith("_")}
-    assert tflite_model._op_name(schema, code, names) == name
+    assert tflite_graph._op_name(schema, code, names) == name
 
 
 def test_without_the_schema_the_histogram_is_skipped(models, monkeypatch):

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT
 
 NOTEBOOK = """
@@ -67,3 +69,37 @@ def test_import_edgepack_is_light():
     code = "import sys, edgepack; print(sorted(m for m in ('tensorflow', 'keras', 'click', 'numpy') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.parametrize("name, params", [("quantize", "QuantizeParams"), ("prune", "PruneParams"),
+                                          ("cluster", "ClusterParams"), ("qat", "QatParams"),
+                                          ("sensitivity", "SensitivityParams"), ("evaluate", "EvaluateParams")])
+def test_every_params_field_is_a_named_keyword_with_its_default_and_help(name, params):
+    """A notebook user sees each option: in the signature (with the model's default) and in help()."""
+    import inspect as inspect_module
+
+    import edgepack
+
+    function, model = getattr(edgepack, name), getattr(edgepack, params)
+    signature = inspect_module.signature(function)
+    assert not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for field_name, field in model.model_fields.items():
+        assert field_name in signature.parameters, field_name
+        assert signature.parameters[field_name].default == field.get_default(call_default_factory=True)
+        assert f"    {field_name} (default" in function.__doc__
+    assert signature.return_annotation not in (inspect_module.Signature.empty, None)
+
+
+def test_the_api_is_complete_and_rejects_an_unknown_keyword(tmp_path):
+    import edgepack
+    from edgepack.errors import ConfigError
+
+    for name in ("quantize", "prune", "cluster", "qat", "sensitivity", "evaluate", "profile", "inspect", "verify",
+                 "run_recipe", "tune"):
+        assert callable(getattr(edgepack, name)) and getattr(edgepack, name).__doc__, name
+    from edgepack.errors import ModelError
+
+    with pytest.raises(ConfigError, match="sparsty"):
+        edgepack.prune(tmp_path / "m.keras", data="train.npz", output=tmp_path / "o.keras", sparsty=0.5)
+    with pytest.raises(ModelError, match="no SHA256SUMS"):
+        edgepack.verify(tmp_path)

@@ -62,7 +62,7 @@ def test_every_param_is_a_cli_option_with_the_params_default(command, step):
     from edgepack.cli import cli
     from edgepack.steps.base import registry
 
-    options = {p.name: p for p in cli.commands[command].params}
+    options = {p.name: p for p in cli.get_command(None, command).params}
     params = registry()[step].params
     for name, info in params.model_fields.items():
         assert name in options, f"{command} has no option for {name}"

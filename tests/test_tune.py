@@ -8,10 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import ROOT, assert_one_line_error
 
@@ -95,6 +97,9 @@ def test_gates_no_trial_meets_are_exit_7_naming_the_closest_trials(run, digits, 
 
 @pytest.mark.parametrize("extra_tune, fragment", [(", sparsity: [0.9, 0.5]", "low <= high"),
                                                   (", clusters: []", "clusters"),
+                                                  (", space: {prune.sparsity: [0.5, 1.2]}", "less than 1"),
+                                                  (", space: {cluster.clusters: [1, 8]}", "cluster.clusters"),
+                                                  (", space: {prune.epochs: [1, 3]}", "not a searched field"),
                                                   (", steps: [], accuracy_control: [false]", "empty"),
                                                   (", qat: [true], modes: [float16]", "needs int8")])
 def test_an_empty_or_contradictory_search_space_is_exit_2(run, digits, tmp_path, extra_tune, fragment):
@@ -122,9 +127,10 @@ def test_a_trial_orders_its_steps_as_the_search_chose(digits, tmp_path, order, e
 
     recipe = load_recipe(write_recipe(tmp_path, digits, extra_tune=", orders: [prune-cluster, cluster-prune]"))
     space = recipe.recipe.tune
-    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": True, "distill": False, "sparsity": 0.7,
-                                     "allocate": "uniform", "order": order, "clusters": 16,
-                                     "cluster_allocate": "sensitivity", "accuracy_control": False, "qat": False})
+    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": True, "prune.distill": False,
+                                     "cluster.distill": False, "prune.sparsity": 0.7, "prune.allocate": "uniform",
+                                     "order": order, "cluster.clusters": 16, "cluster.allocate": "sensitivity",
+                                     "accuracy_control": False, "qat": False})
     steps = suggest_steps(trial, recipe.recipe, space)
     assert [next(iter(entry)) for entry in steps] == expected
     cluster = next(entry["cluster"] for entry in steps if "cluster" in entry)
@@ -178,3 +184,108 @@ def test_a_timeout_alone_runs_trials_until_the_time_is_up(run, digits, tmp_path)
 
     with sqlite3.connect(tmp_path / "quick.tune.db") as connection:
         assert connection.execute("SELECT count(*) FROM trials").fetchone()[0] == len(study["trials"])
+
+
+RELATIVE_RECIPE = """\
+name: reg
+device: host-cpu
+model: {model}
+metric: mse
+data: {{train: {train}, val: {val}}}
+steps:
+  - quantize: {{mode: dynamic}}
+  - profile: {{where: estimate}}
+gates: {{max_accuracy_drop: {gate}, relative: true}}
+output: {output}
+tune: {{steps: [], modes: [dynamic, float16, int8]}}
+"""
+
+
+def test_tune_and_run_judge_a_relative_gate_alike(run, regression, tmp_path):
+    """One judge: a regression recipe whose gate is relative (percent of the reference MSE) is tuned,
+    and each trial's verdict and drop equal what ``run`` gives for that trial's own recipe."""
+    recipe = tmp_path / "reg.yaml"
+    recipe.write_text(RELATIVE_RECIPE.format(model=regression["model"], train=regression["train"],
+                                             val=regression["val"], output=tmp_path / "dist" / "{name}", gate=2))
+    tuned = run("tune", recipe, "--trials", "6", "-o", tmp_path / "tuned.yaml", "--json")
+    assert tuned.exit_code in (0, 7), tuned.stderr[-2000:]
+    trials = {json.dumps(t["steps"], sort_keys=True): t for t in json.loads(tuned.stdout or "{}").get("trials", [])
+              if t["state"] == "COMPLETE"} if tuned.exit_code == 0 else {}
+    if tuned.exit_code == 7:  # no trial passes: read the study itself
+        import optuna
+
+        from edgepack.tune.trials import summary_of
+
+        study = optuna.load_study(study_name="reg", storage=f"sqlite:///{tmp_path / 'reg.tune.db'}")
+        trials = {json.dumps(r.steps, sort_keys=True): r.model_dump() for r in map(summary_of, study.trials)
+                  if r.state == "COMPLETE"}
+    assert len(trials) >= 2
+    verdicts = set()
+    for index, trial in enumerate(trials.values()):
+        again = tmp_path / f"trial{index}.yaml"
+        data = yaml.safe_load(recipe.read_text())
+        data.pop("tune")
+        data["steps"] = trial["steps"]
+        again.write_text(yaml.safe_dump(data))
+        result = run("run", again, "-o", tmp_path / f"bundle{index}", "--json")
+        assert result.exit_code in (0, 7), result.stderr[-2000:]
+        ran = json.loads(result.stdout)
+        assert ran["passed"] == trial["feasible"], (trial, ran["gates"])
+        assert ran["drop"] == pytest.approx(trial["drop"], rel=1e-9)
+        assert ran["drop_unit"] == "percent of reference"
+        verdicts.add(ran["passed"])
+    assert verdicts == {True, False}, "the gate should separate the trials (pick another threshold)"
+
+
+def test_a_step_declared_in_one_place_is_searched_and_its_domain_overridden(digits, tmp_path):
+    """A step defined here, with one field declaring a search domain, is tunable with no other edit:
+    its field is drawn in its domain, a recipe's tune: space narrows it by key path, and a value the
+    field itself refuses is a one-line error naming the key."""
+    code = textwrap.dedent(f"""
+        import optuna
+        from pydantic import Field
+        from edgepack.params import searched
+        from edgepack.steps.base import ModelKind, Step, StepParams
+
+        class GlowParams(StepParams):
+            strength: float = Field(default=0.5, ge=0, le=1, json_schema_extra=searched(low=0.1, high=0.9))
+
+        class Glow(Step):
+            name = "glow"
+            params = GlowParams
+            consumes = produces = ModelKind.TFLITE
+            measures = True
+
+        from edgepack.recipes.loader import load_recipe
+        from edgepack.tune.study import suggest_steps
+        from edgepack.tune.trials import TrialSummary
+        from edgepack.errors import ConfigError
+
+        path = {str(tmp_path / "glow.yaml")!r}
+        head = ("name: g\\ndevice: host-cpu\\nmodel: {digits['model']}\\ndata: {{train: {digits['train']}, "
+                "val: {digits['val']}}}\\nsteps:\\n  - quantize: {{mode: dynamic}}\\n  - glow: {{}}\\n")
+        open(path, "w").write(head + "tune: {{steps: [], modes: [dynamic, float16]}}\\n")
+        loaded = load_recipe(path)
+        study = optuna.create_study()
+        drawn = []
+        for _ in range(8):
+            steps = suggest_steps(study.ask(), loaded.recipe, loaded.recipe.tune)
+            drawn.append(next(e["glow"]["strength"] for e in steps if "glow" in e))
+        assert all(0.1 <= v <= 0.9 for v in drawn) and len(set(drawn)) > 1, drawn
+        assert "glow" in TrialSummary(number=0, state="COMPLETE", steps=steps).settings()
+        open(path, "w").write(head + "tune: {{steps: [], modes: [dynamic, float16], space: {{glow.strength: [0.2, 0.3]}}}}\\n")
+        loaded = load_recipe(path)
+        steps = suggest_steps(optuna.create_study().ask(), loaded.recipe, loaded.recipe.tune)
+        assert 0.2 <= next(e["glow"]["strength"] for e in steps if "glow" in e) <= 0.3
+        open(path, "w").write(head + "tune: {{steps: [], modes: [dynamic, float16], space: {{glow.strength: [0.2, 3]}}}}\\n")
+        try:
+            load_recipe(path)
+        except ConfigError as exc:
+            assert "glow.strength" in str(exc) and "less than or equal to 1" in str(exc), str(exc)
+        else:
+            raise AssertionError("a strength of 3 was accepted")
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]

@@ -8,7 +8,7 @@ import re
 
 from edgepack.tune.limits import StopRule
 from edgepack.tune.progress import LiveTable, TrialLines, trial_line
-from edgepack.tune.space import TuneSection
+from edgepack.recipes.tune_section import TuneSection
 from edgepack.tune.trials import TrialSummary, best_trial
 
 PASSING = TrialSummary(number=0, state="COMPLETE", size_kb=5.2, drop=0.4, feasible=True,

@@ -13,7 +13,7 @@ import yaml
 from edgepack.bundle.checksums import write_sha256sums
 from edgepack.bundle.manifest import Manifest
 from edgepack.errors import OutputError
-from edgepack.recipes.result import RunResult
+from edgepack.bundle.result import RunResult
 from edgepack.report.render import write_reports
 
 MODEL_FILE = "model.tflite"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from edgepack.latency.config import ProfileResult
-from edgepack.recipes.result import GateVerdict, RunResult
+from edgepack.bundle.result import GateVerdict, RunResult
 from edgepack.steps.artifacts import ModelArtifact
 
 

@@ -27,7 +27,41 @@ def _fail(message: str, code: int) -> None:
 
 
 class EdgepackGroup(click.Group):
-    """A Click group whose ``main`` maps every failure to the contract's exit codes."""
+    """A Click group whose ``main`` maps every failure to the contract's exit codes, and whose
+    commands load on first use (``edgepack.cli.index`` says which module holds each)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        from edgepack.cli.index import command_index
+
+        return sorted(set(command_index()) | set(self.commands))
+
+    def get_command(self, ctx, name: str):
+        if name not in self.commands:
+            from edgepack.cli.index import command_index
+
+            entry = command_index().get(name)
+            if entry is None:
+                return None
+            import importlib
+
+            for command in getattr(importlib.import_module(entry.module), "COMMANDS", []):
+                self.add_command(command)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """The command list of ``--help``, from the index (no command module is imported)."""
+        from edgepack.cli.index import command_index
+
+        limit = formatter.width - 6 - max((len(name) for name in command_index()), default=0)
+        rows = [(entry.name, click.utils.make_default_short_help(entry.short_help, limit))
+                for entry in command_index().values()]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def all_commands(self, ctx=None) -> dict:
+        """Every command, loaded (for tests and documentation that walk them all)."""
+        return {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         debug = "--debug" in (sys.argv[1:] if args is None else list(args))

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from edgepack.cli.params import flag_names
 from edgepack.errors import ConfigError
-from edgepack.loading.data import DataSpec
+from edgepack.loading.spec import DataSpec
 
 
 def json_option(func):

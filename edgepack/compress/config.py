@@ -12,8 +12,8 @@ from edgepack.compress.batchnorm import BatchNormReport
 from edgepack.compress.layers import Unsupported
 from edgepack.compress.loss import LossChoice
 from edgepack.compress.training import Distribute
-from edgepack.loading.data import DataSpec
-from edgepack.steps.base import StepParams
+from edgepack.loading.spec import DataSpec
+from edgepack.params import StepParams, searched
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -29,7 +29,7 @@ class TrainingParams(StepParams):
     distribute: Distribute = Field(default=Distribute.NONE, description="tf.distribute strategy for fine-tuning.")
     seed: int = Field(default=0, ge=0, description="Random seed (training order, initialisation).")
     distill: bool = Field(default=False, description="Also learn the original model's soft outputs (computed once "
-                          "before training).")
+                          "before training).", json_schema_extra=searched(choices=[False, True]))
     temperature: float = Field(default=3.0, gt=0, le=100, description="Distillation: softening of the outputs.")
     alpha: float = Field(default=0.5, ge=0, le=1, description="Distillation: weight of the labels' loss (the "
                          "original model's outputs get 1 - alpha).")

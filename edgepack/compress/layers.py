@@ -5,21 +5,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from edgepack.compress.bridge import find_layer, is_model, leaf_layers
 from edgepack.errors import ModelError
-
-# Built-in Keras layers whose rebuild in tf_keras is tested in test_compress_bridge.py. Other built-in
-# layers go through the bridge too; its output check (the rebuild computes what the model computes)
-# decides for them.
-SUPPORTED = frozenset({
-    "InputLayer", "Conv1D", "Conv2D", "DepthwiseConv2D", "Dense", "BatchNormalization",
-    "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
-    "Add", "Concatenate", "ReLU", "Activation", "Softmax", "Dropout", "Flatten", "Reshape",
-    "ZeroPadding1D", "ZeroPadding2D",
-    # MobileNetV3 / EfficientNet-style models: preprocessing, squeeze-excite, separable and transposed convs.
-    "Rescaling", "Normalization", "Multiply", "Subtract", "LeakyReLU", "SeparableConv2D", "Conv2DTranspose",
-    "UpSampling2D", "Cropping2D",
-})
 
 # Layers whose ``kernel`` tfmot 0.8.1 prunes and clusters.
 KERNEL_LAYERS = frozenset({"Conv1D", "Conv2D", "Dense", "SeparableConv2D", "Conv2DTranspose"})
@@ -44,8 +31,6 @@ def is_builtin(layer) -> bool:
 
 def _every_layer(model, prefix: str = ""):
     """Every layer of ``model`` and of the models nested in it, with where it sits (``outer/inner``)."""
-    from edgepack.compress.bridge import is_model
-
     for layer in model.layers:
         yield f"{prefix}{layer.name}", layer
         if is_model(layer) and is_builtin(layer):
@@ -99,8 +84,6 @@ def select_layers(model, exclude: str | None, eligible) -> tuple[list[str], dict
     Layers are named as in the flattened model (``bridge.leaf_layers``: nested models' layers too).
     ``eligible(layer)`` returns None when the step can compress the layer, else the reason it cannot.
     """
-    from edgepack.compress.bridge import leaf_layers
-
     pattern = re.compile(exclude) if exclude else None
     chosen, skipped = [], {}
     for name, layer in leaf_layers(model):
@@ -131,8 +114,6 @@ def refuse_unsupported(model, skipped: dict[str, str], done: str, path) -> None:
     names = unsupported_layers(skipped)
     if not names:
         return
-    from edgepack.compress.bridge import find_layer
-
     first = names[0]
     others = f" ({len(names)} such layers: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
     raise ModelError(f"{path}: layer '{first}' ({layer_class(find_layer(model, first))}) cannot be {done}: "

@@ -30,6 +30,10 @@ class Accelerator(str, Enum):
     NPU = "npu"
 
 
+# Accelerators that need static shapes: a dynamic batch adds int32 SHAPE/PACK ops that the Edge TPU
+# rejects and the GPU delegate leaves on the CPU (measured on the digits CNN: 3 of 10 ops delegated).
+STATIC_BATCH_ACCELERATORS = frozenset({"edgetpu", "gpu", "npu"})
+
 Mode = QuantMode  # a quantization mode, as ``edgepack quantize --mode`` names it
 
 

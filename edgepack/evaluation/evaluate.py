@@ -15,8 +15,9 @@ from edgepack.evaluation.metrics import Metric, MetricAccumulator, drop
 from edgepack.loading.data import DataSpec, fit_to_inputs, load_data
 from edgepack.loading.inputs import model_inputs, predict_rows
 from edgepack.loading.preprocess import Preprocess
-from edgepack.runtime.predict import OutputChoice, TflitePredictor
-from edgepack.steps.evaluate import EvaluateParams
+from edgepack.loading.outputs import OutputChoice
+from edgepack.runtime.predict import TflitePredictor
+from edgepack.evaluation.params import EvaluateParams
 from edgepack.util.types import FiniteNonNegative
 
 
@@ -27,7 +28,7 @@ run fewer per invoke (a batch-1 model), but reading and Python overhead are paid
 
 class EvaluateConfig(EvaluateParams):
     """Everything ``evaluate`` needs; checked before any model runs (batch size and threads are the
-    evaluate step's params, ``edgepack.steps.evaluate``)."""
+    evaluate step's params, ``edgepack.evaluation.params``)."""
 
     model: Path
     data: DataSpec

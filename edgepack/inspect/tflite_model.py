@@ -7,9 +7,7 @@ flatbuffer verifier only runs on ``model_content``), before the schema reader wa
 from __future__ import annotations
 
 import gzip
-import importlib
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,116 +15,9 @@ import numpy as np
 from edgepack.errors import ModelError
 from edgepack.inspect.edgetpu import edgetpu_readiness, not_checked
 from edgepack.inspect.gpu import gpu_readiness
+from edgepack.inspect.tflite_graph import (FLOAT_DTYPES, INTEGER_DTYPES, Graph, as_ints, as_text, op_type,
+                                          parse_graph, schema_module)
 from edgepack.runtime.interpreter import CORRUPT_HINT, make_interpreter, read_model_bytes
-
-INTEGER_DTYPES = {"int8", "uint8", "int16", "int32", "int64", "bool",
-                  "int4", "uint16", "uint32", "uint64"}
-FLOAT_DTYPES = {"float16", "float32", "float64", "bfloat16"}
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """One tensor of the main subgraph, as the schema describes it."""
-
-    index: int
-    name: str
-    dtype: str
-    shape: list
-    shape_signature: list
-    is_constant: bool
-
-
-@dataclass(frozen=True)
-class OpInfo:
-    """One operator of the main subgraph; ``index`` is its position in execution order."""
-
-    index: int
-    name: str
-    inputs: tuple
-    outputs: tuple
-
-
-@dataclass(frozen=True)
-class Graph:
-    """The main subgraph: tensors, operators in execution order, graph input/output indices."""
-
-    tensors: list
-    operators: list
-    inputs: list
-    outputs: list
-
-    def op_tensors(self, op: OpInfo) -> list:
-        """The tensors ``op`` reads or writes (optional inputs, index -1, left out)."""
-        return [self.tensors[i] for i in (*op.inputs, *op.outputs) if i >= 0]
-
-    def used_tensors(self) -> list:
-        """Every tensor an operator reads or writes, plus the graph inputs and outputs, once each."""
-        seen = {i for op in self.operators for i in (*op.inputs, *op.outputs) if i >= 0}
-        seen.update(self.inputs, self.outputs)
-        return [self.tensors[i] for i in sorted(seen)]
-
-
-def schema_module():
-    """The LiteRT flatbuffer schema module, or None where only tflite-runtime is installed."""
-    try:
-        return importlib.import_module("ai_edge_litert.schema_py_generated")
-    except ImportError:
-        return None
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _ints(values) -> list:
-    return [] if values is None else [int(v) for v in values]
-
-
-def _names(enum_cls) -> dict:
-    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_")}
-
-
-def _is_constant(model, tensor) -> bool:
-    if tensor.buffer <= 0 or tensor.buffer >= len(model.buffers or []):
-        return False
-    buffer = model.buffers[tensor.buffer]
-    return (buffer.data is not None and len(buffer.data) > 0) or buffer.offset > 1
-
-
-def _op_name(schema, code, op_names: dict) -> str:
-    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        return f"CUSTOM:{_text(code.customCode)}"
-    return op_names.get(builtin, f"UNKNOWN_{builtin}")
-
-
-def _graph(schema, model) -> Graph:
-    sub = model.subgraphs[0]
-    dtypes, op_names = _names(schema.TensorType), _names(schema.BuiltinOperator)
-    tensors = []
-    for index, t in enumerate(sub.tensors or []):
-        shape = _ints(t.shape)
-        tensors.append(TensorInfo(index, _text(t.name), dtypes.get(t.type, f"type{t.type}").lower(),
-                                  shape, _ints(t.shapeSignature) or shape, _is_constant(model, t)))
-    codes = model.operatorCodes or []
-    operators = [OpInfo(i, _op_name(schema, codes[op.opcodeIndex], op_names),
-                        tuple(_ints(op.inputs)), tuple(_ints(op.outputs)))
-                 for i, op in enumerate(sub.operators or [])]
-    return Graph(tensors, operators, _ints(sub.inputs), _ints(sub.outputs))
-
-
-def parse_graph(schema, data: bytes, path: Path):
-    """Unpack the verified flatbuffer: ``(model object, main Graph)``."""
-    try:
-        model = schema.ModelT.InitFromPackedBuf(data, 0)
-        if not model.subgraphs:
-            raise ValueError("no subgraphs")
-        return model, _graph(schema, model)
-    except Exception as exc:  # the verifier passed, so this is a schema the reader cannot follow
-        raise ModelError(f"{path} could not be read as a TFLite model: {exc}", hint=CORRUPT_HINT) from None
-
 
 def _histogram(values) -> dict:
     counts: dict = {}
@@ -140,8 +31,8 @@ def _io_details(details: list) -> list:
     for d in details:
         scale, zero_point = d.get("quantization", (0.0, 0))
         quantized = bool(scale)
-        rows.append({"name": d["name"], "shape": _ints(d["shape"]),
-                     "shape_signature": _ints(d.get("shape_signature", d["shape"])),
+        rows.append({"name": d["name"], "shape": as_ints(d["shape"]),
+                     "shape_signature": as_ints(d.get("shape_signature", d["shape"])),
                      "dtype": np.dtype(d["dtype"]).name,
                      "scale": float(scale) if quantized else None,
                      "zero_point": int(zero_point) if quantized else None})
@@ -173,7 +64,7 @@ def quantization_scheme(graph: Graph) -> str:
 
 def _min_runtime_version(model) -> str | None:
     for entry in model.metadata or []:
-        if _text(entry.name) == "min_runtime_version" and 0 < entry.buffer < len(model.buffers or []):
+        if as_text(entry.name) == "min_runtime_version" and 0 < entry.buffer < len(model.buffers or []):
             raw = model.buffers[entry.buffer].data
             return bytes(raw).split(b"\0")[0].decode("ascii", "replace") if raw is not None else None
     return None
@@ -184,7 +75,7 @@ def _schema_fields(model, graph: Graph) -> dict:
     floats = [t for t in used if t.dtype in FLOAT_DTYPES]
     return {
         "schema_version": int(model.version),
-        "description": _text(model.description),
+        "description": as_text(model.description),
         "min_runtime_version": _min_runtime_version(model),
         "subgraphs": len(model.subgraphs),
         "operator_count": len(graph.operators),
@@ -199,25 +90,6 @@ def _schema_fields(model, graph: Graph) -> dict:
         "ops": [{"index": op.index, "op": op.name, "type": op_type(op, graph),
                  "outputs": [graph.tensors[i].name for i in op.outputs if i >= 0]} for op in graph.operators],
     }
-
-
-def op_type(op: OpInfo, graph: Graph) -> str:
-    """How an operator computes: int8, int16 (int16x8), float32, float16 (float16 weights expanded),
-    hybrid (int8 weights, float math), or int32/int64/bool for shape arithmetic, from the dtypes of its
-    output and constant inputs."""
-    outputs = [graph.tensors[i].dtype for i in op.outputs if i >= 0]
-    constants = [graph.tensors[i].dtype for i in op.inputs if i >= 0 and graph.tensors[i].is_constant]
-    if any(d in ("int8", "uint8") for d in outputs):
-        return "int8"
-    if "int16" in outputs:
-        return "int16"
-    if outputs and all(d in ("int32", "int64", "bool") for d in outputs):
-        return outputs[0]  # shape arithmetic (SHAPE, STRIDED_SLICE, PACK): neither float nor quantized
-    if "int8" in constants:
-        return "hybrid"
-    if "float16" in constants or "float16" in outputs:
-        return "float16"
-    return "float32"
 
 
 def _interpreter_fields(interpreter) -> dict:

@@ -1,9 +1,17 @@
 """Profiling .tflite models: measured here or on a device over SSH, or estimated from a device profile.
 
-``profile(ProfileConfig(model=..., device=..., estimate=...)) -> ProfileResult``.
+``profile(ProfileConfig(model=..., device=..., estimate=...)) -> ProfileResult``. The names load on
+first use, so importing ``edgepack.latency.params`` (the CLI does, for its options) stays light.
 """
 
-from edgepack.latency.config import OpProfile, ProfileConfig, ProfileResult
-from edgepack.latency.measure import profile
+_NAMES = {"OpProfile": "edgepack.latency.config", "ProfileConfig": "edgepack.latency.config",
+          "ProfileResult": "edgepack.latency.config", "profile": "edgepack.latency.measure"}
+__all__ = sorted(_NAMES)
 
-__all__ = ["OpProfile", "ProfileConfig", "ProfileResult", "profile"]
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        import importlib
+
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'edgepack.latency' has no attribute {name!r}")

@@ -9,15 +9,15 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from edgepack import __version__
-from edgepack.loading.data import DataSpec
-from edgepack.steps.profile import MeasureParams
+from edgepack.loading.spec import DataSpec
+from edgepack.latency.params import MeasureParams
 
 LATENCY_KEYS = ("count", "mean", "std", "min", "p50", "p90", "p99", "max")
 
 
 class ProfileConfig(MeasureParams):
     """Everything ``profile`` needs; checked before anything runs. The measuring fields (runs,
-    warm-up, times, threads, timeout) are the profile step's (``edgepack.steps.profile``).
+    warm-up, times, threads, timeout) are the profile step's too (``edgepack.latency.params``).
 
     ``device`` is a profile name from ``devices/`` or a path (None: this machine, no profile).
     ``remote`` is ``[user@]host[:port]``, or ``"@device"`` for the device profile's ``connection``.
@@ -101,3 +101,9 @@ class ProfileResult(BaseModel):
     op_profile: OpProfile | None = None
     python: str | None = None
     notes: list[str] = Field(default_factory=list)
+
+    @property
+    def p50(self) -> float | None:
+        """The median latency in milliseconds (measured, or estimated when ``estimated``)."""
+        value = self.latency_ms.get("p50")
+        return None if value is None else float(value)

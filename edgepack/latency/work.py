@@ -56,7 +56,7 @@ class ModelWork:
 
     ops: list
     scheme: str
-    graph: object  # edgepack.inspect.tflite_model.Graph
+    graph: object  # edgepack.inspect.tflite_graph.Graph
 
     @property
     def macs(self) -> int:
@@ -112,7 +112,7 @@ def _macs(name: str, inputs: list, outputs: list) -> int:
 
 
 def op_work(graph, scheme: str) -> list[OpWork]:
-    """The work of every operator of ``graph`` (an ``edgepack.inspect.tflite_model.Graph``)."""
+    """The work of every operator of ``graph`` (an ``edgepack.inspect.tflite_graph.Graph``)."""
     rows = []
     for op in graph.operators:
         inputs = [graph.tensors[i] for i in op.inputs if i >= 0]

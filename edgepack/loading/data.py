@@ -15,19 +15,18 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from edgepack.errors import ConfigError, DataError
+from edgepack.loading.dataset import Dataset, InputSpec, check_targets, fits, shape_error
 from edgepack.loading.archive import READ_ERRORS, ArchiveError, open_checked
 from edgepack.loading.images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, ImageRows, list_images
 from edgepack.loading.npy import DEFLATE_MAX_RATIO, memory_bytes, read_member, read_npy_file
-from edgepack.loading.preprocess import Preprocess
-from edgepack.loading.rows import ArrayRows, Rows
+from edgepack.loading.rows import ArrayRows
+from edgepack.loading.spec import DataSpec
+from edgepack.loading.stream import StreamDataset, load_callable
 
 __all__ = ["DataSpec", "Dataset", "InputSpec", "load_data", "fit_to_input", "fit_to_inputs",
            "IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "DEFLATE_MAX_RATIO"]
@@ -35,101 +34,6 @@ __all__ = ["DataSpec", "Dataset", "InputSpec", "load_data", "fit_to_input", "fit
 CALLABLE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 NPZ_HINT = "save the arrays with numpy.savez(path, x=..., y=...)"
 FORMATS_HINT = "give an .npz file (arrays x and y), an .npy file, a folder of class folders, or module:function"
-
-
-class DataSpec(BaseModel):
-    """Where a data set comes from, as the user gave it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source: str
-    x_key: str = "x"
-    y_key: str = "y"
-    trust_code: bool = False
-    output: str | None = None  # the model output the targets are for: an .npz's y_<output> is read first
-    preprocess: Preprocess | None = None  # applied to the inputs as they are read (image folders: 0-255 RGB)
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One model input: its name (the .tflite signature's, or the Keras Input's), shape (batch first,
-    None where any size goes) and dtype."""
-
-    name: str
-    shape: tuple
-    dtype: str = "float32"
-
-
-class Dataset:
-    """Inputs (one array, or a dict of arrays by input name) and optional targets ``y``, read on
-    demand; ``source`` names where they came from in messages."""
-
-    def __init__(self, x, y: np.ndarray | None = None, source: str = "data", skipped_files: int = 0,
-                 y_key: str | None = None, *, preprocess: Preprocess | None = None):
-        self.names = list(x) if isinstance(x, dict) else None
-        columns = [x[name] for name in self.names] if self.names else [x]
-        labels = [f"input '{name}'" for name in self.names] if self.names else ["inputs"]
-        self._columns: list[Rows] = [c if isinstance(c, Rows) else ArrayRows(np.asarray(c), source, name=label)
-                                     for c, label in zip(columns, labels)]
-        self._y = y
-        self.source, self.skipped_files, self.y_key, self.preprocess = source, skipped_files, y_key, preprocess
-        self._dtypes: list[np.dtype | None] = [None] * len(columns)
-        self._all = None
-
-    @property
-    def y(self) -> np.ndarray | None:
-        return self._y
-
-    @property
-    def has_targets(self) -> bool:
-        return self._y is not None
-
-    def __len__(self) -> int:
-        return len(self._columns[0])
-
-    @property
-    def row_shapes(self) -> list[tuple]:
-        """The shape of one row of each input (without the batch axis)."""
-        return [column.row_shape for column in self._columns]
-
-    @property
-    def x(self):
-        """Every row: an array, or a dict of arrays by input name (read once, then kept)."""
-        if self._all is None:
-            self._all = self._read(None)
-        return self._all
-
-    def _read(self, index: np.ndarray | slice | None):
-        arrays = [self._finish(i, column.everything() if index is None else column.take(index))
-                  for i, column in enumerate(self._columns)]
-        return dict(zip(self.names, arrays)) if self.names else arrays[0]
-
-    def _finish(self, i: int, rows: np.ndarray) -> np.ndarray:
-        if self.preprocess is not None:
-            rows = self.preprocess.apply(rows, self.source)
-        dtype = self._dtypes[i]
-        return rows if dtype is None or rows.dtype == dtype else rows.astype(dtype)
-
-    def sample(self, count: int, seed: int = 0) -> "Dataset":
-        """A deterministic random subset of at most ``count`` rows, read now (only those rows)."""
-        if count >= len(self):
-            return self
-        index = np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False))
-        return Dataset(self._read(index), None if self._y is None else self._y[index], self.source,
-                       self.skipped_files, self.y_key)
-
-    def batches(self, size: int) -> Iterator[tuple]:
-        """``(x, y)`` for consecutive batches of at most ``size`` rows, each read when reached."""
-        for start in range(0, len(self), max(int(size), 1)):
-            part = slice(start, min(start + size, len(self)))
-            yield self._read(part), None if self._y is None else self._y[part]
-
-    def fitted(self, dtypes: list[np.dtype]) -> "Dataset":
-        """The same rows, cast to ``dtypes`` (one per input) as they are read."""
-        copy = Dataset.__new__(type(self))
-        copy.__dict__.update(self.__dict__)
-        copy._dtypes, copy._all = list(dtypes), None
-        return copy
 
 
 def load_data(spec: DataSpec, *, input_shape: tuple | None = None, inputs: list[InputSpec] | None = None) -> Dataset:
@@ -144,8 +48,6 @@ def load_data(spec: DataSpec, *, input_shape: tuple | None = None, inputs: list[
     source = spec.source
     path = Path(source)
     if CALLABLE_SPEC.match(source) and not path.exists():
-        from edgepack.loading.stream import load_callable
-
         shapes = [tuple(i.shape) for i in inputs] if inputs else [input_shape]
         dataset = load_callable(spec, shapes, names, _load_code(spec))
     elif not path.exists():
@@ -272,8 +174,6 @@ def _load_code(spec: DataSpec):
 def _checked(dataset: Dataset) -> Dataset:
     """Refuse data edgepack cannot use: non-numeric, empty, mismatched lengths, NaN or infinities.
     Rows read on demand (memory-mapped arrays, images) are checked for NaN as they are read."""
-    from edgepack.loading.stream import StreamDataset
-
     if isinstance(dataset, StreamDataset):
         return dataset
     for name, column in zip(dataset.names or [None], dataset._columns):
@@ -288,40 +188,13 @@ def _checked(dataset: Dataset) -> Dataset:
     if len(dataset) == 0:
         raise DataError(f"{dataset.source} is empty (0 samples)")
     y_name = f"targets '{dataset.y_key}'" if dataset.y_key else "targets"
-    _check_targets(dataset.y, len(dataset), dataset.source, y_name)
+    check_targets(dataset.y, len(dataset), dataset.source, y_name)
     for column in dataset._columns:
         if isinstance(column, ArrayRows) and column.checked and column.dtype.kind == "f" \
                 and not np.isfinite(column.array).all():
             raise DataError(f"{dataset.source}: {column.name} contain NaN or infinite values",
                             hint="drop or fix those samples")
     return dataset
-
-
-def _check_targets(y: np.ndarray | None, rows: int, source: str, y_name: str) -> None:
-    if y is None:
-        return
-    if y.dtype.kind not in "biuf" or y.ndim == 0:
-        raise DataError(f"{source}: {y_name} have dtype {y.dtype} and shape {y.shape}",
-                        hint="targets must be numeric (class indices, one-hot rows or values), one per sample")
-    if len(y) != rows:
-        raise DataError(f"{source}: {rows} inputs but {len(y)} targets", hint="x and y need the same number of rows")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise DataError(f"{source}: {y_name} contain NaN or infinite values", hint="drop or fix those samples")
-
-
-def _fits(expected_shape: tuple, actual: tuple) -> bool:
-    expected = tuple(None if (d is None or d == -1) else int(d) for d in expected_shape[1:])
-    return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual))
-
-
-def shape_error(source: str, actual: tuple, input_shape: tuple, model_name: str, what: str = "inputs") -> DataError:
-    """The message for rows of shape ``actual`` (batch first) that do not fit ``input_shape``."""
-    expected = tuple(None if (d is None or d == -1) else int(d) for d in input_shape[1:])
-    shown = "(" + ", ".join("N" if d is None else str(d) for d in (None, *expected)) + ")"
-    hint = "reshape the data to the model's input shape"
-    if len(actual) == len(expected) and expected and expected[-1] == 1:
-        hint = "add a channel axis (x[..., None])"
-    return DataError(f"{source}: {what} have shape {tuple(actual)} but {model_name} expects {shown}", hint=hint)
 
 
 def fit_to_input(dataset: Dataset, input_shape: tuple, input_dtype: str, *, model_name: str) -> Dataset:
@@ -332,8 +205,6 @@ def fit_to_input(dataset: Dataset, input_shape: tuple, input_dtype: str, *, mode
 def fit_to_inputs(dataset: Dataset, inputs: list[InputSpec], *, model_name: str) -> Dataset:
     """Check each input's rows against the model input of the same name (shape, batch first) and
     cast them to its dtype as they are read. One input: the data's only array, whatever its name."""
-    from edgepack.loading.stream import StreamDataset
-
     if len(inputs) > 1 and dataset.names is None:
         raise DataError(f"{dataset.source} gives one input array but {model_name} has inputs "
                         f"{', '.join(spec.name for spec in inputs)}", hint="give an .npz with one array per input name")
@@ -346,7 +217,7 @@ def fit_to_inputs(dataset: Dataset, inputs: list[InputSpec], *, model_name: str)
     if isinstance(dataset, StreamDataset):
         return dataset.fitted_to(specs, model_name)
     for name, spec, row_shape in zip(columns, specs, dataset.row_shapes):
-        if not _fits(spec.shape, row_shape):
+        if not fits(spec.shape, row_shape):
             raise shape_error(dataset.source, (len(dataset), *row_shape), spec.shape, model_name,
                               "inputs" if name is None else f"input '{name}'")
     return dataset.fitted([np.dtype(spec.dtype) for spec in specs])

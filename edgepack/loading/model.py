@@ -22,7 +22,7 @@ from edgepack.util.files import sha256_file
 from edgepack.util.tf import captured_native_output, import_tf
 
 if TYPE_CHECKING:
-    from edgepack.runtime.predict import OutputChoice
+    from edgepack.loading.outputs import OutputChoice
 
 
 class ModelFormat(str, Enum):
@@ -264,7 +264,7 @@ class LoadedModel:
 
     def choose_output(self, name: str | None) -> OutputChoice:
         """The output named ``name`` (None: the only one), with its position; ConfigError listing the names."""
-        from edgepack.runtime.predict import OutputChoice
+        from edgepack.loading.outputs import OutputChoice
 
         names = self.output_names
         if name is None and len(names) == 1:

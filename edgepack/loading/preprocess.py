@@ -13,10 +13,14 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from edgepack.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _TF = {"scale": 1 / 127.5, "offset": -1.0}
 _CAFFE = {"bgr": True, "mean": [103.939, 116.779, 123.68]}
@@ -95,6 +99,8 @@ class Preprocess(BaseModel):
 
     def apply(self, x: np.ndarray, source: str) -> np.ndarray:
         """``x`` (rows, ..., channels) transformed, as a new float32 array (one copy, then in place)."""
+        import numpy as np
+
         x = np.array(x[..., ::-1] if self.bgr else x, dtype=np.float32, order="C", copy=True)
         if self.scale != 1.0:
             x *= np.float32(self.scale)
@@ -108,6 +114,8 @@ class Preprocess(BaseModel):
 
     @staticmethod
     def _per_channel(values: list[float], x: np.ndarray, source: str, name: str) -> np.ndarray:
+        import numpy as np
+
         if len(values) not in (1, x.shape[-1]):
             raise DataError(f"{source}: --preprocess {name} has {len(values)} values but the inputs have "
                             f"{x.shape[-1]} channels (last axis)", hint="give one value, or one per channel")

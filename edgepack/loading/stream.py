@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from edgepack.errors import DataError
-from edgepack.loading.data import Dataset, InputSpec, _check_targets, _fits, shape_error
+from edgepack.loading.dataset import Dataset, InputSpec, check_targets, fits, shape_error
 
 
 def load_callable(spec, shapes: list[tuple | None], names: list[str] | None, result) -> Dataset:
@@ -97,12 +97,12 @@ class StreamDataset(Dataset):
                 raise DataError(f"{self.source}: {label} have dtype {rows.dtype} or contain NaN or infinite values",
                                 hint="yield finite numeric arrays")
             spec = specs.get(name)
-            if spec is not None and not _fits(spec.shape, rows.shape[1:]):
+            if spec is not None and not fits(spec.shape, rows.shape[1:]):
                 raise shape_error(self.source, rows.shape, spec.shape, self._model_name, label)
             if self.preprocess is not None:
                 rows = self.preprocess.apply(rows, self.source)
             done[name] = rows if spec is None else rows.astype(spec.dtype, copy=False)
-        _check_targets(y, len(next(iter(done.values()))), self.source, "targets")
+        check_targets(y, len(next(iter(done.values()))), self.source, "targets")
         return (done if self.names else done[None]), y
 
     def batches(self, size: int) -> Iterator[tuple]:

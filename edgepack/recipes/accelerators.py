@@ -4,31 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgepack.recipes.result import GateVerdict
+
+def is_edgetpu(device) -> bool:
+    """True for a device whose accelerator is the Edge TPU (its runs get the ``edgetpu_ready`` gate)."""
+    return device is not None and getattr(device.accelerator, "value", device.accelerator) == "edgetpu"
 
 
-def edgetpu_stage(stage: Path, model: Path, tflite: dict, device) -> tuple[dict | None, list[GateVerdict]]:
-    """For an Edge TPU device: ``(edgetpu section of the result, [readiness gate])``; else ``(None, [])``."""
-    if getattr(device.accelerator, "value", device.accelerator) != "edgetpu":
-        return None, []
+def edgetpu_stage(stage: Path, model: Path, tflite: dict, device) -> dict | None:
+    """For an Edge TPU device, the edgetpu section of the result (prediction, partition point, and
+    the compiler's log where ``edgetpu_compiler`` is installed); else None. The readiness gate is
+    judged with the others (``recipes.gates.judge``)."""
+    if not is_edgetpu(device):
+        return None
     from edgepack.edgetpu.compiler import compare, compile_model, find_compiler
 
     readiness = tflite.get("edgetpu") or {}
     first = readiness.get("first_unsupported")
-    note = "; ".join(readiness.get("reasons", [])[:2]) or None
-    gate = GateVerdict(gate="edgetpu_ready", threshold=1, value=1.0 if readiness.get("ready") else 0.0,
-                       unit="(1 = every op maps to the Edge TPU)", passed=bool(readiness.get("ready")), note=note)
     section = {"prediction": readiness, "compiler": None}
     if first:
         section["partition"] = f"op {first['index']} ({first['op']}) and everything after it run on the CPU"
     if find_compiler() is None:
         section["compiler_note"] = "edgetpu_compiler is not installed here; the prediction above stands"
-        return section, [gate]
+        return section
     compiled, log = compile_model(model, stage)
     compiled.rename(stage / "model_edgetpu.tflite")
     section["compiler"] = log.model_dump()
     section["comparison"] = compare(log, readiness)
-    return section, [gate]
+    return section
 
 
 def gpu_stage(tflite: dict, device) -> dict | None:

@@ -15,11 +15,10 @@ from pydantic import BaseModel, ConfigDict
 from edgepack.bundle.assemble import bundle_writes, stage_model, write_bundle
 from edgepack.bundle.manifest import build_manifest
 from edgepack.bundle.staging import failed_path, publish, staging_folder
-from edgepack.evaluation.metrics import drop as metric_drop
-from edgepack.recipes.accelerators import edgetpu_stage, gpu_stage
-from edgepack.recipes.gates import check_gates
+from edgepack.recipes.accelerators import edgetpu_stage, gpu_stage, is_edgetpu
+from edgepack.recipes.gates import judge
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
-from edgepack.recipes.result import RunResult
+from edgepack.bundle.result import RunResult
 from edgepack.steps.artifacts import ModelArtifact, StageSummary
 from edgepack.steps.base import ModelKind
 from edgepack.steps.context import ArtifactCache, StepContext
@@ -106,21 +105,17 @@ def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lam
 
 def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, stage: Path, bundle: Path,
             trust_model: bool) -> RunResult:
-    recipe, final, reference = loaded.recipe, stages[-1], stages[0].metric
-    drop = None if reference is None or final.metric is None else metric_drop(
-        recipe.metric, reference, final.metric, relative=recipe.gates.relative)
-    drop_unit = "percent of reference" if recipe.gates.relative else recipe.metric.drop_unit
-    gates = check_gates(recipe.gates, drop=drop, drop_unit=drop_unit, latency=final.latency,
-                        size_bytes=final.size_bytes)
-    edgetpu, edgetpu_gates = edgetpu_stage(stage, stage / "model.tflite", tflite, loaded.device)
-    gates += edgetpu_gates
-    passed = all(g.passed for g in gates)
+    recipe, final = loaded.recipe, stages[-1]
+    outcome = judge(recipe, final, stages[0].metric,
+                    edgetpu=(tflite.get("edgetpu") or {}) if is_edgetpu(loaded.device) else None)
+    edgetpu = edgetpu_stage(stage, stage / "model.tflite", tflite, loaded.device)
+    gates, passed = outcome.gates, outcome.passed
     return RunResult(
         name=recipe.name, recipe=str(loaded.path), device=loaded.device.name,
         bundle=str(bundle if passed else failed_path(bundle)), passed=passed,
-        summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=recipe.metric.value,
-        reference=reference, final=final.metric, drop=drop, drop_unit=drop_unit, size_bytes=final.size_bytes,
-        gzip_size_bytes=final.gzip_size_bytes, stages=[StageSummary.of(s) for s in stages], gates=gates,
+        summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=outcome.metric,
+        reference=outcome.reference, final=outcome.final, drop=outcome.drop, drop_unit=outcome.drop_unit,
+        size_bytes=outcome.size_bytes, gzip_size_bytes=outcome.gzip_size_bytes, stages=[StageSummary.of(s) for s in stages], gates=gates,
         latency=_in_bundle(final.latency), tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
         mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_mo
 
 from edgepack.evaluation.metrics import Metric
 from edgepack.steps.base import StepParams, registry
-from edgepack.tune.space import TuneSection
+from edgepack.recipes.tune_section import TuneSection
 from edgepack.util.types import FiniteNonNegative
 from edgepack.loading.preprocess import Preprocess
 

@@ -3,24 +3,15 @@ I/O handled, several inputs fed by signature name (never by position)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgepack.errors import ConfigError, DataError, ModelError
+from edgepack.loading.outputs import OutputChoice
 from edgepack.runtime.interpreter import RuntimeInfo, make_interpreter, read_model_bytes
 
 SIGNATURE = "serving_default"
-
-
-@dataclass(frozen=True)
-class OutputChoice:
-    """Which model output a metric is computed on: a name (a Keras output name, or a .tflite signature
-    output key) and, when a Keras model is known, that output's position among its outputs."""
-
-    name: str | None = None
-    index: int | None = None
 
 
 def pick_signature_output(keys: list[str], choice: OutputChoice | None, where: str) -> str:

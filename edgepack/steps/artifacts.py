@@ -6,10 +6,18 @@ import gzip
 import time
 from pathlib import Path
 
+from enum import Enum
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgepack.steps.base import ModelKind
 from edgepack.util.files import sha256_file
+
+
+class ModelKind(str, Enum):
+    """What a step takes and gives: a Keras model file or a .tflite file."""
+
+    KERAS = "keras"
+    TFLITE = "tflite"
 
 
 class ModelArtifact(BaseModel):

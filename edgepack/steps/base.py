@@ -8,27 +8,15 @@ a step is one module plus its tests.
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from edgepack.params import StepParams
+from edgepack.steps.artifacts import ModelArtifact, ModelKind
 
 if TYPE_CHECKING:
-    from edgepack.steps.artifacts import ModelArtifact
     from edgepack.steps.context import StepContext, StepSetting
-
-
-class ModelKind(str, Enum):
-    """What a step takes and gives: a Keras model file or a .tflite file."""
-
-    KERAS = "keras"
-    TFLITE = "tflite"
-
-
-class StepParams(BaseModel):
-    """Base of every step's parameters: unknown keys are errors, values are checked on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
 
 
 class Problem(BaseModel):
@@ -80,7 +68,7 @@ class Step:
         """A short name for this stage in reports, e.g. ``prune 0.75``."""
         return self.name
 
-    def run(self, ctx: "StepContext", source: "ModelArtifact", params: StepParams) -> "ModelArtifact":
+    def run(self, ctx: "StepContext", source: ModelArtifact, params: StepParams) -> ModelArtifact:
         raise NotImplementedError
 
 

@@ -12,6 +12,7 @@ from edgepack.compress.layers import kernel_size
 from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifact
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
+from edgepack.params import searched
 from edgepack.steps._compress import allocation_hook, recorded_allocation, run_compress_step
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Step
@@ -31,14 +32,16 @@ _TFMOT_INIT = {ClusterInit.KMEANS_PLUS_PLUS: "KMEANS_PLUS_PLUS", ClusterInit.LIN
 class ClusterParams(CompressParams):
     """The ``cluster`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
-    clusters: int = Field(default=16, ge=2, le=65_536, description="Distinct values per clustered kernel.")
+    clusters: int = Field(default=16, ge=2, le=65_536, description="Distinct values per clustered kernel.",
+                          json_schema_extra=searched(choices=[8, 16, 32]))
     init: ClusterInit = Field(default=ClusterInit.KMEANS_PLUS_PLUS, description="How centroids start.")
     preserve_sparsity: bool = Field(default=False, description="Keep the zeros of a pruned model at zero.")
     epochs: int = Field(default=1, ge=1, le=10_000, description="Fine-tuning epochs.")
     learning_rate: float = Field(default=1e-4, gt=0, le=1, description="Adam learning rate.")
     allocate: Literal["uniform", "sensitivity"] = Field(
         default="uniform", description="uniform: every clustered kernel gets the clusters; sensitivity: the same "
-                                       "bits per weight on average, spread by measured damage per layer.")
+                                       "bits per weight on average, spread by measured damage per layer.",
+        json_schema_extra=searched(choices=["uniform", "sensitivity"]))
     layer_clusters: dict[str, int] = Field(
         default_factory=dict, description="Clusters per layer name (overrides the clusters for those layers; "
                                           "allocate: sensitivity fills it in and the resolved recipe records it).",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgepack.evaluation.metrics import Metric
-from edgepack.loading.data import DataSpec
+from edgepack.loading.spec import DataSpec
 
 Say = Callable[[str], None]
 

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
+from edgepack.evaluation.params import EvaluateParams
 from edgepack.steps.artifacts import ModelArtifact
-from edgepack.steps.base import ModelKind, Step, StepParams
-
-
-class EvaluateParams(StepParams):
-    """How the .tflite is run over the data; shared by the step and ``edgepack evaluate``."""
-
-    batch_size: int = Field(default=64, ge=1, description="Rows per interpreter call where the model allows it.")
-    threads: int | None = Field(default=None, ge=1, le=256, description="Interpreter threads (default: all cores).")
+from edgepack.steps.base import ModelKind, Step
 
 
 class EvaluateStep(Step):

@@ -11,6 +11,7 @@ from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifa
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
 from edgepack.compress.training import Plan
+from edgepack.params import searched
 from edgepack.steps._compress import allocation_hook, recorded_allocation, run_compress_step
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Step
@@ -30,14 +31,16 @@ class PruneParams(CompressParams):
     """The ``prune`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
     sparsity: float = Field(default=0.5, ge=0.0, lt=1.0,
-                            description="Final fraction of zero weights in each pruned kernel, in [0, 1).")
+                            description="Final fraction of zero weights in each pruned kernel, in [0, 1).",
+                            json_schema_extra=searched(low=0.5, high=0.95))
     schedule: Schedule = Field(default=Schedule.POLYNOMIAL,
                                description="Ramp sparsity up gradually, or prune to the target at once.")
     structure: Structure = Field(default=Structure.UNSTRUCTURED,
                                  description="2:4 zeroes 2 of every 4 consecutive weights (Dense and Conv2D).")
     allocate: Literal["uniform", "sensitivity"] = Field(
         default="uniform", description="uniform: every pruned kernel gets the sparsity; sensitivity: the same "
-                                       "fraction of all prunable weights, spread by measured damage per layer.")
+                                       "fraction of all prunable weights, spread by measured damage per layer.",
+        json_schema_extra=searched(choices=["uniform", "sensitivity"]))
     layer_sparsity: dict[str, float] = Field(
         default_factory=dict, description="Sparsity per layer name (overrides the sparsity for those layers; "
                                           "allocate: sensitivity fills it in and the resolved recipe records it).",

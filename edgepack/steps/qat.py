@@ -13,7 +13,7 @@ from edgepack.modes import IOType
 from edgepack.steps._compress import produce
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Problem, Step
-from edgepack.steps.quantize import STATIC_BATCH_ACCELERATORS
+from edgepack.devices.schema import STATIC_BATCH_ACCELERATORS
 
 
 class QatParams(TrainingParams):

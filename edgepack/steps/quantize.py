@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from edgepack.errors import GateFailed, ModelError
 from edgepack.evaluation.metrics import Metric
 from edgepack.modes import IOType, QuantMode
-from edgepack.loading.data import DataSpec
+from edgepack.loading.spec import DataSpec
 from edgepack.loading.inputs import rows_in
 from edgepack.loading.model import LoadedModel, load_model
 from edgepack.quantization.mixed import MixedPrecision
@@ -21,12 +21,8 @@ from edgepack.util.provenance import write_sidecar
 from edgepack.steps._compress import produce
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Problem, Step, StepParams
+from edgepack.devices.schema import STATIC_BATCH_ACCELERATORS
 from edgepack.util.types import FiniteNonNegative
-
-
-# Accelerators that need static shapes: a dynamic batch adds int32 SHAPE/PACK ops that the Edge TPU
-# rejects and the GPU delegate leaves on the CPU (measured on the digits CNN: 3 of 10 ops delegated).
-STATIC_BATCH_ACCELERATORS = frozenset({"edgetpu", "gpu", "npu"})
 
 
 class QuantizeParams(StepParams):
@@ -138,7 +134,7 @@ class TfliteArtifact(BaseModel):
 
 def float_ops_of(flatbuffer: bytes, path: Path) -> list[str]:
     """``OP#index`` of each operator that computes in float (QUANTIZE/DEQUANTIZE excepted)."""
-    from edgepack.inspect.tflite_model import op_type, parse_graph, schema_module
+    from edgepack.inspect.tflite_graph import op_type, parse_graph, schema_module
 
     schema = schema_module()
     if schema is None:
@@ -201,7 +197,7 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
 
         flatbuffer, mixed = quantize_mixed(loaded, config, calibration, metric=config.metric, say=say)
         if mixed.control is not None and not mixed.control.met and config.fallback == "qat":
-            from edgepack.quantization.fallback import qat_fallback
+            from edgepack.steps._qat_fallback import qat_fallback
 
             flatbuffer, mixed = qat_fallback(config, loaded, flatbuffer, mixed, say=say)
     else:

@@ -9,7 +9,7 @@ from edgepack.errors import DataError
 from edgepack.evaluation.evaluate import READ_ROWS
 from edgepack.evaluation.metrics import Metric, MetricAccumulator
 from edgepack.loading.data import Dataset, DataSpec, InputSpec, fit_to_inputs, load_data
-from edgepack.runtime.predict import OutputChoice
+from edgepack.loading.outputs import OutputChoice
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind
 

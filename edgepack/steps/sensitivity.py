@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from edgepack.evaluation.metrics import Metric
-from edgepack.loading.data import DataSpec
+from edgepack.loading.spec import DataSpec
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import ModelKind, Problem, Step, StepParams
 

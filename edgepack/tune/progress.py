@@ -7,7 +7,7 @@ import time
 from typing import Callable, Protocol
 
 from edgepack.tune.limits import StopRule
-from edgepack.tune.space import TuneSection
+from edgepack.recipes.tune_section import TuneSection
 from edgepack.tune.trials import TrialSummary, best_trial
 
 Say = Callable[[str], None]

@@ -16,7 +16,7 @@ import random
 import socket
 import time
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,8 +26,9 @@ from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.plan import plan_steps
 from edgepack.recipes.schema import Recipe, entry_name, entry_params
 from edgepack.tune.limits import DEFAULT_TRIALS, StopRule
+from edgepack.tune.result import TuneResult
 from edgepack.tune.progress import TrialLines, TuneProgress
-from edgepack.tune.space import TuneSection
+from edgepack.recipes.tune_section import TuneSection
 from edgepack.tune.trials import TrialSummary, best_trial, summary_of
 
 Say = Callable[[str], None]
@@ -56,55 +57,43 @@ class TuneOptions(BaseModel):
         return StopRule(trials=trials, timeout=self.timeout)
 
 
-class TuneResult(BaseModel):
-    """The whole study as ``--json`` prints it."""
-
-    study: str
-    storage: str
-    objectives: list[str]
-    trials: list[TrialSummary]
-    pareto: list[int]
-    best: int | None
-    tuned_recipe: str | None = None
-    bundle: str | None = None
-    page: str | None = None
-    seconds: float
-    stop: StopRule = Field(default_factory=StopRule, description="The limits this run of the study had.")
-    stopped_by: Literal["trials", "timeout"] | None = Field(
-        default=None, description="The limit that ended this run: its trial count, or its time.")
-
-
 def _base_params(recipe: Recipe) -> dict[str, dict]:
     return {entry_name(e): entry_params(e).model_dump(mode="json") for e in recipe.steps}
 
 
+STRUCTURED = ("sensitivity", "prune", "cluster", "quantize", "qat")  # placed by suggest_steps itself
+
+
+def searched_values(trial, step: str, domains: dict[str, dict]) -> dict:
+    """A value for each searched field of ``step``, named ``step.field`` in the study."""
+    return {field: domain.suggest(trial, f"{step}.{field}") for field, domain in domains.get(step, {}).items()}
+
+
 def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
-    """The step list of one trial: the recipe's steps varied as ``space`` allows."""
-    base = _base_params(recipe)
+    """The step list of one trial: the recipe's steps, every searched field varied in its domain
+    (declared on the params field, overridden by ``space``), prune and cluster added or dropped and
+    ordered, and the quantization chosen."""
+    base, domains = _base_params(recipe), space.domains()
     wanted = {name: name in space.steps and (not space.optional or
                                              trial.suggest_categorical(f"use_{name}", [True, False]))
               for name in ("prune", "cluster")}
     training = {"epochs": space.epochs} if space.epochs else {}
-    if wanted["prune"] or wanted["cluster"]:
-        training["distill"] = trial.suggest_categorical("distill", space.distill)
     entries = []
     if wanted["prune"]:
         prune = {k: v for k, v in base.get("prune", {}).items() if k != "layer_sparsity"}
-        prune.update(sparsity=round(trial.suggest_float("sparsity", *space.sparsity), 3),
-                     allocate=trial.suggest_categorical("allocate", space.allocate))
-        entries.append({"prune": prune | training})
+        entries.append({"prune": prune | training | searched_values(trial, "prune", domains)})
     if wanted["cluster"]:
         order = trial.suggest_categorical("order", space.orders) if wanted["prune"] else "cluster-only"
         cluster = {k: v for k, v in base.get("cluster", {}).items() if k != "layer_clusters"}
-        cluster.update(clusters=trial.suggest_categorical("clusters", space.clusters),
-                       allocate=trial.suggest_categorical("cluster_allocate", space.cluster_allocate),
-                       preserve_sparsity=order == "prune-cluster")
-        entries.insert(0 if order == "cluster-prune" else len(entries), {"cluster": cluster | training})
-    entries.append(_suggest_quantization(trial, recipe, space, base))
-    return entries + [{name: params} for name, params in base.items() if name in ("evaluate", "profile")]
+        cluster = cluster | training | searched_values(trial, "cluster", domains)
+        cluster["preserve_sparsity"] = order == "prune-cluster"
+        entries.insert(0 if order == "cluster-prune" else len(entries), {"cluster": cluster})
+    entries.append(_suggest_quantization(trial, recipe, space, base, domains))
+    return entries + [{name: params | searched_values(trial, name, domains)} for name, params in base.items()
+                      if name not in STRUCTURED]
 
 
-def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[str, dict]) -> dict:
+def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[str, dict], domains: dict) -> dict:
     """The trial's quantization: a mode, then for int8 post-training (with or without accuracy control) or QAT."""
     quantize = dict(base.get("quantize", {"mode": "int8"}))
     if space.modes is not None:
@@ -113,16 +102,16 @@ def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[
             quantize = {k: v for k, v in quantize.items() if k not in ("io", "max_drop", "float_ops", "fallback")}
         quantize["mode"] = mode
     if quantize.get("mode") != "int8":
-        return {"quantize": quantize}
+        return {"quantize": quantize | searched_values(trial, "quantize", domains)}
     if trial.suggest_categorical("qat", space.qat):
         qat = {"io": quantize.get("io", "float32")} | ({"epochs": space.epochs} if space.epochs else {})
-        return {"qat": qat}
+        return {"qat": qat | searched_values(trial, "qat", domains)}
     gate = recipe.gates.max_accuracy_drop
     if gate is not None and recipe.data.val and trial.suggest_categorical("accuracy_control", space.accuracy_control):
         quantize["max_drop"] = gate
         if trial.suggest_categorical("promote", space.promote) == "int16x8" and quantize.get("io") != "uint8":
             quantize["promote"] = ["int16x8", "float"]
-    return {"quantize": quantize}
+    return {"quantize": quantize | searched_values(trial, "quantize", domains)}
 
 
 def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
@@ -177,7 +166,7 @@ def _early_stop(trial, loaded: LoadedRecipe, reference: float | None):
     def check(artifact) -> None:
         if gate is None or reference is None or artifact.kind is not ModelKind.KERAS or artifact.metric is None:
             return
-        lost = metric_drop(loaded.recipe.metric, reference, artifact.metric)
+        lost = metric_drop(loaded.recipe.metric, reference, artifact.metric, relative=loaded.recipe.gates.relative)
         if lost > gate + EARLY_MARGIN:
             note = f"stopped early: {artifact.label} already loses {lost:.2f} (gate {gate:g})"
             trial.set_user_attr("note", note)
@@ -186,15 +175,15 @@ def _early_stop(trial, loaded: LoadedRecipe, reference: float | None):
     return check
 
 
-def _constraints(loaded: LoadedRecipe, drop: float | None, size_kb: float, latency: float | None) -> list[float]:
-    gates, values = loaded.recipe.gates, []
-    if gates.max_accuracy_drop is not None:
-        values.append((drop if drop is not None else 1e9) - gates.max_accuracy_drop)
-    if gates.max_size_kb is not None:
-        values.append(size_kb - gates.max_size_kb)
-    if gates.max_latency_ms is not None:
-        values.append((latency if latency is not None else 1e9) - gates.max_latency_ms)
-    return values or [0.0]
+def _edgetpu_readiness(loaded: LoadedRecipe, final) -> dict | None:
+    """The final .tflite's Edge TPU readiness when the recipe's device is an Edge TPU (its gate), else None."""
+    from edgepack.recipes.accelerators import is_edgetpu
+
+    if not is_edgetpu(loaded.device) or final.path.suffix != ".tflite":
+        return None
+    from edgepack.inspect.tflite_model import inspect_tflite
+
+    return inspect_tflite(final.path).get("edgetpu") or {}
 
 
 def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path,
@@ -205,8 +194,8 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
 
     import optuna
 
-    from edgepack.evaluation.metrics import drop as metric_drop
     from edgepack.recipes.execute import make_context, run_plan
+    from edgepack.recipes.gates import judge
     from edgepack.steps.artifacts import ModelArtifact
     from edgepack.steps.base import ModelKind
 
@@ -223,13 +212,12 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
         source = source.model_copy(update={"metric": ctx.scorer.score(source)})
         entries: list[dict] = []
         final, _ = run_plan(ctx, planned, source, entries=entries, check=_early_stop(trial, loaded, source.metric))
-    drop = None if source.metric is None or final.metric is None else \
-        metric_drop(recipe.metric, source.metric, final.metric)
-    latency = final.latency.latency_ms["p50"] if final.latency is not None else None
-    figures = {"size": final.gzip_size_bytes / 1024, "latency": latency, "drop": drop}
+        outcome = judge(recipe, final, source.metric, edgetpu=_edgetpu_readiness(loaded, final))
+    figures = {"size": final.gzip_size_bytes / 1024, "latency": outcome.latency_p50, "drop": outcome.drop}
     trial.set_user_attr("steps", entries)
     trial.set_user_attr("figures", {**figures, "raw_kb": final.size_bytes / 1024})
-    constraints = _constraints(loaded, drop, final.size_bytes / 1024, latency)
+    trial.set_user_attr("gates", [g.model_dump(mode="json") for g in outcome.gates])
+    constraints = outcome.constraints()
     trial.set_user_attr("constraints", constraints)
     if hasattr(trial, "set_constraint"):
         for index, value in enumerate(constraints):

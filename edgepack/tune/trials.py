@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from edgepack.tune.space import TuneSection
+from edgepack.recipes.tune_section import TuneSection
 
-SHOWN = {"prune": ("sparsity", "allocate", "distill"), "cluster": ("clusters", "allocate", "distill"),
-         "quantize": ("mode", "io", "max_drop", "promote"), "qat": ("io", "epochs")}
+# What a trial shows of each step: the choices tune makes itself, then every searched field (declared
+# on the step's params model, so a step added later shows its own).
+CHOSEN = {"quantize": ("mode", "io", "max_drop", "promote"), "qat": ("io", "epochs")}
+
+
+def shown_keys(step: str) -> tuple[str, ...]:
+    """The keys of ``step``'s params a trial line shows."""
+    from edgepack.params import tunable_fields
+    from edgepack.steps.base import registry
+
+    step_cls = registry().get(step)
+    searched = tuple(tunable_fields(step_cls.params)) if step_cls is not None else ()
+    return tuple(dict.fromkeys(CHOSEN.get(step, ()) + searched))
 
 
 class TrialSummary(BaseModel):
@@ -29,9 +40,10 @@ class TrialSummary(BaseModel):
         parts = []
         for entry in self.steps:
             for name, params in entry.items():
-                if name not in SHOWN:
+                keys = shown_keys(name)
+                if not keys:
                     continue
-                shown = [text for key in SHOWN[name] if params.get(key) not in (None, False)
+                shown = [text for key in keys if params.get(key) not in (None, False)
                          if (text := _value(key, params[key]))]
                 parts.append(" ".join([name, *shown]))
         return " · ".join(parts) or "-"

@@ -9,6 +9,9 @@ import click
 from edgepack.cli.options import (build_config, data_key_options, data_spec, json_option, preprocess_option,
                                   trust_model_option)
 from edgepack.cli.output import console, emit, key_value_table
+from edgepack.cli.params import given, params_options
+from edgepack.evaluation.metrics import Metric
+from edgepack.evaluation.params import EvaluateParams
 
 
 def _fmt(metric, value: float) -> str:
@@ -45,13 +48,12 @@ def _render(result) -> None:
 @click.option("--data", "data", metavar="DATA", required=True,
               help="Validation data (.npz, .npy, image folder, module:function).")
 @click.option("--reference", type=click.Path(path_type=Path), help="The Keras model to compare against.")
-@click.option("--metric", type=click.Choice(["accuracy", "top5", "mae", "mse"]), default="accuracy", show_default=True)
+@click.option("--metric", type=click.Choice([m.value for m in Metric]), help="The metric computed.  [default: accuracy]")
 @click.option("--max-drop", type=float, help="Fail (exit 7) when reference minus tflite exceeds this.")
 @click.option("--relative", is_flag=True, help="--max-drop is a percentage of the reference value.")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Batch size when the model allows it.")
-@click.option("--threads", type=int, help="Interpreter threads (default: the runtime's).")
 @click.option("--output", "output_name", metavar="NAME", help="The output the metric is computed on, by name (needed "
               "when the model has several; targets from the .npz array y_NAME if present, else --y-key).")
+@params_options(EvaluateParams)
 @data_key_options
 @preprocess_option
 @trust_model_option
@@ -63,8 +65,8 @@ def evaluate_command(model, data, reference, metric, max_drop, relative, batch_s
     from edgepack.evaluation.evaluate import EvaluateConfig, evaluate
 
     config = build_config(EvaluateConfig, model=model, data=data_spec(data, x_key, y_key, trust_code, preprocess),
-                          reference=reference, metric=metric, max_drop=max_drop, relative=relative,
-                          batch_size=batch_size, threads=threads, trust_model=trust_model, output=output_name)
+                          reference=reference, max_drop=max_drop, relative=relative, trust_model=trust_model,
+                          output=output_name, **given({"metric": metric, "batch_size": batch_size, "threads": threads}))
     result = evaluate(config)
     emit(result, as_json, _render)
     result.raise_for_gate()

@@ -9,7 +9,7 @@ import click
 from edgepack.cli.options import build_config, data_key_options, data_spec, json_option
 from edgepack.cli.output import console, emit, human_bytes, key_value_table
 from edgepack.cli.params import given, params_options
-from edgepack.steps.profile import MeasureParams
+from edgepack.latency.params import MeasureParams
 
 
 def _ms(value) -> str:
@@ -67,14 +67,13 @@ def _render_ops(out, op_profile) -> None:
 @click.option("--python", "python", metavar="PATH", help="Python that runs the runner (here, or on the device).")
 @click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False), help="ssh config file (ssh -F).")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust the host key of a device seen for the first time.")
-@click.option("--connect-timeout", "connect_timeout_s", type=int, default=10, show_default=True,
-              help="SSH connect timeout in seconds.")
+@click.option("--connect-timeout", "connect_timeout_s", type=int, help="SSH connect timeout in seconds.  [default: 10]")
 @click.option("--remote-tmpdir", metavar="DIR",
               help="Where the temporary folder goes on the device (default $TMPDIR or /tmp).")
 @click.option("--op-profile", is_flag=True, help="Time per operator (estimated and labelled so when not measurable).")
 @click.option("--estimate", is_flag=True, help="No device at hand: estimate from the device profile's figures.")
 @click.option("--data", metavar="DATA", help="Inputs from DATA instead of random ones.")
-@click.option("--samples", type=int, default=16, show_default=True, help="Rows of DATA cycled through.")
+@click.option("--samples", type=int, help="Rows of DATA cycled through.  [default: 16]")
 @click.option("--allow-cpu-fallback", is_flag=True,
               help="Measure on the CPU when the device's delegate or accelerator is missing.")
 @params_options(MeasureParams)
@@ -87,10 +86,10 @@ def profile_command(model, device, runtime, remote, python, ssh_config, accept_n
     from edgepack.latency import ProfileConfig, profile
 
     config = build_config(ProfileConfig, model=model, device=device, runtime=runtime, remote=remote, python=python,
-                          ssh_config=ssh_config, accept_new_host_key=accept_new_host_key, connect_timeout_s=connect_timeout_s,
-                          remote_tmpdir=remote_tmpdir, op_profile=op_profile, estimate=estimate,
-                          data=data_spec(data, x_key, y_key, trust_code), samples=samples,
-                          allow_cpu_fallback=allow_cpu_fallback, **given(measure))
+                          ssh_config=ssh_config, accept_new_host_key=accept_new_host_key, remote_tmpdir=remote_tmpdir,
+                          op_profile=op_profile, estimate=estimate, data=data_spec(data, x_key, y_key, trust_code),
+                          allow_cpu_fallback=allow_cpu_fallback,
+                          **given({"connect_timeout_s": connect_timeout_s, "samples": samples, **measure}))
     emit(profile(config), as_json, _render)
 
 

@@ -1,0 +1,94 @@
+"""The base of every step's parameters, and the search domain a field may declare for ``tune``.
+
+It sits at the bottom of the package so that the engines that own a params model (compress,
+evaluation, latency) can define it without importing the step layer. A tunable field declares its
+domain beside its default and range, in one place::
+
+    sparsity: float = Field(default=0.5, ge=0.0, lt=1.0, description="...",
+                            json_schema_extra=searched(low=0.5, high=0.95))
+
+``tune`` reads the domains from the step registry (a step added in one module is tunable with no
+edit elsewhere), a recipe's ``tune: {space: {prune.sparsity: [0.6, 0.9]}}`` overrides one by its
+key path, and every value searched is checked by the field itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class StepParams(BaseModel):
+    """Base of every step's parameters: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+class Domain(BaseModel):
+    """Where ``tune`` searches one field: a float or int range, or a list of choices."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["float", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] = ()
+    digits: int = 3  # a float is rounded to this many decimals (a recipe shows 0.812, not 0.81234...)
+
+    def with_values(self, values: list) -> "Domain":
+        """This domain narrowed or replaced as a recipe's ``tune: space`` writes it: ``[low, high]`` for a
+        range, the list of values for choices."""
+        if self.kind == "choice":
+            if not isinstance(values, list) or not values:
+                raise ValueError("give a non-empty list of values")
+            return self.model_copy(update={"choices": tuple(dict.fromkeys(values))})
+        if not (isinstance(values, list) and len(values) == 2 and all(isinstance(v, (int, float)) for v in values)):
+            raise ValueError("give a range as [low, high]")
+        low, high = values
+        if low > high:
+            raise ValueError(f"[{low}, {high}] needs low <= high")
+        return self.model_copy(update={"low": low, "high": high})
+
+    def values(self) -> list:
+        """The domain's extremes (a range) or its choices: what a field must accept."""
+        return [self.low, self.high] if self.kind != "choice" else list(self.choices)
+
+    def suggest(self, trial, name: str):
+        """One value drawn by an Optuna ``trial`` under the parameter name ``name``."""
+        if self.kind == "choice":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high))
+        return round(trial.suggest_float(name, self.low, self.high), self.digits)
+
+
+def searched(*, low: float | None = None, high: float | None = None, choices: list | None = None,
+             integer: bool = False) -> dict:
+    """The ``json_schema_extra`` of a tunable field: a range (``low``, ``high``) or ``choices``."""
+    if choices is not None:
+        domain = Domain(kind="choice", choices=tuple(choices))
+    else:
+        domain = Domain(kind="int" if integer else "float", low=low, high=high)
+    return {"search": domain.model_dump()}
+
+
+def tunable_fields(params_cls: type[BaseModel]) -> dict[str, Domain]:
+    """Each field of ``params_cls`` that declares a search domain, with its domain."""
+    found = {}
+    for name, field in params_cls.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "search" in extra:
+            found[name] = Domain.model_validate(extra["search"])
+    return found
+
+
+def check_domain(params_cls: type[BaseModel], name: str, domain: Domain) -> None:
+    """Raise ValueError unless the field ``name`` of ``params_cls`` accepts every value ``domain`` names
+    (its extremes, or each choice), read from the field's own rules."""
+    for value in domain.values():
+        try:
+            params_cls.__pydantic_validator__.validate_assignment(params_cls.model_construct(), name, value)
+        except ValidationError as exc:
+            reason = exc.errors()[0].get("msg", str(exc)).removeprefix("Value error, ")
+            raise ValueError(f"{value!r} is not a valid value: {reason}") from None
