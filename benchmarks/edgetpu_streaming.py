@@ -42,7 +42,7 @@ def estimate(model: Path, device: str):
     sys.path.insert(0, str(ROOT))
     from edgepack.devices import load_device
     from edgepack.latency.estimate import estimate_latency
-    from edgepack.latency.work import model_work
+    from edgepack.latency.op_counts import model_work
 
     return estimate_latency(model_work(model), load_device(device))
 

@@ -28,15 +28,15 @@ GOAL = (0.70, 1.30)
 
 
 def estimate(model: Path, device: str, threads: int | None = None) -> float:
-    from edgepack.latency import ProfileConfig, profile
+    from edgepack.latency import LatencyConfig, profile
 
-    return profile(ProfileConfig(model=model, device=device, estimate=True, threads=threads)).latency_ms["p50"]
+    return profile(LatencyConfig(model=model, device=device, estimate=True, threads=threads)).latency_ms["p50"]
 
 
 def measure(model: Path, threads: int) -> float:
-    from edgepack.latency import ProfileConfig, profile
+    from edgepack.latency import LatencyConfig, profile
 
-    return profile(ProfileConfig(model=model, threads=threads, runs=50, warmup=5, min_seconds=2)).latency_ms["p50"]
+    return profile(LatencyConfig(model=model, threads=threads, runs=50, warmup=5, min_seconds=2)).latency_ms["p50"]
 
 
 def row(device: str, model: str, mode: str, threads, figure: float, against: str, value: float) -> bool:

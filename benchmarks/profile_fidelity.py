@@ -43,9 +43,9 @@ def reference_mean(model: Path, threads: int, out: Path, runs: int = RUNS, warmu
 def edgepack_run(model: Path, threads: int) -> tuple[float, int, int]:
     """``edgepack profile``'s mean latency (ms) with its default method, and the warm-up and timed
     run counts it used (the library call, which runs the device-side runner in a child process)."""
-    from edgepack.latency import ProfileConfig, profile
+    from edgepack.latency import LatencyConfig, profile
 
-    result = profile(ProfileConfig(model=model, threads=threads, runs=RUNS, warmup=WARMUP))
+    result = profile(LatencyConfig(model=model, threads=threads, runs=RUNS, warmup=WARMUP))
     return result.latency_ms["mean"], result.warmup["count"], result.latency_ms["count"]
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from edgepack.compress.config import KerasArtifact
+from edgepack.compress.result import KerasArtifact
 from edgepack.errors import ConfigError
 from edgepack.evaluation.params import EvaluateParams
 from edgepack.latency.params import MeasureParams
@@ -34,11 +34,11 @@ if TYPE_CHECKING:
     from edgepack.bundle.checksums import Verification
     from edgepack.bundle.result import RunResult
     from edgepack.evaluation.evaluate import Evaluation
-    from edgepack.latency.config import ProfileResult
-    from edgepack.sensitivity.analysis import Sensitivity
+    from edgepack.latency.result import LatencyResult
+    from edgepack.layer_sensitivity.analysis import Sensitivity
     from edgepack.steps.qat import QatArtifact
     from edgepack.steps.quantize import TfliteArtifact
-    from edgepack.tune.result import TuneResult
+    from edgepack.tuning.result import TuneResult
 
 DataLike = str | Path | DataSpec
 
@@ -138,14 +138,14 @@ def evaluate(model: str | Path, *, data: DataLike, reference: str | Path | None 
 @with_params(MeasureParams)
 def profile(model: str | Path, *, device: str | None = None, remote: str | None = None, estimate: bool = False,
             runtime: str | None = None, op_profile: bool = False, data: DataLike | None = None, samples: int = 16,
-            allow_cpu_fallback: bool = False, **options) -> ProfileResult:
+            allow_cpu_fallback: bool = False, **options) -> LatencyResult:
     """Latency of a .tflite: measured here, over SSH (``remote="user@host"``, or ``"@device"`` for the
     device profile's connection), or estimated from the device profile (``estimate=True``);
     ``op_profile`` adds time per operator; ``data`` feeds real rows (``samples`` of them) instead of
-    random ones. Returns a ProfileResult (``.p50``, ``.latency_ms``)."""
-    from edgepack.latency import ProfileConfig, profile as run
+    random ones. Returns a LatencyResult (``.p50``, ``.latency_ms``)."""
+    from edgepack.latency import LatencyConfig, profile as run
 
-    return run(build(ProfileConfig, model=model, device=device, remote=remote, estimate=estimate, runtime=runtime,
+    return run(build(LatencyConfig, model=model, device=device, remote=remote, estimate=estimate, runtime=runtime,
                      op_profile=op_profile, data=_data(data), samples=samples, allow_cpu_fallback=allow_cpu_fallback,
                      **options))
 
@@ -196,7 +196,7 @@ def tune(recipe: str | Path, *, trials: int | None = None, timeout: float | None
     trial as a plain recipe and build its bundle. ``timeout`` alone searches until the time is up,
     ``trials`` alone stops after that many, both: whichever first; neither: 20 trials. ``storage``
     is a database URL (SQLite beside the recipe by default). Raises GateFailed when no trial passes."""
-    from edgepack.tune.study import TuneOptions, tune_recipe
+    from edgepack.tuning.study import TuneOptions, tune_recipe
 
     options = build(TuneOptions, recipe=recipe, trials=trials, timeout=timeout, storage=storage, study=study,
                     output=output, trust_model=trust_model, trust_code=trust_code)
@@ -206,7 +206,7 @@ def tune(recipe: str | Path, *, trials: int | None = None, timeout: float | None
 def inspect(model: str | Path, *, trust_model: bool = False) -> dict:
     """Describe a Keras model or a .tflite (the latter without TensorFlow): layers or operators,
     parameters, MACs, tensor types, quantization, Edge TPU and GPU readiness; ``kind`` says which."""
-    from edgepack.inspect import inspect_model
+    from edgepack.inspection import inspect_model
 
     return inspect_model(model, trust_model=trust_model)
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import assert_one_line_error
 from edgepack.bundle.checksums import verify_bundle, write_sha256sums
-from edgepack.bundle.staging import failed_path, publish, staging_folder
+from edgepack.bundle.staging import failed_bundle_path, publish, staging_folder
 from edgepack.errors import OutputError
 
 
@@ -78,7 +78,7 @@ def test_a_failure_while_staging_leaves_the_previous_bundle_and_no_temporary_fol
 
 
 def test_failed_bundles_go_beside_the_good_one(tmp_path):
-    assert failed_path(tmp_path / "b") == tmp_path / "b.failed"
+    assert failed_bundle_path(tmp_path / "b") == tmp_path / "b.failed"
 
 
 def test_an_unwritable_target_is_refused_before_work(tmp_path):

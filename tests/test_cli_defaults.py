@@ -21,16 +21,16 @@ from edgepack.cli.params import _shown_default, _unwrap_optional
 def models() -> dict[str, list[type]]:
     """The model(s) each command builds its configuration from."""
     from edgepack.evaluation.evaluate import EvaluateConfig
-    from edgepack.latency.config import ProfileConfig
+    from edgepack.latency.config import LatencyConfig
     from edgepack.recipes.execute import RunOptions
     from edgepack.steps.cluster import ClusterConfig
     from edgepack.steps.prune import PruneConfig
     from edgepack.steps.qat import QatConfig
     from edgepack.steps.quantize import QuantizeConfig
     from edgepack.steps.sensitivity import SensitivityConfig
-    from edgepack.tune.study import TuneOptions
+    from edgepack.tuning.study import TuneOptions
 
-    return {"evaluate": [EvaluateConfig], "profile": [ProfileConfig], "run": [RunOptions], "cluster": [ClusterConfig],
+    return {"evaluate": [EvaluateConfig], "profile": [LatencyConfig], "run": [RunOptions], "cluster": [ClusterConfig],
             "prune": [PruneConfig], "qat": [QatConfig], "quantize": [QuantizeConfig],
             "sensitivity": [SensitivityConfig], "tune": [TuneOptions]}
 

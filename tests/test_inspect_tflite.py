@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from edgepack.errors import ModelError, RuntimeUnavailable
-from edgepack.inspect import edgetpu, tflite_graph, tflite_model
-from edgepack.inspect.tflite_graph import Graph, OpInfo, TensorInfo
-from edgepack.inspect.tflite_model import inspect_tflite
+from edgepack.inspection import edgetpu, tflite_graph, tflite_model
+from edgepack.inspection.tflite_graph import Graph, OpInfo, TensorInfo
+from edgepack.inspection.tflite_model import inspect_tflite
 
 CNN_OPS = {"CONV_2D": 1, "MAX_POOL_2D": 1, "RESHAPE": 1, "FULLY_CONNECTED": 1, "SOFTMAX": 1}
 
@@ -281,7 +281,7 @@ def test_no_runtime_at_all_is_runtime_unavailable(models, monkeypatch):
 
 
 def test_inspecting_does_not_import_tensorflow(models):
-    code = ("import edgepack.inspect.tflite_model as m, sys; m.inspect_tflite(sys.argv[1]); "
+    code = ("import edgepack.inspection.tflite_model as m, sys; m.inspect_tflite(sys.argv[1]); "
             "print('tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, str(models["int8"])],
                             capture_output=True, text=True, timeout=120, check=True)

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, assert_one_line_error
 from edgepack.devices import device_files
 from edgepack.errors import RuntimeUnavailable
-from edgepack.latency import ProfileConfig, profile
+from edgepack.latency import LatencyConfig, profile
 
 DEVICE_PYTHON = ROOT / ".venv-device" / "bin" / "python"
 FAST = ["--runs", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0.05"]
@@ -50,7 +50,7 @@ def test_local_profile_with_ai_edge_litert(run, tflite_models):
 
 
 def test_min_seconds_keeps_timed_runs_going(tflite_models):
-    result = profile(ProfileConfig(model=tflite_models["float32"], runs=1, warmup=1, warmup_seconds=0,
+    result = profile(LatencyConfig(model=tflite_models["float32"], runs=1, warmup=1, warmup_seconds=0,
                                    min_seconds=0.3, threads=1))
     assert result.latency_ms["count"] > 1
     assert result.latency_ms["count"] * result.latency_ms["mean"] >= 250  # ~0.3 s of timed runs
@@ -95,8 +95,8 @@ def test_estimate_for_every_shipped_device(run, tflite_models, device):
 
 def test_estimate_matches_the_published_anchor_it_was_calibrated_on(tflite_models):
     # Sanity of the cost model on a real graph: a float32 model costs more than its int8 twin on a Pi 4.
-    fp32 = profile(ProfileConfig(model=tflite_models["float32"], device="raspberry-pi-4", estimate=True))
-    int8 = profile(ProfileConfig(model=tflite_models["int8"], device="raspberry-pi-4", estimate=True))
+    fp32 = profile(LatencyConfig(model=tflite_models["float32"], device="raspberry-pi-4", estimate=True))
+    int8 = profile(LatencyConfig(model=tflite_models["int8"], device="raspberry-pi-4", estimate=True))
     assert fp32.latency_ms["p50"] > int8.latency_ms["p50"] > 0
 
 
@@ -173,11 +173,11 @@ def test_crashing_child_is_exit_5_and_edgepack_survives(tmp_path, tflite_models)
     runner, pid_file = stand_in(tmp_path, "crashes", "kills itself with SIGSEGV",
                                 "os.kill(os.getpid(), signal.SIGSEGV)")
     with pytest.raises(RuntimeUnavailable, match=r"crashed on this machine with SIGSEGV during timed-runs") as info:
-        profile(ProfileConfig(model=tflite_models["int8"], probe=runner))
+        profile(LatencyConfig(model=tflite_models["int8"], probe=runner))
     assert info.value.exit_code == 5
     assert pid_file.exists() and gone(int(pid_file.read_text()))
     # edgepack is still alive and measures the next model normally
-    again = profile(ProfileConfig(model=tflite_models["int8"], runs=2, warmup_seconds=0, min_seconds=0))
+    again = profile(LatencyConfig(model=tflite_models["int8"], runs=2, warmup_seconds=0, min_seconds=0))
     assert again.latency_ms["count"] >= 2
 
 
@@ -185,7 +185,7 @@ def test_hanging_child_is_killed_and_exit_5(tmp_path, tflite_models):
     runner, pid_file = stand_in(tmp_path, "hangs", "sleeps for an hour", "time.sleep(3600)")
     started = time.monotonic()
     with pytest.raises(RuntimeUnavailable, match=r"did not finish within 2 s \(stuck in timed-runs\)") as info:
-        profile(ProfileConfig(model=tflite_models["int8"], probe=runner, timeout_s=2))
+        profile(LatencyConfig(model=tflite_models["int8"], probe=runner, timeout_s=2))
     assert info.value.exit_code == 5 and time.monotonic() - started < 15
     assert gone(int(pid_file.read_text()))
 
@@ -194,7 +194,7 @@ def test_a_hang_is_killed_by_a_time_limit_sized_from_the_run_not_after_minutes(t
     runner, pid_file = stand_in(tmp_path, "hangs", "sleeps for an hour", "time.sleep(3600)")
     started = time.monotonic()
     with pytest.raises(RuntimeUnavailable, match=r"did not finish within \d+(\.\d)? s") as info:
-        profile(ProfileConfig(model=tflite_models["int8"], probe=runner))
+        profile(LatencyConfig(model=tflite_models["int8"], probe=runner))
     assert time.monotonic() - started < 40, "a small model's default limit is well under a minute"
     assert info.value.exit_code == 5 and gone(int(pid_file.read_text()))
 

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import ROOT, assert_one_line_error
 from edgepack.errors import ConfigError
-from edgepack.latency import ProfileConfig, profile
+from edgepack.latency import LatencyConfig, profile
 
 DEVICE_PYTHON = ROOT / ".venv-device" / "bin" / "python"
 FAST = ["--runs", "5", "--warmup", "1", "--warmup-seconds", "0", "--min-seconds", "0.05"]
@@ -165,7 +165,7 @@ def test_host_that_looks_like_an_option_is_refused(run, tflite_models, tmp_path)
     for form in (["--remote", f"-oProxyCommand=touch {marker}"], [f"--remote=-oProxyCommand=touch {marker}"]):
         assert_one_line_error(run("profile", tflite_models["int8"], *form), 2)  # the command line refuses it
     with pytest.raises(ConfigError, match="refusing remote host '-oProxyCommand") as info:
-        profile(ProfileConfig(model=tflite_models["int8"], remote=f"-oProxyCommand=touch {marker}"))
+        profile(LatencyConfig(model=tflite_models["int8"], remote=f"-oProxyCommand=touch {marker}"))
     assert info.value.exit_code == 2
     assert not marker.exists()
     assert_one_line_error(run("profile", tflite_models["int8"], "--remote", "pi@-oProxyCommand=x"), 2)

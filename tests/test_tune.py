@@ -123,7 +123,7 @@ def test_a_trial_orders_its_steps_as_the_search_chose(digits, tmp_path, order, e
     import optuna
 
     from edgepack.recipes.loader import load_recipe
-    from edgepack.tune.study import suggest_steps
+    from edgepack.tuning.study import suggest_steps
 
     recipe = load_recipe(write_recipe(tmp_path, digits, extra_tune=", orders: [prune-cluster, cluster-prune]"))
     space = recipe.recipe.tune
@@ -141,8 +141,8 @@ def test_a_trial_with_accuracy_control_may_promote_layers_to_int16x8(digits, tmp
     import optuna
 
     from edgepack.recipes.loader import load_recipe
-    from edgepack.tune.study import suggest_steps
-    from edgepack.tune.trials import TrialSummary
+    from edgepack.tuning.study import suggest_steps
+    from edgepack.tuning.trials import TrialSummary
 
     recipe = load_recipe(write_recipe(tmp_path, digits))
     trial = optuna.trial.FixedTrial({"use_prune": False, "use_cluster": False, "accuracy_control": True,
@@ -214,7 +214,7 @@ def test_tune_and_run_judge_a_relative_gate_alike(run, regression, tmp_path):
     if tuned.exit_code == 7:  # no trial passes: read the study itself
         import optuna
 
-        from edgepack.tune.trials import summary_of
+        from edgepack.tuning.trials import summary_of
 
         study = optuna.load_study(study_name="reg", storage=f"sqlite:///{tmp_path / 'reg.tune.db'}")
         trials = {json.dumps(r.steps, sort_keys=True): r.model_dump() for r in map(summary_of, study.trials)
@@ -257,8 +257,8 @@ def test_a_step_declared_in_one_place_is_searched_and_its_domain_overridden(digi
             measures = True
 
         from edgepack.recipes.loader import load_recipe
-        from edgepack.tune.study import suggest_steps
-        from edgepack.tune.trials import TrialSummary
+        from edgepack.tuning.study import suggest_steps
+        from edgepack.tuning.trials import TrialSummary
         from edgepack.errors import ConfigError
 
         path = {str(tmp_path / "glow.yaml")!r}

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_report_html import CHROMIUM, FLAGS
 
-from edgepack.tune.page import settings_text, study_page, write_study_page
-from edgepack.tune.limits import StopRule
-from edgepack.tune.result import TuneResult
-from edgepack.tune.trials import TrialSummary
+from edgepack.tuning.page import settings_text, study_page, write_study_page
+from edgepack.tuning.limits import StopRule
+from edgepack.tuning.result import TuneResult
+from edgepack.tuning.trials import TrialSummary
 
 GATES = {"max_accuracy_drop": 1.0, "max_size_kb": 50.0, "max_latency_ms": None}
 EVIL = "<script>alert(1)</script>"

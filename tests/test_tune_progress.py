@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 import re
 
-from edgepack.tune.limits import StopRule
-from edgepack.tune.progress import LiveTable, TrialLines, trial_line
+from edgepack.tuning.limits import StopRule
+from edgepack.tuning.progress import LiveTable, TrialLines, trial_line
 from edgepack.recipes.tune_section import TuneSection
-from edgepack.tune.trials import TrialSummary, best_trial
+from edgepack.tuning.trials import TrialSummary, best_trial
 
 PASSING = TrialSummary(number=0, state="COMPLETE", size_kb=5.2, drop=0.4, feasible=True,
                        steps=[{"prune": {"sparsity": 0.91, "allocate": "sensitivity", "distill": False}},
@@ -69,7 +69,7 @@ def test_with_a_timeout_alone_the_live_table_counts_trials_without_a_total():
 
 
 def test_the_limits_follow_the_options_given():
-    from edgepack.tune.study import TuneOptions
+    from edgepack.tuning.study import TuneOptions
 
     def rule(**given):
         return TuneOptions(recipe="r.yaml", **given).stop_rule()

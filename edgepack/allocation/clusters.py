@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from edgepack.allocation.damage import damage_curves, kernel_sizes
-from edgepack.sensitivity.weights import cluster_kernel
+from edgepack.layer_sensitivity.weights import cluster_kernel
 
 LEVELS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 

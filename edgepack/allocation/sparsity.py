@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from edgepack.allocation.damage import damage_curves as measure
 from edgepack.allocation.damage import kernel_sizes
-from edgepack.sensitivity.weights import prune_kernel
+from edgepack.layer_sensitivity.weights import prune_kernel
 
 LEVELS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 

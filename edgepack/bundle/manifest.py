@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from edgepack.latency.config import ProfileResult
+from edgepack.latency.result import LatencyResult
 from edgepack.bundle.result import GateVerdict, RunResult
 from edgepack.steps.artifacts import ModelArtifact
 
@@ -47,7 +47,7 @@ class Manifest(BaseModel):
     steps: list[dict]
     model: BundledModel
     metrics: Metrics
-    latency: ProfileResult | None = None
+    latency: LatencyResult | None = None
     gates: list[GateVerdict]
     passed: bool
 
@@ -67,7 +67,7 @@ def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: Mode
         latency=_without_samples(result.latency), gates=result.gates, passed=result.passed)
 
 
-def _without_samples(latency: ProfileResult | None) -> ProfileResult | None:
+def _without_samples(latency: LatencyResult | None) -> LatencyResult | None:
     """The manifest keeps the statistics; the timing samples live in report.json only."""
     if latency is None or "samples_ms" not in latency.latency_ms:
         return latency

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from edgepack.errors import GateFailed
-from edgepack.inspect.per_layer import LayerRow
-from edgepack.latency.config import ProfileResult
+from edgepack.inspection.per_layer import LayerRow
+from edgepack.latency.result import LatencyResult
 from edgepack.quantization.mixed import MixedPrecision
-from edgepack.sensitivity.analysis import Sensitivity
+from edgepack.layer_sensitivity.analysis import Sensitivity
 from edgepack.steps.artifacts import StageSummary
 
 
@@ -39,7 +39,7 @@ class RunResult(BaseModel):
     gzip_size_bytes: int
     stages: list[StageSummary]
     gates: list[GateVerdict]
-    latency: ProfileResult | None = None
+    latency: LatencyResult | None = None
     tflite: dict
     edgetpu: dict | None = None
     gpu: dict | None = None

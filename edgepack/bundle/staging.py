@@ -108,6 +108,6 @@ def publish(stage: Path, target: Path) -> Path:
     return target
 
 
-def failed_path(target: Path) -> Path:
+def failed_bundle_path(target: Path) -> Path:
     """Where a bundle whose gates failed is kept: beside the good one."""
     return target.with_name(target.name + ".failed")

@@ -1,16 +1,13 @@
-"""The options prune and cluster share, and the artifact they both return."""
+"""The fine-tuning options prune, cluster and qat share, and the inputs they read and write (their result: ``compress.result``)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edgepack.compress.batchnorm import BatchNormReport
 from edgepack.compress.layers import Unsupported
-from edgepack.compress.loss import LossChoice
 from edgepack.compress.training import Distribute
 from edgepack.loading.spec import DataSpec
 from edgepack.params import StepParams, searched
@@ -84,38 +81,3 @@ class CompressInputs(FineTuneInputs):
 
 class CompressConfig(CompressInputs, CompressParams):
     """Inputs plus training params: what ``compress.pipeline.run`` takes (see PruneConfig, ClusterConfig)."""
-
-
-class KerasArtifact(BaseModel):
-    """A compressed Keras model on disk, what was done to it, and what it cost."""
-
-    step: Literal["prune", "cluster"]
-    path: Path
-    flavor: str
-    size_bytes: int
-    sha256: str
-    source: Path
-    source_sha256: str
-    config_path: Path
-    loss: LossChoice
-    layers: list[dict]
-    compressed_layers: int
-    metrics: dict | None = None
-    train_samples: int
-    epochs: int
-    steps: int
-    final_loss: float | None
-    distribute: Distribute
-    replicas: int
-    seconds: float
-    allocation: dict | None = None
-    skipped: dict[str, str] = Field(default_factory=dict, description="Layers holding a weight matrix that were "
-                                    "left as they were, with the reason (unsupported by tfmot, excluded, too small).")
-    output: str | None = Field(default=None, description="The output trained on the labels (models with several "
-                               "outputs).")
-    self_distilled: list[str] = Field(default_factory=list, description="The other outputs, kept close to the "
-                                      "source model's own predictions (mean squared error).")
-    bridge_difference: float | None = Field(default=None, description="Largest output difference of the tf_keras "
-                                            "rebuild from the source model, relative to the outputs' scale.")
-    batchnorm: BatchNormReport | None = Field(default=None, description="The BatchNorm re-estimation after "
-                                              "fine-tuning (None when turned off).")

@@ -12,7 +12,8 @@ import numpy as np
 
 from edgepack.compress import bridge
 from edgepack.compress.batchnorm import BatchNormReport, batchnorm_layers, reestimate
-from edgepack.compress.config import CompressConfig, KerasArtifact
+from edgepack.compress.config import CompressConfig
+from edgepack.compress.result import KerasArtifact
 from edgepack.compress.layers import NO_KERNEL, check_supported, refuse_unsupported, select_layers
 from edgepack.compress.loss import LossChoice, check_targets, choose_loss, last_activation, metric, require_targets
 from edgepack.compress.progress import ProgressSink

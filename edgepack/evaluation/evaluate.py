@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, model_validator
 
 from edgepack import __version__
 from edgepack.errors import DataError, GateFailed, ModelError

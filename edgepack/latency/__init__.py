@@ -1,11 +1,11 @@
 """Profiling .tflite models: measured here or on a device over SSH, or estimated from a device profile.
 
-``profile(ProfileConfig(model=..., device=..., estimate=...)) -> ProfileResult``. The names load on
+``profile(LatencyConfig(model=..., device=..., estimate=...)) -> LatencyResult``. The names load on
 first use, so importing ``edgepack.latency.params`` (the CLI does, for its options) stays light.
 """
 
-_NAMES = {"OpProfile": "edgepack.latency.config", "ProfileConfig": "edgepack.latency.config",
-          "ProfileResult": "edgepack.latency.config", "profile": "edgepack.latency.measure"}
+_NAMES = {"OpProfile": "edgepack.latency.result", "LatencyConfig": "edgepack.latency.config",
+          "LatencyResult": "edgepack.latency.result", "profile": "edgepack.latency.measure"}
 __all__ = sorted(_NAMES)
 
 

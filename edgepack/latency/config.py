@@ -1,4 +1,4 @@
-"""What ``profile`` takes (ProfileConfig) and what it gives back (ProfileResult)."""
+"""What ``profile`` takes: the model, the device, how and where to measure its latency."""
 
 from __future__ import annotations
 
@@ -6,16 +6,12 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from edgepack import __version__
 from edgepack.loading.spec import DataSpec
 from edgepack.latency.params import MeasureParams
 
-LATENCY_KEYS = ("count", "mean", "std", "min", "p50", "p90", "p99", "max")
-
-
-class ProfileConfig(MeasureParams):
+class LatencyConfig(MeasureParams):
     """Everything ``profile`` needs; checked before anything runs. The measuring fields (runs,
     warm-up, times, threads, timeout) are the profile step's too (``edgepack.latency.params``).
 
@@ -61,49 +57,3 @@ class ProfileConfig(MeasureParams):
     @property
     def probe_timeout_s(self) -> float:
         return self.timeout_s if self.timeout_s is not None else 2 * self.max_seconds + 60
-
-
-class OpProfile(BaseModel):
-    """Time per operator. ``measured`` says whether a runtime timed them; ``label`` says how."""
-
-    measured: bool
-    label: str
-    ops: list[dict]
-
-
-class ProfileResult(BaseModel):
-    """The result of ``profile``. ``where`` is local, remote (``host`` names it) or estimate.
-
-    ``runtime``: name, version, engine, accelerator, delegate, threads, fallback (why the CPU ran
-    instead of the device's accelerator, or None). ``latency_ms``: count, mean, std, min, p50, p90,
-    p99, max (an estimate gives its one figure for all of them, with count 0) and ``samples_ms``, the
-    timed runs themselves (every run, or every k-th beyond 5,000) for the report's histogram.
-    """
-
-    tool: str = f"edgepack {__version__}"
-    model: str
-    device: str | None
-    where: Literal["local", "remote", "estimate"]
-    host: str | None = None
-    estimated: bool
-    estimate_source: str | None = None
-    runtime: dict
-    latency_ms: dict
-    init_ms: float | None = None
-    first_inference_ms: float | None = None
-    warmup: dict | None = None
-    peak_memory_mb: float | None = None
-    memory: dict | None = None
-    size_bytes: int
-    gzip_size_bytes: int
-    inputs: str
-    settings: dict
-    op_profile: OpProfile | None = None
-    python: str | None = None
-    notes: list[str] = Field(default_factory=list)
-
-    @property
-    def p50(self) -> float | None:
-        """The median latency in milliseconds (measured, or estimated when ``estimated``)."""
-        value = self.latency_ms.get("p50")
-        return None if value is None else float(value)

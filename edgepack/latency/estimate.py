@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from edgepack.devices.schema import Accelerator, DeviceProfile, Throughput
 from edgepack.errors import ConfigError
-from edgepack.latency.work import ModelWork, OpWork, parameter_bytes
+from edgepack.latency.op_counts import ModelWork, OpWork, parameter_bytes
 
 FALLBACK_DTYPES = {"float16": "float32", "dynamic": "float32"}
 
@@ -96,7 +96,7 @@ def _on_accelerator(device: DeviceProfile, work: ModelWork) -> list[bool]:
     QUANTIZE first and a DEQUANTIZE last (float I/O) run on the CPU without cutting."""
     if device.accelerator != Accelerator.EDGETPU:
         return [True] * len(work.ops)
-    from edgepack.inspect.edgetpu import SUPPORTED_OPS
+    from edgepack.inspection.edgetpu import SUPPORTED_OPS
 
     placed, cut, last = [], False, len(work.ops) - 1
     for position, op in enumerate(work.ops):
@@ -109,7 +109,7 @@ def _on_accelerator(device: DeviceProfile, work: ModelWork) -> list[bool]:
 def _readiness_note(device: DeviceProfile, work: ModelWork) -> list[str]:
     if device.accelerator != Accelerator.EDGETPU:
         return []
-    from edgepack.inspect.edgetpu import edgetpu_readiness
+    from edgepack.inspection.edgetpu import edgetpu_readiness
 
     readiness = edgetpu_readiness(work.graph)
     if readiness["ready"]:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from edgepack.devices import DeviceProfile, load_device
 from edgepack.errors import ConfigError, DataError, EdgepackError, RuntimeUnavailable
-from edgepack.latency.config import LATENCY_KEYS, ProfileConfig, ProfileResult
+from edgepack.latency.config import LatencyConfig
+from edgepack.latency.result import LATENCY_KEYS, LatencyResult
 from edgepack.latency.probe import PROBE_SCRIPT, AcceleratorUnavailable, ProbeSpec, interpret
 from edgepack.runtime.interpreter import read_model_bytes
 
@@ -29,7 +30,7 @@ def _arch(name: str) -> str:
     return ARCH_ALIASES.get(name.lower(), name.lower())
 
 
-def _spec(config: ProfileConfig, device: DeviceProfile | None, *, cpu: bool = False) -> ProbeSpec:
+def _spec(config: LatencyConfig, device: DeviceProfile | None, *, cpu: bool = False) -> ProbeSpec:
     runtime = config.runtime or (device.runtime.value if device else "auto")
     accelerator = "cpu" if cpu or device is None else device.accelerator.value
     threads = config.threads or (device.threads if device else None)
@@ -48,7 +49,7 @@ def _check_local_device(device: DeviceProfile | None) -> None:
                           hint="measure on it with --remote [user@]host, or estimate with --estimate")
 
 
-def _inputs_file(config: ProfileConfig, model: bytes, folder: Path) -> Path | None:
+def _inputs_file(config: LatencyConfig, model: bytes, folder: Path) -> Path | None:
     """Rows of DATA, fitted and quantized to the model's input, as the probe's .npz (or None)."""
     if config.data is None:
         return None
@@ -78,7 +79,7 @@ SLOWDOWN = 10.0       # the estimate may be optimistic (another device, a delega
 REMOTE_EXTRA_S = 30.0  # ssh connections and copies
 
 
-def sized_timeout(config: ProfileConfig, model: bytes, device, spec: ProbeSpec) -> float:
+def sized_timeout(config: LatencyConfig, model: bytes, device, spec: ProbeSpec) -> float:
     """The probe's time limit: ``--timeout`` when given, else twice what this run should take (from
     its own runs, warm-up and times and the estimated latency, x10 in case the estimate is
     optimistic), at least 20 s and at most 2 x max-seconds + 60."""
@@ -87,7 +88,7 @@ def sized_timeout(config: ProfileConfig, model: bytes, device, spec: ProbeSpec) 
     cap = config.probe_timeout_s
     try:
         from edgepack.latency.estimate import estimate_latency
-        from edgepack.latency.work import model_work
+        from edgepack.latency.op_counts import model_work
 
         figures = _figures_device(device)
         estimate = estimate_latency(model_work(config.model, model), figures, spec.threads if figures is device else None)
@@ -99,7 +100,7 @@ def sized_timeout(config: ProfileConfig, model: bytes, device, spec: ProbeSpec) 
     return round(min(cap, max(20.0, 2 * expected)), 1)
 
 
-def _run(config: ProfileConfig, device, spec: ProbeSpec, model: Path, inputs: Path | None, folder: Path,
+def _run(config: LatencyConfig, device, spec: ProbeSpec, model: Path, inputs: Path | None, folder: Path,
          timeout: float):
     """Run the probe here or over SSH: ``(document, where, host, notes)``."""
     probe = config.probe or PROBE_SCRIPT
@@ -155,11 +156,11 @@ def _figures_device(device: DeviceProfile | None) -> DeviceProfile:
     return load_device("host-cpu")
 
 
-def _model_notes(config: ProfileConfig, model: bytes, device, threads, mean_ms, op_profile: bool):
+def _model_notes(config: LatencyConfig, model: bytes, device, threads, mean_ms, op_profile: bool):
     """The device-mode check and, when asked, the estimated per-operator split."""
     from edgepack.latency.estimate import estimate_latency
     from edgepack.latency.op_profile import measured_split
-    from edgepack.latency.work import model_work
+    from edgepack.latency.op_counts import model_work
 
     figures = _figures_device(device)
     work = model_work(config.model, model)
@@ -170,10 +171,10 @@ def _model_notes(config: ProfileConfig, model: bytes, device, threads, mean_ms, 
     return notes, split
 
 
-def _estimated(config: ProfileConfig, device: DeviceProfile, model: bytes, sizes: dict) -> ProfileResult:
+def _estimated(config: LatencyConfig, device: DeviceProfile, model: bytes, sizes: dict) -> LatencyResult:
     from edgepack.latency.estimate import estimate_latency
     from edgepack.latency.op_profile import estimated_breakdown
-    from edgepack.latency.work import model_work
+    from edgepack.latency.op_counts import model_work
 
     estimate = estimate_latency(model_work(config.model, model), device, config.threads)
     value = estimate.latency_ms
@@ -181,7 +182,7 @@ def _estimated(config: ProfileConfig, device: DeviceProfile, model: bytes, sizes
     runtime = {"name": RUNTIME_NAMES[device.runtime.value], "version": None, "engine": None,
                "accelerator": device.accelerator.value, "delegate": device.delegate, "threads": estimate.threads,
                "fallback": None}
-    return ProfileResult(model=str(config.model), device=device.name, where="estimate", estimated=True,
+    return LatencyResult(model=str(config.model), device=device.name, where="estimate", estimated=True,
                          estimate_source=estimate.source, runtime=runtime, latency_ms=latency, inputs="none",
                          settings={"threads": estimate.threads},
                          notes=["an estimate, not a measurement (figures and source from the device profile)",
@@ -189,8 +190,8 @@ def _estimated(config: ProfileConfig, device: DeviceProfile, model: bytes, sizes
                          op_profile=estimated_breakdown(estimate) if config.op_profile else None, **sizes)
 
 
-def profile(config: ProfileConfig, *, device: DeviceProfile | None = None) -> ProfileResult:
-    """Measure (locally or with ``remote``) or estimate ``config.model``; see ProfileConfig.
+def profile(config: LatencyConfig, *, device: DeviceProfile | None = None) -> LatencyResult:
+    """Measure (locally or with ``remote``) or estimate ``config.model``; see LatencyConfig.
 
     ``device`` is the already loaded profile named by ``config.device`` (so it is not read again).
     """
@@ -233,7 +234,7 @@ def profile(config: ProfileConfig, *, device: DeviceProfile | None = None) -> Pr
             raise
         model_notes, split = [f"model operators not read: {exc.message}"], None
     peak = document["memory"]["peak"]
-    return ProfileResult(
+    return LatencyResult(
         model=str(config.model), device=device.name if device else None, where=where, host=host, estimated=False,
         runtime=runtime, latency_ms=latency, init_ms=document["init_ms"],
         first_inference_ms=document["first_inference_ms"], warmup=document["warmup"],

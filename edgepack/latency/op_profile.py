@@ -9,7 +9,7 @@ measured mean latency is split in those proportions. The label says so, every ti
 from __future__ import annotations
 
 from edgepack.devices.schema import DeviceProfile
-from edgepack.latency.config import OpProfile
+from edgepack.latency.result import OpProfile
 from edgepack.latency.estimate import Estimate
 
 

@@ -19,7 +19,7 @@ class MeasureParams(StepParams):
     warmup_seconds: float = Field(default=0.5, ge=0, description="Warm-up time, at least.")
     min_seconds: float = Field(default=1.0, ge=0, description="Timed-run time, at least.")
     max_seconds: float = Field(default=150.0, gt=0, description="Cap on warm-up and on timed runs.")
-    timeout_s: float | None = Field(default=None, gt=0, description="Kill the runner after this many seconds "
+    timeout_s: float | None = Field(default=None, gt=0, description="Kill the latency probe after this many seconds "
                                     "(default 2x max-seconds + 60).", json_schema_extra={"flag": "--timeout"})
 
     @field_validator("warmup_seconds", "min_seconds", "max_seconds", "timeout_s")

@@ -1,4 +1,4 @@
-"""Which output of a model a metric is computed on (shared by the Keras loader and the LiteRT runner)."""
+"""Which output of a model a metric is computed on (shared by the Keras loader and the LiteRT predictor)."""
 
 from __future__ import annotations
 

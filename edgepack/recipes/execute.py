@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from edgepack.bundle.assemble import bundle_writes, stage_model, write_bundle
 from edgepack.bundle.manifest import build_manifest
-from edgepack.bundle.staging import failed_path, publish, staging_folder
+from edgepack.bundle.staging import failed_bundle_path, publish, staging_folder
 from edgepack.recipes.accelerators import edgetpu_stage, gpu_stage, is_edgetpu
 from edgepack.recipes.gates import judge
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
@@ -112,7 +112,7 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
     gates, passed = outcome.gates, outcome.passed
     return RunResult(
         name=recipe.name, recipe=str(loaded.path), device=loaded.device.name,
-        bundle=str(bundle if passed else failed_path(bundle)), passed=passed,
+        bundle=str(bundle if passed else failed_bundle_path(bundle)), passed=passed,
         summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=outcome.metric,
         reference=outcome.reference, final=outcome.final, drop=outcome.drop, drop_unit=outcome.drop_unit,
         size_bytes=outcome.size_bytes, gzip_size_bytes=outcome.gzip_size_bytes, stages=[StageSummary.of(s) for s in stages], gates=gates,
@@ -132,8 +132,8 @@ def _in_bundle(latency):
 
 def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, trust_model: bool):
     """The per-layer rows of the report, from the last Keras stage (the model that was converted)."""
-    from edgepack.inspect.keras_model import inspect_keras
-    from edgepack.inspect.per_layer import layer_rows
+    from edgepack.inspection.keras_model import inspect_keras
+    from edgepack.inspection.per_layer import layer_rows
 
     keras_stage = next((s for s in reversed(stages) if s.kind is ModelKind.KERAS), None)
     if keras_stage is None:
@@ -155,7 +155,7 @@ def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda mess
         source = source.model_copy(update={"metric": ctx.scorer.score(source)})
         entries: list[dict] = []
         final, stages = run_plan(ctx, loaded.plan, source, say, first=2, total=total, entries=entries)
-        from edgepack.inspect.tflite_model import inspect_tflite
+        from edgepack.inspection.tflite_model import inspect_tflite
 
         with bundle_writes(loaded.output):
             tflite = inspect_tflite(stage_model(stage, final.path))

@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from edgepack.bundle.result import GateVerdict
 from edgepack.evaluation.metrics import drop as metric_drop
-from edgepack.latency.config import ProfileResult
+from edgepack.latency.result import LatencyResult
 from edgepack.recipes.schema import Gates, Recipe
 from edgepack.steps.artifacts import ModelArtifact
 
@@ -24,7 +24,7 @@ class Outcome(BaseModel):
     relative: bool = False
     size_bytes: int
     gzip_size_bytes: int
-    latency: ProfileResult | None = None
+    latency: LatencyResult | None = None
     gates: list[GateVerdict]
 
     @property
@@ -64,7 +64,7 @@ def judge(recipe: Recipe, final: ModelArtifact, reference: float | None, *, edge
                    gzip_size_bytes=final.gzip_size_bytes, latency=final.latency, gates=verdicts)
 
 
-def check_gates(gates: Gates, *, drop: float | None, drop_unit: str | None, latency: ProfileResult | None,
+def check_gates(gates: Gates, *, drop: float | None, drop_unit: str | None, latency: LatencyResult | None,
                 size_bytes: int) -> list[GateVerdict]:
     """One verdict per figure gate the recipe sets."""
     verdicts = []

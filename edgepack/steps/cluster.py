@@ -9,7 +9,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from edgepack.compress.layers import kernel_size
-from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifact
+from edgepack.compress.config import CompressInputs, CompressParams
+from edgepack.compress.result import KerasArtifact
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
 from edgepack.params import searched

@@ -58,10 +58,10 @@ class ProfileStep(Step):
         return params.model_copy(update={"where": how_to_profile(setting.device, params.where)})
 
     def run(self, ctx, source: ModelArtifact, params: ProfileParams) -> ModelArtifact:
-        from edgepack.latency import ProfileConfig, profile
+        from edgepack.latency import LatencyConfig, profile
 
         how = how_to_profile(ctx.device, "estimate" if ctx.estimate else params.where)
-        config = ProfileConfig(model=source.path, device=ctx.device_ref or (ctx.device.name if ctx.device else None),
+        config = LatencyConfig(model=source.path, device=ctx.device_ref or (ctx.device.name if ctx.device else None),
                                estimate=how == "estimate", remote="@device" if how == "remote" else None,
                                **params.model_dump(exclude={"where"}))
         ctx.say("  profile: " + ("estimating from the device profile" if how == "estimate" else

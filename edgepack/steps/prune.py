@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edgepack.compress.config import CompressInputs, CompressParams, KerasArtifact
+from edgepack.compress.config import CompressInputs, CompressParams
+from edgepack.compress.result import KerasArtifact
 from edgepack.compress.pipeline import Technique, run
 from edgepack.compress.progress import ProgressSink
 from edgepack.compress.training import Plan

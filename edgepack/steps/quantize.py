@@ -134,7 +134,7 @@ class TfliteArtifact(BaseModel):
 
 def float_ops_of(flatbuffer: bytes, path: Path) -> list[str]:
     """``OP#index`` of each operator that computes in float (QUANTIZE/DEQUANTIZE excepted)."""
-    from edgepack.inspect.tflite_graph import op_type, parse_graph, schema_module
+    from edgepack.inspection.tflite_graph import op_type, parse_graph, schema_module
 
     schema = schema_module()
     if schema is None:
@@ -171,7 +171,7 @@ def _write(path: Path, flatbuffer: bytes, config: QuantizeConfig, loaded: Loaded
                           config_path=sidecar, mixed=mixed, float_ops=floats)
 
 
-def failed_path(output: Path) -> Path:
+def failed_model_path(output: Path) -> Path:
     """Where the best model goes when accuracy control misses its target: ``OUT.failed.tflite``."""
     return output.with_name(output.stem + ".failed.tflite")
 
@@ -206,7 +206,7 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
         flatbuffer = convert_in_worker(loaded, config, calibration, trust_model=config.trust_model)
     samples = None if calibration is None else rows_in(calibration)
     if mixed is not None and mixed.control is not None and not mixed.control.met and not config.keep_unmet:
-        failed = _write(failed_path(config.output), flatbuffer, config, loaded, samples, mixed)
+        failed = _write(failed_model_path(config.output), flatbuffer, config, loaded, samples, mixed)
         raise GateFailed(f"accuracy control could not bring the drop under {config.max_drop:g}: {mixed.summary}",
                          hint=f"the best model found is {failed.path} (record in {failed.config_path.name}); "
                               f"allow more float layers (--max-float-ops) or a larger --max-drop")

@@ -44,11 +44,11 @@ class SensitivityConfig(SensitivityParams):
 
 
 def sensitivity(config: SensitivityConfig):
-    """Per-layer sensitivity of ``config.model`` on ``config.data`` (see edgepack.sensitivity.analysis)."""
+    """Per-layer sensitivity of ``config.model`` on ``config.data`` (see edgepack.layer_sensitivity.analysis)."""
     from edgepack.errors import DataError
     from edgepack.loading.data import fit_to_input, load_data
     from edgepack.loading.model import load_model
-    from edgepack.sensitivity.analysis import analyse
+    from edgepack.layer_sensitivity.analysis import analyse
 
     loaded = load_model(config.model, trust_model=config.trust_model)
     if loaded.input_count != 1:

@@ -66,7 +66,7 @@ def _render_tflite(report: dict) -> None:
 @json_option
 def inspect_command(model: Path, trust_model: bool, as_json: bool):
     """Describe MODEL: a Keras model (layers, MACs, sparsity) or a .tflite (ops, dtypes, I/O)."""
-    from edgepack.inspect import inspect_model
+    from edgepack.inspection import inspect_model
 
     report = inspect_model(model, trust_model=trust_model)
     emit(report, as_json, _render_tflite if report["kind"] == "tflite" else _render_keras)

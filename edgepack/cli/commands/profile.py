@@ -64,7 +64,7 @@ def _render_ops(out, op_profile) -> None:
               help="Runtime to use (default: the device's, else auto).")
 @click.option("--remote", is_flag=False, flag_value="@device", metavar="[USER@]HOST[:PORT]",
               help="Profile on the device over SSH (alone: the device profile's connection).")
-@click.option("--python", "python", metavar="PATH", help="Python that runs the runner (here, or on the device).")
+@click.option("--python", "python", metavar="PATH", help="Python that runs the latency probe (here, or on the device).")
 @click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False), help="ssh config file (ssh -F).")
 @click.option("--accept-new-host-key", is_flag=True, help="Trust the host key of a device seen for the first time.")
 @click.option("--connect-timeout", "connect_timeout_s", type=int, help="SSH connect timeout in seconds.  [default: 10]")
@@ -83,9 +83,9 @@ def profile_command(model, device, runtime, remote, python, ssh_config, accept_n
                     remote_tmpdir, op_profile, estimate, data, samples, allow_cpu_fallback, x_key, y_key, trust_code,
                     as_json, **measure):
     """Measure the latency of MODEL (.tflite) here, on a device over SSH, or estimate it."""
-    from edgepack.latency import ProfileConfig, profile
+    from edgepack.latency import LatencyConfig, profile
 
-    config = build_config(ProfileConfig, model=model, device=device, runtime=runtime, remote=remote, python=python,
+    config = build_config(LatencyConfig, model=model, device=device, runtime=runtime, remote=remote, python=python,
                           ssh_config=ssh_config, accept_new_host_key=accept_new_host_key, remote_tmpdir=remote_tmpdir,
                           op_profile=op_profile, estimate=estimate, data=data_spec(data, x_key, y_key, trust_code),
                           allow_cpu_fallback=allow_cpu_fallback,

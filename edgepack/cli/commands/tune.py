@@ -43,7 +43,7 @@ def _render(result) -> None:
 def tune_command(recipe, trials, timeout, storage, study, output, trust_code, trust_model, as_json):
     """Search RECIPE's space (its tune: section, or around its steps) for configurations that pass its
     gates, minimising size and/or latency and drop; write the best as a plain recipe and build it."""
-    from edgepack.tune.study import TuneOptions, tune_recipe
+    from edgepack.tuning.study import TuneOptions, tune_recipe
 
     options = build_config(TuneOptions, recipe=recipe, trials=trials, timeout=timeout, storage=storage, study=study,
                            output=output, trust_model=trust_model, trust_code=trust_code)
@@ -55,7 +55,7 @@ def _progress(say):
     """A live table when stderr is a terminal, one line per trial otherwise."""
     import sys
 
-    from edgepack.tune.progress import LiveTable, TrialLines
+    from edgepack.tuning.progress import LiveTable, TrialLines
 
     return LiveTable() if sys.stderr.isatty() else TrialLines(say)
 

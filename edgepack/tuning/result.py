@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from edgepack.tune.limits import StopRule
-from edgepack.tune.trials import TrialSummary
+from edgepack.tuning.limits import StopRule
+from edgepack.tuning.trials import TrialSummary
 
 
 class TuneResult(BaseModel):

@@ -12,8 +12,8 @@ from html import escape
 from pathlib import Path
 
 from edgepack.report.svg import TICKS, Axis, nice_step
-from edgepack.tune.result import TuneResult
-from edgepack.tune.trials import TrialSummary
+from edgepack.tuning.result import TuneResult
+from edgepack.tuning.trials import TrialSummary
 from edgepack.util.files import write_bytes_atomic
 
 WIDTH, HEIGHT = 760, 440

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from edgepack.errors import ModelError
-from edgepack.inspect.edgetpu import edgetpu_readiness, not_checked
-from edgepack.inspect.gpu import gpu_readiness
-from edgepack.inspect.tflite_graph import (FLOAT_DTYPES, INTEGER_DTYPES, Graph, as_ints, as_text, op_type,
+from edgepack.inspection.edgetpu import edgetpu_readiness, not_checked
+from edgepack.inspection.gpu import gpu_readiness
+from edgepack.inspection.tflite_graph import (FLOAT_DTYPES, INTEGER_DTYPES, Graph, as_ints, as_text, op_type,
                                           parse_graph, schema_module)
 from edgepack.runtime.interpreter import CORRUPT_HINT, make_interpreter, read_model_bytes
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from edgepack.evaluation.metrics import Metric, compute, drop as metric_drop
 from edgepack.loading.model import LoadedModel
 from edgepack.quantization.selective import BytesPredictor, SelectiveQuantizer
-from edgepack.sensitivity.weights import cluster_kernel, prune_kernel
+from edgepack.layer_sensitivity.weights import cluster_kernel, prune_kernel
 from edgepack.util.tf import captured_native_output
 
 PRUNE_LEVELS = (0.5, 0.8, 0.9)

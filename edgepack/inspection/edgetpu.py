@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from edgepack.inspect.tflite_graph import Graph, OpInfo, TensorInfo
+    from edgepack.inspection.tflite_graph import Graph, OpInfo, TensorInfo
 
 SOURCE = "https://coral.ai/docs/edgetpu/models-intro/#supported-operations (compiler v16)"
 

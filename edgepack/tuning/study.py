@@ -25,11 +25,11 @@ from edgepack.errors import GateFailed, RemoteError
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.plan import plan_steps
 from edgepack.recipes.schema import Recipe, entry_name, entry_params
-from edgepack.tune.limits import DEFAULT_TRIALS, StopRule
-from edgepack.tune.result import TuneResult
-from edgepack.tune.progress import TrialLines, TuneProgress
+from edgepack.tuning.limits import DEFAULT_TRIALS, StopRule
+from edgepack.tuning.result import TuneResult
+from edgepack.tuning.progress import TrialLines, TuneProgress
 from edgepack.recipes.tune_section import TuneSection
-from edgepack.tune.trials import TrialSummary, best_trial, summary_of
+from edgepack.tuning.trials import TrialSummary, best_trial, summary_of
 
 Say = Callable[[str], None]
 OPEN_ATTEMPTS = 5
@@ -181,7 +181,7 @@ def _edgetpu_readiness(loaded: LoadedRecipe, final) -> dict | None:
 
     if not is_edgetpu(loaded.device) or final.path.suffix != ".tflite":
         return None
-    from edgepack.inspect.tflite_model import inspect_tflite
+    from edgepack.inspection.tflite_model import inspect_tflite
 
     return inspect_tflite(final.path).get("edgetpu") or {}
 
@@ -291,7 +291,7 @@ def _optimize(study, loaded: LoadedRecipe, space: TuneSection, stop: StopRule, o
 
 def _write_page(result: TuneResult, loaded: LoadedRecipe, options: TuneOptions) -> Path:
     """The study's page (Pareto scatter, every trial) beside the tuned recipe."""
-    from edgepack.tune.page import write_study_page
+    from edgepack.tuning.page import write_study_page
 
     target = (options.output or loaded.path.with_suffix(".tuned.yaml")).with_suffix(".html")
     return write_study_page(result, target, gates=loaded.recipe.gates.model_dump(mode="json"))

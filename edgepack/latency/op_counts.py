@@ -56,7 +56,7 @@ class ModelWork:
 
     ops: list
     scheme: str
-    graph: object  # edgepack.inspect.tflite_graph.Graph
+    graph: object  # edgepack.inspection.tflite_graph.Graph
 
     @property
     def macs(self) -> int:
@@ -112,7 +112,7 @@ def _macs(name: str, inputs: list, outputs: list) -> int:
 
 
 def op_work(graph, scheme: str) -> list[OpWork]:
-    """The work of every operator of ``graph`` (an ``edgepack.inspect.tflite_graph.Graph``)."""
+    """The work of every operator of ``graph`` (an ``edgepack.inspection.tflite_graph.Graph``)."""
     rows = []
     for op in graph.operators:
         inputs = [graph.tensors[i] for i in op.inputs if i >= 0]
@@ -170,7 +170,7 @@ def model_work(path: str | Path, data: bytes | None = None) -> ModelWork:
     ModelError for a missing or corrupt file; RuntimeUnavailable when ai-edge-litert (which
     carries the schema reader) is not installed.
     """
-    from edgepack.inspect import tflite_model as tm
+    from edgepack.inspection import tflite_model as tm
     from edgepack.runtime.interpreter import make_interpreter, read_model_bytes
 
     path = Path(path)

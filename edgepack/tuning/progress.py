@@ -6,9 +6,9 @@ import sys
 import time
 from typing import Callable, Protocol
 
-from edgepack.tune.limits import StopRule
+from edgepack.tuning.limits import StopRule
 from edgepack.recipes.tune_section import TuneSection
-from edgepack.tune.trials import TrialSummary, best_trial
+from edgepack.tuning.trials import TrialSummary, best_trial
 
 Say = Callable[[str], None]
 
