@@ -20,7 +20,7 @@ from edgepack.recipes.gates import judge
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.bundle.result import RunResult
 from edgepack.steps.artifacts import ModelArtifact, StageSummary
-from edgepack.steps.base import ModelKind
+from edgepack.steps.artifacts import ModelKind
 from edgepack.steps.context import ArtifactCache, StepContext
 from edgepack.steps.scoring import Scorer
 from edgepack.util.provenance import provenance

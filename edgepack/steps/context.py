@@ -7,10 +7,15 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
+from edgepack.compress.progress import ProgressSink
+from edgepack.devices.schema import DeviceProfile
 from edgepack.evaluation.metrics import Metric
 from edgepack.loading.spec import DataSpec
+
+if TYPE_CHECKING:
+    from edgepack.steps.scoring import Scorer
 
 Say = Callable[[str], None]
 
@@ -21,7 +26,7 @@ class StepSetting:
 
     has_train: bool = False
     has_val: bool = False
-    device: Any = None            # edgepack.devices.DeviceProfile, or None for "no particular device"
+    device: DeviceProfile | None = None  # None: no particular device
     metric: Metric = Metric.ACCURACY
 
     @property
@@ -88,12 +93,12 @@ class StepContext:
     estimate: bool = False
     device_ref: str | None = None
     say: Say = lambda message: None
-    training_progress: Any = None
+    training_progress: ProgressSink | None = None
     cache: ArtifactCache | None = None
-    scorer: Any = None            # edgepack.steps.scoring.Scorer
+    scorer: Scorer | None = None
 
     @property
-    def device(self):
+    def device(self) -> DeviceProfile | None:
         return self.setting.device
 
     def output_path(self, index: int, name: str) -> Path:

@@ -11,7 +11,7 @@ from edgepack.evaluation.metrics import Metric, MetricAccumulator
 from edgepack.loading.data import Dataset, DataSpec, InputSpec, fit_to_inputs, load_data
 from edgepack.loading.outputs import OutputChoice
 from edgepack.steps.artifacts import ModelArtifact
-from edgepack.steps.base import ModelKind
+from edgepack.steps.artifacts import ModelKind
 
 
 class Scorer:
