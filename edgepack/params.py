@@ -50,6 +50,15 @@ class Domain(BaseModel):
             raise ValueError(f"[{low}, {high}] needs low <= high")
         return self.model_copy(update={"low": low, "high": high})
 
+    def nearest(self, value):
+        """``value`` brought inside the domain (a range clips it; a choice it does not offer gives None)."""
+        if self.kind == "choice":
+            return value if value in self.choices else None
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        clipped = min(max(value, self.low), self.high)
+        return int(clipped) if self.kind == "int" else float(clipped)
+
     def values(self) -> list:
         """The domain's extremes (a range) or its choices: what a field must accept."""
         return [self.low, self.high] if self.kind != "choice" else list(self.choices)

@@ -206,7 +206,7 @@ def test_tune_and_run_judge_a_relative_gate_alike(run, regression, tmp_path):
     and each trial's verdict and drop equal what ``run`` gives for that trial's own recipe."""
     recipe = tmp_path / "reg.yaml"
     recipe.write_text(RELATIVE_RECIPE.format(model=regression["model"], train=regression["train"],
-                                             val=regression["val"], output=tmp_path / "dist" / "{name}", gate=2))
+                                             val=regression["val"], output=tmp_path / "dist" / "{name}", gate=0.5))
     tuned = run("tune", recipe, "--trials", "6", "-o", tmp_path / "tuned.yaml", "--json")
     assert tuned.exit_code in (0, 7), tuned.stderr[-2000:]
     trials = {json.dumps(t["steps"], sort_keys=True): t for t in json.loads(tuned.stdout or "{}").get("trials", [])
@@ -289,3 +289,23 @@ def test_a_step_declared_in_one_place_is_searched_and_its_domain_overridden(digi
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_a_new_study_starts_from_the_recipe_as_written(digits, tmp_path):
+    """Trial 0 of a new study is the recipe's own steps (values brought inside the searched domains),
+    so the search starts from what the user wrote."""
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import recipe_trial, suggest_steps
+
+    loaded = load_recipe(write_recipe(tmp_path, digits))
+    params = recipe_trial(loaded.recipe, loaded.recipe.tune)
+    assert params["use_prune"] is True and params["use_cluster"] is False
+    assert params["prune.sparsity"] == 0.7 and params["prune.allocate"] == "uniform"
+    assert params["qat"] is False and params["accuracy_control"] is False
+    study = optuna.create_study()
+    study.enqueue_trial(params)
+    steps = suggest_steps(study.ask(), loaded.recipe, loaded.recipe.tune)
+    assert [next(iter(e)) for e in steps] == ["prune", "quantize", "profile"]
+    assert steps[0]["prune"]["sparsity"] == 0.7

@@ -10,7 +10,9 @@ average, not an exponential one), with every layer above it normalising by its b
 as during training.
 
 Works on Keras 3 and tf_keras models, nested models, and layers inside tfmot's wrappers (QAT keeps
-BatchNormalization as a layer of its own, wrapped; the converter folds it into the convolution).
+BatchNormalization as a layer of its own, wrapped; the converter folds it into the convolution). A
+layer the model calls in inference mode (``training=False``) keeps its statistics; tf_keras honours
+such a call, Keras 3 3.x trains through it, so prune and cluster re-estimate the tf_keras model.
 """
 
 from __future__ import annotations

@@ -226,8 +226,12 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
                        progress=progress, title=technique.name, seed=config.seed, loss_fn=loss_fn)
     final = prepared.loaded.model
     with captured_native_output():
-        bridge.copy_weights(technique.strip(tfmot, result.model), final)
-    batchnorm = refresh_batchnorm(config, prepared, final, progress, technique.name)
+        stripped = technique.strip(tfmot, result.model)
+    # On the tf_keras model: it keeps a sub-model's training=False call in inference mode, which a
+    # Keras 3 model's training-mode call does not.
+    batchnorm = refresh_batchnorm(config, prepared, stripped, progress, technique.name)
+    with captured_native_output():
+        bridge.copy_weights(stripped, final)
     metrics = _val_metrics(prepared, final)
     _save(final, config.output, prepared.loss, prepared.output)
     return _artifact(config, technique, prepared, final, plan, result, strategy, facts, metrics, batchnorm)

@@ -139,6 +139,30 @@ def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
                               ) from None
 
 
+def recipe_trial(recipe: Recipe, space: TuneSection) -> dict:
+    """The recipe's own steps as trial parameters (each value brought inside its searched domain; a
+    value the space does not offer is left to the sampler): the first trial of a new study, so the
+    search starts from what the user wrote."""
+    names = [entry_name(e) for e in recipe.steps]
+    base, domains = _base_params(recipe), space.domains()
+    params: dict = {f"use_{name}": name in names for name in ("prune", "cluster")} if space.optional else {}
+    for step in ("prune", "cluster", "qat"):
+        for field, domain in domains.get(step, {}).items():
+            if step in base and field in base[step]:
+                params[f"{step}.{field}"] = domain.nearest(base[step][field])
+    if "prune" in names and "cluster" in names:
+        params["order"] = "prune-cluster" if names.index("prune") < names.index("cluster") else "cluster-prune"
+    quantize = base.get("quantize", {})
+    if space.modes is not None and "mode" in quantize:
+        params["mode"] = quantize["mode"]
+    params["qat"] = "qat" in names
+    params["accuracy_control"] = quantize.get("max_drop") is not None
+    allowed = {"order": space.orders, "qat": space.qat, "accuracy_control": space.accuracy_control,
+               "mode": [m.value for m in space.modes or []]}
+    return {key: value for key, value in params.items() if value is not None
+            and (key not in allowed or value in allowed[key])}
+
+
 def _lost_a_race(exc: Exception) -> bool:
     """Workers that open a new database at once race to create Optuna's tables (a unique violation)."""
     text = f"{type(exc).__name__} {exc}"
@@ -248,6 +272,8 @@ def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
     space = loaded.recipe.tune or TuneSection()
     study, storage = _open_study(options, loaded, space)
     stop, earlier = options.stop_rule(), len(study.trials)
+    if earlier == 0:
+        study.enqueue_trial(recipe_trial(loaded.recipe, space), skip_if_exists=True)
     say(f"study {study.study_name} in {_masked(storage)}: {earlier} trial(s) so far; "
         f"{stop.describe()}; objectives {', '.join(space.objectives)}")
     _optimize(study, loaded, space, stop, options, progress or TrialLines(say))
