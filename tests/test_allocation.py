@@ -133,3 +133,29 @@ def test_bad_cluster_allocation_options_are_exit_2(run, digits, tmp_path, args, 
     result = run("cluster", digits["model"], "--data", digits["train"], "-o", tmp_path / "c.keras", "--epochs", "1",
                  *args)
     assert_one_line_error(result, 2, *fragments)
+
+
+def test_damage_curves_are_measured_once_per_model_output_and_rows():
+    """A study's trials allocate different budgets from the same curves: with a memo naming the
+    model, the curves of the same layers on the same rows are measured once per process."""
+    import keras
+
+    from edgepack.allocation.damage import damage_curves
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d")])
+    calls = []
+
+    def predict(rows):
+        calls.append(len(rows))
+        return np.asarray(model(rows))
+
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    changes = [lambda kernel: kernel * 0.5, lambda kernel: kernel * 0]
+    first = damage_curves(model, ["d"], x, predict, changes, memo="digits-sha output 0")
+    measured = len(calls)
+    assert damage_curves(model, ["d"], x, predict, changes, memo="digits-sha output 0") == first
+    assert len(calls) == measured, "the second call measured again"
+    damage_curves(model, ["d"], x + 1, predict, changes, memo="digits-sha output 0")
+    damage_curves(model, ["d"], x, predict, changes, memo="other-sha output 0")
+    assert len(calls) == 3 * measured, "other rows or another model are measured"

@@ -76,17 +76,19 @@ def allocate(curves: dict[str, list[float]], weights: dict[str, int], allowed: d
 
 
 def allocate_clusters(model, layers: list[str], x: np.ndarray, predict, target: int, *,
-                      preserve_sparsity: bool, fits: Callable[[str, int], bool]) -> ClusterAllocation:
+                      preserve_sparsity: bool, fits: Callable[[str, int], bool],
+                      memo: str | None = None) -> ClusterAllocation:
     """Measure the layers' damage curves on ``x`` and share ``target`` clusters' bits between them.
 
-    ``fits(name, count)`` says whether a layer can take ``count`` clusters (its kernel is large enough).
+    ``fits(name, count)`` says whether a layer can take ``count`` clusters (its kernel is large enough);
+    ``memo`` (the model's sha256 and output) lets later calls on the same model reuse the curves.
     """
     allowed = {name: [k for k in LEVELS if fits(name, k)] for name in layers}
     allowed = {name: counts for name, counts in allowed.items() if counts}  # the rest keep the uniform count
     weights = kernel_sizes(model, list(allowed))
     change = cluster_preserving_zeros if preserve_sparsity else cluster_kernel
-    measured = damage_curves(model, list(allowed), x, predict,
-                             [lambda kernel, k=k: change(kernel, k) for k in LEVELS])
+    measured = damage_curves(model, list(allowed), x, predict, [lambda kernel, k=k: change(kernel, k) for k in LEVELS],
+                             memo=None if memo is None else f"cluster {LEVELS} {preserve_sparsity} {memo}")
     curves = {name: list(np.minimum.accumulate(values)) for name, values in measured.items()}
     chosen = allocate(curves, weights, allowed, target)
     achieved = sum(weights[n] * _bits(chosen[n]) for n in chosen) / max(1, sum(weights.values()))

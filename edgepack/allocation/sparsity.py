@@ -32,10 +32,11 @@ class Allocation(BaseModel):
     levels: list[float]
 
 
-def damage_curves(model, layers: list[str], x: np.ndarray, predict) -> dict[str, list[float]]:
-    """Per layer, the output MSE against the float model at each level of LEVELS (non-decreasing)."""
+def damage_curves(model, layers: list[str], x: np.ndarray, predict, *, memo: str | None = None) -> dict[str, list[float]]:
+    """Per layer, the output MSE against the float model at each level of LEVELS (non-decreasing);
+    ``memo`` names the model and output (see ``allocation.damage.damage_curves``)."""
     changes = [lambda kernel, level=level: prune_kernel(kernel, level) for level in LEVELS]
-    curves = measure(model, layers, x, predict, changes)
+    curves = measure(model, layers, x, predict, changes, memo=None if memo is None else f"prune {LEVELS} {memo}")
     return {name: list(np.maximum.accumulate(values)) for name, values in curves.items()}
 
 
@@ -65,10 +66,12 @@ def allocate(curves: dict[str, list[float]], weights: dict[str, int], target: fl
     return {name: LEVELS[step[name]] for name in curves}
 
 
-def allocate_sparsity(model, layers: list[str], x: np.ndarray, predict, target: float) -> Allocation:
-    """Measure the layers' damage curves on ``x`` and allocate ``target`` sparsity between them."""
+def allocate_sparsity(model, layers: list[str], x: np.ndarray, predict, target: float, *,
+                      memo: str | None = None) -> Allocation:
+    """Measure the layers' damage curves on ``x`` and allocate ``target`` sparsity between them; ``memo``
+    (the model's sha256 and output) lets later calls on the same model reuse the curves."""
     weights = kernel_sizes(model, layers)
-    curves = damage_curves(model, layers, x, predict)
+    curves = damage_curves(model, layers, x, predict, memo=memo)
     chosen = allocate(curves, weights, target)
     achieved = sum(weights[n] * chosen[n] for n in layers) / max(1, sum(weights.values()))
     return Allocation(target=target, achieved=round(achieved, 6), layer_sparsity={n: round(s, 6) for n, s in

@@ -98,7 +98,8 @@ def _allocation_hook(config: ClusterConfig, allocation: dict[str, int]):
         model = prepared.loaded.model
         return allocate_clusters(
             model, prepared.chosen, rows, prepared.predict, config.clusters, preserve_sparsity=config.preserve_sparsity,
-            fits=lambda name, k: _fits(find_layer(model, name), k, config.preserve_sparsity) is None)
+            fits=lambda name, k: _fits(find_layer(model, name), k, config.preserve_sparsity) is None,
+            memo=f"{prepared.source_sha} output {prepared.output.index}")
 
     return allocation_hook(config, allocation, key="layer_clusters", verb="clustered", allocate=allocate)
 

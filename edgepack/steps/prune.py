@@ -90,7 +90,8 @@ def _allocation_hook(config: PruneConfig, allocation: dict[str, float]):
     def allocate(prepared, rows):
         from edgepack.allocation.sparsity import allocate_sparsity
 
-        return allocate_sparsity(prepared.loaded.model, prepared.chosen, rows, prepared.predict, config.sparsity)
+        return allocate_sparsity(prepared.loaded.model, prepared.chosen, rows, prepared.predict, config.sparsity,
+                                 memo=f"{prepared.source_sha} output {prepared.output.index}")
 
     return allocation_hook(config, allocation, key="layer_sparsity", verb="pruned", allocate=allocate)
 
