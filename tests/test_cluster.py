@@ -80,3 +80,18 @@ def test_kernels_smaller_than_the_clusters_is_exit_4(run, digits, tmp_path):
     model = tiny_model(tmp_path / "tiny.keras")
     result = run("cluster", model, "--data", digits["train"], "-o", tmp_path / "x.keras", "--clusters", "5000")
     assert_one_line_error(result, 4, "nothing to cluster", "not more than 5000 clusters")
+
+
+def test_two_clusters_keeping_the_zeros_is_exit_2_and_never_allocated(run, digits, tmp_path):
+    """tfmot keeps one centroid at zero with --preserve-sparsity and refuses 2 clusters: the option is
+    refused before any work, and the sensitivity allocation never gives a layer 2."""
+    result = run("cluster", digits["model"], "--data", digits["train"], "-o", tmp_path / "c.keras",
+                 "--clusters", "2", "--preserve-sparsity")
+    assert_one_line_error(result, 2, "at least 3 centroids", "--clusters 2")
+    import keras
+
+    from edgepack.steps.cluster import _fits
+
+    model = keras.models.load_model(digits["model"], compile=False)
+    layer = next(layer for layer in model.layers if type(layer).__name__ == "Dense")
+    assert "at least 3" in _fits(layer, 2, True) and _fits(layer, 2, False) is None

@@ -309,3 +309,59 @@ def test_a_new_study_starts_from_the_recipe_as_written(digits, tmp_path):
     steps = suggest_steps(study.ask(), loaded.recipe, loaded.recipe.tune)
     assert [next(iter(e)) for e in steps] == ["prune", "quantize", "profile"]
     assert steps[0]["prune"]["sparsity"] == 0.7
+
+
+FAILING_STEP = """
+import sys
+from pydantic import Field
+from edgepack.errors import ModelError
+from edgepack.params import searched
+from edgepack.steps.base import ModelKind, Step, StepParams
+
+class GlowParams(StepParams):
+    strength: float = Field(default=0.5, ge=0, le=1, json_schema_extra=searched(low=0.0, high=1.0))
+
+class Glow(Step):
+    name = "glow"
+    params = GlowParams
+    consumes = produces = ModelKind.TFLITE
+    measures = True
+
+    def run(self, ctx, source, params):
+        if params.strength > LIMIT:
+            raise ModelError(f"glow {params.strength} is too strong for this model")
+        return source
+
+from edgepack.cli import main
+sys.argv = ["edgepack", "tune", sys.argv[1], "--trials", "8", "--json"]
+main()
+"""
+
+
+@pytest.mark.parametrize("limit, code", [(0.5, 0), (-1.0, 4)])
+def test_a_trial_that_fails_is_recorded_and_three_in_a_row_stop_the_study(digits, tmp_path, limit, code):
+    """A configuration a step refuses fails its trial (state FAIL, the message as its note) and the
+    study goes on; when three trials in a row fail the error is not the trials' own, and it is raised."""
+    recipe = tmp_path / "glow.yaml"
+    recipe.write_text(f"name: glow\ndevice: host-cpu\nmodel: {digits['model']}\n"
+                      f"data: {{train: {digits['train']}, val: {digits['val']}}}\n"
+                      f"steps:\n  - quantize: {{mode: dynamic}}\n  - glow: {{}}\n  - profile: {{where: estimate}}\n"
+                      f"gates: {{max_accuracy_drop: 1.5}}\noutput: {tmp_path / 'dist' / '{name}'}\n"
+                      f"tune: {{steps: [], modes: [dynamic, float16]}}\n")
+    script = tmp_path / "glow_tune.py"
+    script.write_text(FAILING_STEP.replace("LIMIT", repr(limit)))
+    done = subprocess.run([sys.executable, str(script), str(recipe)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == code, done.stderr[-3000:]
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "glow.tune.db") as connection:
+        states = [row[0] for row in connection.execute("SELECT state FROM trials ORDER BY number")]
+    if code == 0:
+        study = json.loads(done.stdout)
+        failed = [t for t in study["trials"] if t["state"] == "FAIL"]
+        assert failed and all(t["note"].startswith("failed: ") and "too strong" in t["note"] for t in failed)
+        assert len(study["trials"]) == 8 and study["best"] is not None
+    else:
+        assert states == ["FAIL"] * 3, states
+        assert done.stderr.strip().splitlines()[-1].startswith("edgepack: error: glow ")

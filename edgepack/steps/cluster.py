@@ -6,7 +6,7 @@ from enum import Enum
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgepack.compress.layers import kernel_size
 from edgepack.compress.config import CompressInputs, CompressParams
@@ -28,6 +28,10 @@ class ClusterInit(str, Enum):
 
 _TFMOT_INIT = {ClusterInit.KMEANS_PLUS_PLUS: "KMEANS_PLUS_PLUS", ClusterInit.LINEAR: "LINEAR",
                ClusterInit.DENSITY: "DENSITY_BASED", ClusterInit.RANDOM: "RANDOM"}
+
+
+# tfmot's cluster wrapper refuses 2 clusters or fewer when it keeps the zeros (one centroid is zero).
+PRESERVING_MIN = 3
 
 
 class ClusterParams(CompressParams):
@@ -56,6 +60,14 @@ class ClusterParams(CompressParams):
                 raise ValueError(f"{name}: {count} is outside [2, 65536]")
         return value
 
+    @model_validator(mode="after")
+    def _zero_centroid(self):
+        fewest = min([self.clusters, *self.layer_clusters.values()])
+        if self.preserve_sparsity and fewest < PRESERVING_MIN:
+            raise ValueError(f"preserve_sparsity keeps one centroid for the zeros, so tfmot needs at least "
+                             f"{PRESERVING_MIN} centroids per layer (got clusters {fewest})")
+        return self
+
 
 class ClusterConfig(CompressInputs, ClusterParams):
     """A library call of ``cluster``: the params plus the model, data and output paths."""
@@ -80,6 +92,8 @@ def _sparse_kernel_problem(kernel: np.ndarray, clusters: int) -> str | None:
 
 def _fits(layer, clusters: int, preserve_sparsity: bool) -> str | None:
     """Why ``layer`` cannot be clustered into ``clusters`` values (None when it can)."""
+    if preserve_sparsity and clusters < PRESERVING_MIN:
+        return f"--preserve-sparsity needs at least {PRESERVING_MIN} clusters (one is the zeros')"
     size = kernel_size(layer)
     if size <= clusters:
         return f"kernel has {size} values, not more than {clusters} clusters (--clusters {clusters})"

@@ -21,7 +21,7 @@ from typing import Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgepack.errors import GateFailed, RemoteError
+from edgepack.errors import EdgepackError, GateFailed, RemoteError
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.plan import plan_steps
 from edgepack.recipes.schema import Recipe, entry_name, entry_params
@@ -306,13 +306,41 @@ def _optimize(study, loaded: LoadedRecipe, space: TuneSection, stop: StopRule, o
     cache = loaded.path.resolve().with_suffix(".tune-cache")
     scorer = make_scorer(loaded, trust_model=options.trust_model, trust_code=options.trust_code)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    failures = _Failures()
+
+    def objective(trial):
+        try:
+            return run_trial(trial, loaded, space, options, cache, scorer)
+        except EdgepackError as exc:
+            trial.set_user_attr("note", f"failed: {exc.one_line()}")
+            failures.last = exc
+            raise
+
     progress.begin(study.study_name, len(study.trials), stop, space)
     try:
-        study.optimize(lambda trial: run_trial(trial, loaded, space, options, cache, scorer), n_trials=stop.trials,
-                       timeout=stop.timeout, catch=(),
-                       callbacks=[lambda _study, frozen: progress.trial(summary_of(frozen))])
+        study.optimize(objective, n_trials=stop.trials, timeout=stop.timeout, catch=(EdgepackError,),
+                       callbacks=[failures, lambda _study, frozen: progress.trial(summary_of(frozen))])
     finally:
         progress.end()
+    if failures.in_a_row >= FAILURES_IN_A_ROW and failures.last is not None:
+        raise failures.last
+
+
+FAILURES_IN_A_ROW = 3
+
+
+class _Failures:
+    """A trial that ends in an edgepack error (a configuration its steps refuse) is recorded as failed,
+    with the message as its note, and the study goes on; three in a row mean the error is not the
+    trials' own (missing data, a broken model), so the study stops and raises it."""
+
+    def __init__(self):
+        self.in_a_row, self.last = 0, None
+
+    def __call__(self, study, frozen) -> None:
+        self.in_a_row = self.in_a_row + 1 if frozen.state.name == "FAIL" else 0
+        if self.in_a_row >= FAILURES_IN_A_ROW:
+            study.stop()
 
 
 def _write_page(result: TuneResult, loaded: LoadedRecipe, options: TuneOptions) -> Path:
