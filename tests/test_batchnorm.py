@@ -151,3 +151,11 @@ def test_a_submodel_called_in_inference_mode_is_left_alone():
     report = reestimate(model, np.full((64, 8), 5.0, np.float32), batches=4, batch_size=16)
     assert (report.layers, report.inference_only) == (1, 1)
     np.testing.assert_array_equal(inner.get_layer("base_bn").moving_mean.numpy(), np.zeros(8))
+
+
+def test_a_mirrored_fine_tuning_reestimates_too(run, bn_model, tmp_path):
+    """Under tf.distribute (--distribute mirrored) the statistics are re-estimated the same way."""
+    doc = fine_tune(run, "prune", bn_model, tmp_path / "m.keras", "--sparsity", "0.5", "--distribute", "mirrored")
+    saved, reestimated, layers = saved_and_reestimated(tmp_path / "m.keras", bn_model)
+    assert doc["batchnorm"]["layers"] == layers == 6 and doc["distribute"] == "mirrored"
+    assert abs(saved - reestimated) <= WITHIN, (saved, reestimated)
