@@ -103,13 +103,15 @@ def quantize(model: str | Path, output: str | Path, *, calibration: DataLike | N
 
 @with_params(PruneParams)
 def prune(model: str | Path, *, data: DataLike, output: str | Path, val: DataLike | None = None,
-          trust_model: bool = False, progress=None, **params) -> KerasArtifact:
+          trust_model: bool = False, device: str | None = None, progress=None, **params) -> KerasArtifact:
     """Prune-aware fine-tuning (tfmot), BatchNorm statistics re-estimated after it; writes ``output``
-    (.keras). Returns a KerasArtifact (per-layer sparsity, the BatchNorm re-estimation)."""
+    (.keras). ``structure="channels"`` removes whole channels and writes a smaller model; ``device`` names
+    the profile whose cost model a latency target or allocation uses. Returns a PruneArtifact (per-layer
+    sparsity, ``.channels`` for channel pruning, the BatchNorm re-estimation)."""
     from edgepack.steps.prune import PruneConfig, prune as run
 
     return run(build(PruneConfig, model=model, data=_data(data), output=output, val=_data(val),
-                     trust_model=trust_model, **params), progress=progress)
+                     trust_model=trust_model, device=device, **params), progress=progress)
 
 
 @with_params(ClusterParams)

@@ -174,13 +174,14 @@ def translate_config(layer, target) -> dict:
     return out
 
 
-def _new_layer(layer, target, name: str):
-    """``layer`` re-created in ``target`` under ``name`` (its name in the flattened model)."""
+def _new_layer(layer, target, name: str, updates: dict | None = None):
+    """``layer`` re-created in ``target`` under ``name`` (its name in the flattened model), with ``updates``
+    to its config (channel pruning's new widths)."""
     try:
         if flavor_of(layer) == flavor_of_module(target):  # same Keras: its own class (tf_keras's TFOpLambda too)
-            config = {**layer.get_config(), "name": name}
+            config = {**layer.get_config(), **(updates or {}), "name": name}
             return type(layer).from_config(config)
-        config = {**translate_config(layer, target), "name": name}
+        config = {**translate_config(layer, target), **(updates or {}), "name": name}
         return getattr(target.layers, type(layer).__name__).from_config(config)
     except ModelError:
         raise
@@ -255,7 +256,7 @@ class _Walker:
     """
 
     def __init__(self, source_flavor: str, target, names: dict[int, str], parent: "_Walker | None" = None,
-                 training=None):
+                 training=None, overrides: dict[str, dict] | None = None):
         tf = import_tf()
         self.tf = tf
         self.target = target
@@ -263,6 +264,7 @@ class _Walker:
         self.layers: dict[int, object] = parent.layers if parent else {}
         self.tensors: dict[int, object] = {}
         self.training = training  # a nested model called with training=... passes it to its layers
+        self.overrides = parent.overrides if parent else (overrides or {})
         self.source_flavor = source_flavor
         if source_flavor == KERAS3:
             import keras
@@ -280,7 +282,8 @@ class _Walker:
 
     def layer(self, layer):
         if id(layer) not in self.layers:
-            self.layers[id(layer)] = _new_layer(layer, self.target, self.names.get(id(layer), layer.name))
+            name = self.names.get(id(layer), layer.name)
+            self.layers[id(layer)] = _new_layer(layer, self.target, name, self.overrides.get(name))
         return self.layers[id(layer)]
 
     def resolve(self, tensor):
@@ -304,6 +307,8 @@ class _Walker:
         return self.tensors[id(tensor)]
 
     def _call(self, layer, args: list, kwargs: dict):
+        if not self.is_layer(layer) and self.source_flavor == KERAS3 and flavor_of_module(self.target) == KERAS3:
+            return layer(*args, **kwargs)  # a Keras 3 operation, applied again to the new tensors
         if not self.is_layer(layer):
             function = _tf_operations(self.tf).get(type(layer).__name__)
             if function is None or kwargs or not type(layer).__module__.startswith("keras.src.ops"):
@@ -333,8 +338,8 @@ def _flat_names(model) -> dict[int, str]:
     return {id(layer): name for name, layer in leaf_layers(model)}
 
 
-def _sequential(model, target, source_flavor: str):
-    walker = _Walker(source_flavor, target, _flat_names(model))
+def _sequential(model, target, source_flavor: str, overrides: dict | None = None):
+    walker = _Walker(source_flavor, target, _flat_names(model), overrides=overrides)
     first = model.inputs[0]
     input_layer = first._keras_history[0]
     rebuilt = target.Sequential(name=model.name)
@@ -352,18 +357,23 @@ def rebuild(model, flavor: str):
     layers named as ``leaf_layers`` says). Weights are copied exactly, so zeros and clustered values
     survive the trip.
     """
+    rebuilt = rebuild_graph(model, flavor)
+    copy_weights(model, rebuilt)
+    return rebuilt
+
+
+def rebuild_graph(model, flavor: str, overrides: dict[str, dict] | None = None):
+    """``model``'s graph re-created in ``flavor`` (nested models flattened) with fresh weights; ``overrides``
+    updates the configs of the layers it names (by flattened name)."""
     target = keras_module(flavor)
     source_flavor = flavor_of(model)
     if type(model).__name__ == "Sequential" and not any(is_model(layer) for layer in model.layers):
-        rebuilt = _sequential(model, target, source_flavor)
-    else:
-        walker = _Walker(source_flavor, target, _flat_names(model))
-        inputs = [walker.resolve(t) for t in model.inputs]
-        outputs = [walker.resolve(t) for t in model.outputs]
-        rebuilt = target.Model(inputs if len(inputs) > 1 else inputs[0],
-                               outputs if len(outputs) > 1 else outputs[0], name=model.name)
-    copy_weights(model, rebuilt)
-    return rebuilt
+        return _sequential(model, target, source_flavor, overrides)
+    walker = _Walker(source_flavor, target, _flat_names(model), overrides=overrides)
+    inputs = [walker.resolve(t) for t in model.inputs]
+    outputs = [walker.resolve(t) for t in model.outputs]
+    return target.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0],
+                        name=model.name)
 
 
 def copy_weights(source, target_model) -> None:

@@ -35,7 +35,7 @@ class Technique:
     flag: str                                   # per-layer report key: "pruned" or "clustered"
     needs: str                                  # what a layer needs, for the "nothing to do" message
     eligible: Callable[[object], str | None]    # None if the layer can be compressed, else why not
-    wrap: Callable[[object, object, Plan], object]   # (tfmot, layer, plan) -> wrapped layer
+    wrap: Callable[[object, object, Plan], object] | None   # (tfmot, layer, plan) -> wrapped layer; None: train as is
     strip: Callable[[object, object], object]   # (tfmot, model) -> model without wrappers
     callbacks: Callable[[object, Plan], list] = lambda tfmot, plan: []
     describe: Callable[[Plan], dict] = lambda plan: {}   # extra facts for the sidecar (e.g. the schedule)
@@ -125,9 +125,15 @@ class _Prepared:
     val: Dataset | None
     y_val: np.ndarray | None
     output: OutputPick
-    rebuilt: object = None              # the source rebuilt in tf_keras and checked against it
+    rebuilt: object = None              # the model trained, rebuilt in tf_keras (checked against the source)
     bridge_difference: float | None = None
     val_before: tuple[str, float] | None = None
+    student: object = None              # a smaller model made from the source (channel pruning), trained instead
+
+    @property
+    def target(self):
+        """The model fine-tuned and written: the source, or the student made from it."""
+        return self.student if self.student is not None else self.loaded.model
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The source model's labelled output on ``x``."""
@@ -146,8 +152,11 @@ def _prepare(config: CompressConfig, technique: Technique) -> _Prepared:
     loaded = _load(config)
     source = loaded.model
     source_sha = loaded.info.sha256  # hashed now: -o may overwrite MODEL
-    chosen, skipped = select_layers(source, config.exclude, technique.eligible)
-    if getattr(config, "unsupported", "skip") == "refuse":
+    if technique.wrap is None:  # the technique decides what it changes itself (channel pruning)
+        chosen, skipped = [name for name, layer in bridge.leaf_layers(source) if layer.weights], {}
+    else:
+        chosen, skipped = select_layers(source, config.exclude, technique.eligible)
+    if getattr(config, "unsupported", "skip") == "refuse" and technique.wrap is not None:
         refuse_unsupported(source, skipped, technique.flag, config.model)
     if not chosen:
         raise _nothing_to_do(technique, config, skipped)
@@ -174,7 +183,9 @@ def _build(technique: Technique, tfmot, prepared: _Prepared, plan: Plan, reuse: 
     def build():
         try:
             with captured_native_output():
-                working = prepared.rebuilt if reuse else bridge.rebuild(prepared.loaded.model, bridge.TF_KERAS)
+                working = prepared.rebuilt if reuse else bridge.rebuild(prepared.target, bridge.TF_KERAS)
+                if technique.wrap is None:
+                    return working
                 return _wrap_model(working, prepared.chosen, lambda layer: technique.wrap(tfmot, layer, plan))
         except ModelError:
             raise
@@ -217,14 +228,14 @@ def run(config: CompressConfig, technique: Technique, progress: ProgressSink | N
     facts = technique.prepare(prepared)
     if progress is not None:
         progress.note(f"{technique.name}: loss {prepared.loss.describe()}{outputs_note(prepared)}")
-    tfmot = _tfmot()
+    tfmot = _tfmot() if technique.wrap is not None else None
     plan = Plan(len(prepared.train), config.batch_size, config.epochs)
     targets, loss_fn = training_targets(config, prepared)
     result = fine_tune(_build(technique, tfmot, prepared, plan, reuse=strategy is None), strategy=strategy,
                        loss=prepared.loss, x=prepared.train.x, y=targets, plan=plan,
                        learning_rate=config.learning_rate, callbacks=technique.callbacks(tfmot, plan),
                        progress=progress, title=technique.name, seed=config.seed, loss_fn=loss_fn)
-    final = prepared.loaded.model
+    final = prepared.target
     with captured_native_output():
         stripped = technique.strip(tfmot, result.model)
     # On the tf_keras model: it keeps a sub-model's training=False call in inference mode, which a

@@ -145,6 +145,10 @@ class DeviceProfile(Strict):
     memory_mb: int = Field(gt=0)
     connection: Connection | None = None
     estimate: EstimateFigures | None = None
+    channel_multiple: int | None = Field(default=None, ge=1, le=256, description="The channel-count multiple the "
+                                         "runtime's kernels run fastest at: the default --round-to of channel "
+                                         "pruning (unset: 1).")
+    channel_multiple_source: str | None = Field(default=None, description="Where channel_multiple comes from.")
 
     @model_validator(mode="after")
     def _consistent(self):

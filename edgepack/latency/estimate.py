@@ -63,21 +63,21 @@ class Estimate:
                 f"profile's throughput figures ({self.source})")
 
 
-def _gmacs(unit: Throughput, dtype: str) -> float | None:
+def gmacs_for(unit: Throughput, dtype: str) -> float | None:
     value = getattr(unit.gmacs, dtype, None)
     if value is None and dtype in FALLBACK_DTYPES:
         value = getattr(unit.gmacs, FALLBACK_DTYPES[dtype], None)
     return value
 
 
-def _thread_scale(figures, threads: int | None) -> float:
+def thread_scale(figures, threads: int | None) -> float:
     if threads is None or threads == figures.threads:
         return 1.0
     speed = lambda n: 1 + (n - 1) * figures.parallel_efficiency  # noqa: E731
     return speed(threads) / speed(figures.threads)
 
 
-def _op_time(op: OpWork, unit: Throughput, gmacs: float, scale: float, link_us: float = 0.0) -> tuple[float, str]:
+def op_time(op: OpWork, unit: Throughput, gmacs: float, scale: float, link_us: float = 0.0) -> tuple[float, str]:
     if op.kind == "folded":
         return 0.0, "folded"
     efficiency = unit.depthwise if op.kind == "depthwise" else 1.0
@@ -125,7 +125,7 @@ def _streamed_parameters(device: DeviceProfile, work: ModelWork, placed: list[bo
     room = (figures.onchip_cache_mib or 0.0) * 2**20
     streamed, on_accelerator = [], 0
     for op, mapped, size in zip(work.ops, placed, parameter_bytes(work.graph)):
-        mapped = mapped and op.kind != "folded" and _gmacs(figures, op.dtype) is not None
+        mapped = mapped and op.kind != "folded" and gmacs_for(figures, op.dtype) is not None
         on_accelerator += size if mapped else 0
         fits = size <= room
         room -= size if mapped and fits else 0
@@ -139,7 +139,7 @@ def _streaming_note(device: DeviceProfile, work: ModelWork, rows: list, on_accel
     if not streamed:
         return []
     total = sum(row.streamed_bytes for row, _ in streamed)
-    added = sum(row.ms - _op_time(op, figures, _gmacs(figures, op.dtype), 1.0)[0] for row, op in streamed)
+    added = sum(row.ms - op_time(op, figures, gmacs_for(figures, op.dtype), 1.0)[0] for row, op in streamed)
     cache_mb = figures.onchip_cache_mib * 2**20 / 1e6
     return [f"the {device.accelerator.value}'s operators hold {on_accelerator / 1e6:.1f} MB of parameters, more than "
             f"its {cache_mb:.1f} MB on-chip cache: {total / 1e6:.1f} MB of them ({len(streamed)} operator"
@@ -182,18 +182,18 @@ def estimate_latency(work: ModelWork, device: DeviceProfile, threads: int | None
     on_cpu = 0
     for position, op in enumerate(work.ops):
         unit, name, scale = figures, "accelerator", 1.0
-        gmacs = _gmacs(figures, op.dtype) if placed[position] else None
+        gmacs = gmacs_for(figures, op.dtype) if placed[position] else None
         if device.accelerator == Accelerator.CPU:
-            name, scale = "cpu", _thread_scale(figures, threads)
+            name, scale = "cpu", thread_scale(figures, threads)
         elif gmacs is None:
-            unit, name, scale, gmacs = cpu, "cpu", _thread_scale(figures, threads), _gmacs(cpu, op.dtype)
+            unit, name, scale, gmacs = cpu, "cpu", thread_scale(figures, threads), gmacs_for(cpu, op.dtype)
             on_cpu += op.kind != "folded"
         if gmacs is None:
             raise ConfigError(f"device profile '{device.name}' has no estimate figure for {op.dtype} operators "
                               f"(operator {op.index} {op.op})",
                               hint=f"add estimate.gmacs.{op.dtype} (or cpu_fallback.gmacs.{op.dtype}) to the profile")
         link_us = streamed[position] / figures.link_bandwidth_mbs if streamed[position] else 0.0  # B / (MB/s) = us
-        ms, bound = _op_time(op, unit, gmacs, scale, link_us)
+        ms, bound = op_time(op, unit, gmacs, scale, link_us)
         rows.append(OpEstimate(op.index, op.op, op.dtype, name, op.macs, op.bytes, ms, bound,
                                streamed[position], link_us / 1e3))
     notes += _streaming_note(device, work, rows, on_accelerator)

@@ -38,14 +38,15 @@ def produce(step: Step, ctx: StepContext, source: ModelArtifact, params: StepPar
 
 
 def run_compress_step(step: Step, ctx: StepContext, source: ModelArtifact, params: StepParams, config_cls,
-                      function) -> ModelArtifact:
-    """Prune or cluster ``source`` with ``params`` on the context's training data.
+                      function, extra: dict | None = None) -> ModelArtifact:
+    """Prune or cluster ``source`` with ``params`` (and the config's ``extra`` inputs, e.g. the device) on the
+    context's training data.
 
     The val set is not given to the step: the pipeline scores each stage once itself.
     """
     def make(output: Path):
         config = config_cls(model=source.path, data=ctx.train, output=output, trust_model=ctx.trust_model,
-                            **params.model_dump())
+                            **params.model_dump(), **(extra or {}))
         return function(config, progress=ctx.training_progress)
 
     return produce(step, ctx, source, params, ".keras", make, data=ctx.train)

@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from edgepack.channels.budget import Allocate, Budget
+from edgepack.channels.criteria import Criterion
+from edgepack.channels.plan import ChannelReport, ChannelRequest
 from edgepack.compress.config import CompressInputs, CompressParams
 from edgepack.compress.result import KerasArtifact
 from edgepack.compress.pipeline import Technique, run
@@ -15,7 +18,7 @@ from edgepack.compress.training import Plan
 from edgepack.params import searched
 from edgepack.steps._compress import allocation_hook, recorded_allocation, run_compress_step
 from edgepack.steps.artifacts import ModelArtifact
-from edgepack.steps.base import ModelKind, Step
+from edgepack.steps.base import ModelKind, Problem, Step
 
 
 class Schedule(str, Enum):
@@ -26,6 +29,7 @@ class Schedule(str, Enum):
 class Structure(str, Enum):
     UNSTRUCTURED = "unstructured"
     TWO_FOUR = "2:4"
+    CHANNELS = "channels"
 
 
 class PruneParams(CompressParams):
@@ -37,11 +41,30 @@ class PruneParams(CompressParams):
     schedule: Schedule = Field(default=Schedule.POLYNOMIAL,
                                description="Ramp sparsity up gradually, or prune to the target at once.")
     structure: Structure = Field(default=Structure.UNSTRUCTURED,
-                                 description="2:4 zeroes 2 of every 4 consecutive weights (Dense and Conv2D).")
-    allocate: Literal["uniform", "sensitivity"] = Field(
-        default="uniform", description="uniform: every pruned kernel gets the sparsity; sensitivity: the same "
-                                       "fraction of all prunable weights, spread by measured damage per layer.",
+                                 description="2:4 zeroes 2 of every 4 consecutive weights (Dense and Conv2D); "
+                                             "channels removes whole filters and units and rebuilds a smaller "
+                                             "model (sparsity = fraction of prunable channels removed).")
+    allocate: Literal["uniform", "sensitivity", "latency"] = Field(
+        default="uniform", description="uniform: every pruned kernel (channel group) gets the sparsity; "
+                                       "sensitivity: the same fraction of all prunable weights (channels), spread by "
+                                       "measured damage per layer (group); latency (channels): spread by measured "
+                                       "damage per millisecond saved on the device's cost model.",
         json_schema_extra=searched(choices=["uniform", "sensitivity"]))
+    criterion: Criterion = Field(default=Criterion.L1, description="channels: how channels are ranked within a "
+                                 "group (l1/l2 weight norms, bn BatchNorm scale, taylor first-order loss change on "
+                                 "the training data).")
+    target_macs: float | None = Field(default=None, gt=0, lt=1, description="channels: the fraction of the model's "
+                                      "MACs to keep (replaces sparsity as the budget).", json_schema_extra={"metavar": "R"})
+    target_latency: float | None = Field(default=None, gt=0, description="channels: the latency to reach in ms "
+                                         "(replaces sparsity as the budget), estimated with the device's cost model (needs "
+                                         "--device; a recipe uses its device).", json_schema_extra={"metavar": "MS"})
+    round_to: int | None = Field(default=None, ge=1, le=1024, description="channels: keep each layer's channel "
+                                 "count a multiple of N (unset: the device profile's channel_multiple, else 1).",
+                                 json_schema_extra={"metavar": "N"})
+    layer_channels: dict[str, int] = Field(
+        default_factory=dict, description="channels: channels kept per group, named by its first producing layer "
+                                          "(the resolved recipe records the allocation here).",
+        json_schema_extra={"metavar": "NAME=COUNT"})
     layer_sparsity: dict[str, float] = Field(
         default_factory=dict, description="Sparsity per layer name (overrides the sparsity for those layers; "
                                           "allocate: sensitivity fills it in and the resolved recipe records it).",
@@ -57,6 +80,19 @@ class PruneParams(CompressParams):
 
     @model_validator(mode="after")
     def _rules(self):
+        channels = self.structure is Structure.CHANNELS
+        chosen = [k for k in ("target_macs", "target_latency", "layer_channels") if getattr(self, k)]
+        if chosen and not channels:
+            raise ValueError(f"{chosen[0]} applies to structure channels only; add structure: channels")
+        if self.allocate == "latency" and not channels:
+            raise ValueError("allocate latency applies to structure channels only (unstructured zeros save no time)")
+        if self.target_macs is not None and self.target_latency is not None:
+            raise ValueError("give target_macs or target_latency, not both")
+        if channels and self.layer_sparsity:
+            raise ValueError("layer_sparsity applies to unstructured pruning; channels take layer_channels")
+        for name, kept in self.layer_channels.items():
+            if kept < 1:
+                raise ValueError(f"layer_channels {name}={kept} would remove every channel of the group; keep 1 or more")
         if self.structure is Structure.TWO_FOUR and (self.allocate != "uniform" or self.layer_sparsity):
             raise ValueError("structure 2:4 fixes every layer at sparsity 0.5, so allocate and layer_sparsity "
                              "do not apply; leave them out")
@@ -67,7 +103,24 @@ class PruneParams(CompressParams):
 
 
 class PruneConfig(CompressInputs, PruneParams):
-    """A library call of ``prune``: the params plus the model, data and output paths."""
+    """A library call of ``prune``: the params plus the model, data and output paths, and the device whose
+    cost model channel pruning's latency target and allocation use."""
+
+    device: str | None = Field(default=None, description="Device profile (name or .yaml) whose cost model "
+                               "--target-latency and --allocate latency use.")
+
+    @model_validator(mode="after")
+    def _device_needed(self):
+        if self.device is None and (self.target_latency is not None or self.allocate == "latency"):
+            what = "target_latency" if self.target_latency is not None else "allocate latency"
+            raise ValueError(f"{what} estimates latency on a device: name it with --device NAME")
+        return self
+
+
+class PruneArtifact(KerasArtifact):
+    """What ``prune`` returns; ``channels`` says what channel pruning removed (structure channels)."""
+
+    channels: ChannelReport | None = None
 
 
 def schedule_steps(plan: Plan, schedule: Schedule) -> dict:
@@ -131,14 +184,33 @@ def _technique(config: PruneConfig) -> Technique:
         prepare=_allocation_hook(config, allocation))
 
 
-def prune(config: PruneConfig, *, progress: ProgressSink | None = None) -> KerasArtifact:
+def _channel_request(config: PruneConfig, device) -> ChannelRequest:
+    round_to = config.round_to or (device.channel_multiple if device is not None else None) or 1
+    budget = Budget(target_macs=config.target_macs, target_latency=config.target_latency) \
+        if config.target_macs or config.target_latency else Budget(sparsity=config.sparsity)
+    return ChannelRequest(budget=budget, allocate=Allocate(config.allocate), criterion=config.criterion,
+                          round_to=round_to, layer_channels=dict(config.layer_channels), exclude=config.exclude,
+                          refuse=config.unsupported == "refuse")
+
+
+def prune(config: PruneConfig, *, progress: ProgressSink | None = None) -> PruneArtifact:
     """Prune ``config.model`` to ``config.sparsity`` while fine-tuning on ``config.data``.
 
     Writes a stripped model (no pruning wrappers) in the input's Keras flavor to ``config.output``
-    and the resolved config beside it. Raises ModelError for unsupported layers or nothing to
+    and the resolved config beside it; with ``structure: channels`` a smaller model (whole channels
+    removed, nested models inlined). Raises ModelError for unsupported layers or nothing to
     prune, DataError for data or labels that do not fit the model.
     """
-    return run(config, _technique(config), progress)
+    if config.structure is not Structure.CHANNELS:
+        return PruneArtifact(**dict(run(config, _technique(config), progress)))
+    from edgepack.channels.technique import channel_technique
+    from edgepack.devices.loader import load_device
+
+    device = load_device(config.device) if config.device else None
+    found: list[ChannelReport] = []
+    technique = channel_technique(_channel_request(config, device), device, config.seed, found.append, progress)
+    produced = run(config, technique, progress)
+    return PruneArtifact(**dict(produced), channels=found[0] if found else None)
 
 
 class PruneStep(Step):
@@ -151,8 +223,28 @@ class PruneStep(Step):
     summary = "prune-aware fine-tuning (tfmot)"
 
     def label(self, params: PruneParams) -> str:
+        if params.structure is Structure.CHANNELS:
+            budget = f"macs {params.target_macs:g}" if params.target_macs else \
+                f"{params.target_latency:g} ms" if params.target_latency else f"{params.sparsity:g}"
+            return f"prune channels {budget}"
         return f"prune {params.sparsity:g}" + (" 2:4" if params.structure is Structure.TWO_FOUR else "")
 
+    def check(self, params: PruneParams, setting) -> list:
+        problems = list(super().check(params, setting))
+        device = setting.device
+        if (device is None or device.estimate is None) and (params.target_latency is not None
+                                                             or params.allocate == "latency"):
+            key = "target_latency" if params.target_latency is not None else "allocate"
+            what = "names none" if device is None else f"device {device.name} has no estimate figures"
+            problems.append(Problem(key=(key,), message=f"{key} estimates latency on the recipe's device, and "
+                                    f"the recipe {what}", hint="use a device profile with an estimate: section "
+                                                               "(edgepack devices list), or target_macs"))
+        return problems
+
     def run(self, ctx, source: ModelArtifact, params: PruneParams) -> ModelArtifact:
+        if params.structure is Structure.CHANNELS:
+            produced = run_compress_step(self, ctx, source, params, PruneConfig, prune,
+                                         extra={"device": ctx.device_ref})
+            return recorded_allocation(produced, params, "layer_channels")
         produced = run_compress_step(self, ctx, source, params, PruneConfig, prune)
         return recorded_allocation(produced, params, "layer_sparsity")

@@ -80,11 +80,48 @@ def _render(artifact) -> None:
         rows.append((f"val {m['metric']}", f"{shown(m['before'])} -> {shown(m['after'])} ({m['samples']} samples)"))
     if artifact.batchnorm is not None and artifact.batchnorm.layers:
         rows.append(("batchnorm", batchnorm_row(artifact.batchnorm)))
+    channels = getattr(artifact, "channels", None)
+    if channels is not None:
+        rows += channel_rows(channels)
     rows.append(("config", artifact.config_path))
     out = console()
     out.print(key_value_table(f"{artifact.step.capitalize()}d {artifact.source}", rows))
+    if channels is not None:
+        out.print(channel_table(channels))
+        return
     table = Table("layer", "class", "weights", "sparsity", "distinct", flag, "note", title_justify="left")
     for layer in artifact.layers:
         table.add_row(layer["name"], layer["class"], str(layer["weights"] or "-"), _percent(layer["sparsity"]),
                       str(layer["distinct_values"] or "-"), "yes" if layer[flag] else "no", layer["note"] or "")
     out.print(table)
+
+
+def _change(before: int, after: int) -> str:
+    return f"{before:,} -> {after:,}" + (f" ({after / before:.2f}x)" if before else "")
+
+
+def channel_rows(report) -> list[tuple[str, str]]:
+    """What channel pruning removed, as table rows."""
+    rows = [("channels", f"{_change(report.channels_before, report.channels_after)} in {len(report.groups)} "
+                         f"group(s); {report.budget}; allocate {report.allocate.value}, criterion "
+                         f"{report.criterion.value}, round to {report.round_to}"),
+            ("MACs", _change(report.macs_before, report.macs_after)),
+            ("params", _change(report.params_before, report.params_after))]
+    if report.latency is not None:
+        lat = report.latency
+        rows.append(("latency", f"{lat.before_ms:.3g} -> {lat.after_ms:.3g} ms ({lat.label})"))
+    for group in report.fenced:
+        rows.append(("kept whole", f"{', '.join(group.layers[:3])} ({group.width}): {group.reasons[0]}"))
+    rows += [("note", note) for note in report.notes]
+    return rows
+
+
+def channel_table(report):
+    """Per weighted layer: channels, params and MACs before -> after."""
+    from rich.table import Table
+
+    table = Table("layer", "class", "channels", "params", "MACs", title_justify="left")
+    for layer in report.layers:
+        table.add_row(layer.name, layer.kind, f"{layer.channels_before} -> {layer.channels_after}",
+                      f"{layer.params_before:,} -> {layer.params_after:,}", f"{layer.macs_before:,} -> {layer.macs_after:,}")
+    return table

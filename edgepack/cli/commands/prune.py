@@ -10,6 +10,8 @@ from edgepack.steps.prune import PruneParams
 
 @click.command("prune")
 @compress_options(PruneParams)
+@click.option("--device", metavar="NAME", help="Device profile (name or .yaml) whose cost model --target-latency "
+              "and --allocate latency use (structure channels).")
 def prune_command(as_json, x_key, y_key, trust_code, data, val, trust_model, **values):
     """Prune MODEL with prune-aware fine-tuning on DATA; writes a stripped model."""
     from edgepack.steps.prune import PruneConfig, prune
