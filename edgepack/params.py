@@ -35,6 +35,11 @@ class Domain(BaseModel):
     high: float | None = None
     choices: tuple[Any, ...] = ()
     digits: int = 3  # a float is rounded to this many decimals (a recipe shows 0.812, not 0.81234...)
+    when: tuple[tuple[str, Any], ...] = ()  # searched only in trials whose step has these values (structure: channels)
+
+    def applies(self, params: dict) -> bool:
+        """Whether the field is searched for a step configured as ``params``."""
+        return all(params.get(key) == value for key, value in self.when)
 
     def with_values(self, values: list) -> "Domain":
         """This domain narrowed or replaced as a recipe's ``tune: space`` writes it: ``[low, high]`` for a
@@ -73,12 +78,14 @@ class Domain(BaseModel):
 
 
 def searched(*, low: float | None = None, high: float | None = None, choices: list | None = None,
-             integer: bool = False) -> dict:
-    """The ``json_schema_extra`` of a tunable field: a range (``low``, ``high``) or ``choices``."""
+             integer: bool = False, when: dict | None = None) -> dict:
+    """The ``json_schema_extra`` of a tunable field: a range (``low``, ``high``) or ``choices``; ``when`` names
+    the values of other fields of the step under which the field is searched (e.g. ``{"structure": "channels"}``)."""
+    condition = tuple((when or {}).items())
     if choices is not None:
-        domain = Domain(kind="choice", choices=tuple(choices))
+        domain = Domain(kind="choice", choices=tuple(choices), when=condition)
     else:
-        domain = Domain(kind="int" if integer else "float", low=low, high=high)
+        domain = Domain(kind="int" if integer else "float", low=low, high=high, when=condition)
     return {"search": domain.model_dump()}
 
 

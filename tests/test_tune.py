@@ -365,3 +365,41 @@ def test_a_trial_that_fails_is_recorded_and_three_in_a_row_stop_the_study(digits
     else:
         assert states == ["FAIL"] * 3, states
         assert done.stderr.strip().splitlines()[-1].startswith("edgepack: error: glow ")
+
+
+def test_a_latency_objective_searches_channel_pruning(digits, tmp_path):
+    """With latency among the objectives a trial may prune channels: it then searches the MACs kept and the
+    allocation (latency allocation included), never the unstructured sparsity."""
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import recipe_trial, suggest_steps
+
+    loaded = load_recipe(write_recipe(tmp_path, digits, extra_tune=", objectives: [latency, drop]"))
+    space = loaded.recipe.tune
+    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.structure": "channels",
+                                     "prune.target_macs": 0.4, "prune.channel_allocate": "latency",
+                                     "prune.distill": True, "accuracy_control": False, "qat": False})
+    prune = suggest_steps(trial, loaded.recipe, space)[0]["prune"]
+    assert prune["structure"] == "channels" and prune["target_macs"] == 0.4 and prune["allocate"] == "latency"
+    assert "prune.sparsity" not in trial.params
+    unstructured = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.structure": "unstructured",
+                                            "prune.sparsity": 0.8, "prune.allocate": "uniform", "prune.distill": False,
+                                            "accuracy_control": False, "qat": False})
+    prune = suggest_steps(unstructured, loaded.recipe, space)[0]["prune"]
+    assert prune["structure"] == "unstructured" and prune["sparsity"] == 0.8 and prune.get("target_macs") is None
+    assert recipe_trial(loaded.recipe, space)["prune.structure"] == "unstructured"
+
+
+def test_a_size_objective_keeps_the_recipes_structure(digits, tmp_path):
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import suggest_steps
+
+    loaded = load_recipe(write_recipe(tmp_path, digits))
+    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.sparsity": 0.7,
+                                     "prune.allocate": "uniform", "prune.distill": False,
+                                     "accuracy_control": False, "qat": False})
+    prune = suggest_steps(trial, loaded.recipe, loaded.recipe.tune)[0]["prune"]
+    assert prune["structure"] == "unstructured" and "prune.structure" not in trial.params

@@ -30,6 +30,9 @@ class TuneSection(BaseModel):
     the pruned model keeping its zeros; ``cluster-prune`` prunes the clustered model (its fine-tuning
     moves the shared values, so it is opt-in). ``promote`` is what accuracy control may raise layers
     to: ``float``, or ``int16x8`` (then float if that is not enough).
+    ``structures`` lists the prune structures tried (unset: the recipe's, or unstructured and channels when
+    ``latency`` is an objective); a channel trial searches the MACs kept (``prune.target_macs``) and its
+    allocation among the ``prune.allocate`` choices plus ``latency`` when latency is an objective.
     ``modes`` unset keeps the recipe's quantization mode; ``qat`` adds quantization-aware training as
     an alternative to post-training int8; ``epochs`` fixes the fine-tuning epochs of every trial."""
 
@@ -50,8 +53,16 @@ class TuneSection(BaseModel):
     promote: list[Literal["float", "int16x8"]] = Field(default_factory=lambda: ["float", "int16x8"], min_length=1)
     modes: list[QuantMode] | None = Field(default=None, min_length=1)
     qat: list[bool] = Field(default_factory=lambda: [False], min_length=1)
+    structures: list[Literal["unstructured", "channels"]] | None = Field(default=None, min_length=1)
     epochs: int | None = None
     seed: int = Field(default=0, ge=0)
+
+    def structure_choices(self) -> list[str] | None:
+        """The prune structures a trial chooses from: ``structures``, else unstructured and channels when
+        latency is an objective (channel pruning is what makes a model faster), else None (the recipe's own)."""
+        if self.structures is not None:
+            return list(dict.fromkeys(self.structures))
+        return ["unstructured", "channels"] if "latency" in self.objectives else None
 
     def overrides(self) -> dict[str, list]:
         """The ``space`` overrides with the shorthands spelled out as key paths."""

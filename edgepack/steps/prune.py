@@ -36,8 +36,9 @@ class PruneParams(CompressParams):
     """The ``prune`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
     sparsity: float = Field(default=0.5, ge=0.0, lt=1.0,
-                            description="Final fraction of zero weights in each pruned kernel, in [0, 1).",
-                            json_schema_extra=searched(low=0.5, high=0.95))
+                            description="Final fraction of zero weights in each pruned kernel, in [0, 1) (structure "
+                                        "channels: the fraction of prunable channels removed).",
+                            json_schema_extra=searched(low=0.5, high=0.95, when={"structure": "unstructured"}))
     schedule: Schedule = Field(default=Schedule.POLYNOMIAL,
                                description="Ramp sparsity up gradually, or prune to the target at once.")
     structure: Structure = Field(default=Structure.UNSTRUCTURED,
@@ -54,7 +55,9 @@ class PruneParams(CompressParams):
                                  "group (l1/l2 weight norms, bn BatchNorm scale, taylor first-order loss change on "
                                  "the training data).")
     target_macs: float | None = Field(default=None, gt=0, lt=1, description="channels: the fraction of the model's "
-                                      "MACs to keep (replaces sparsity as the budget).", json_schema_extra={"metavar": "R"})
+                                      "MACs to keep (replaces sparsity as the budget).",
+                                      json_schema_extra={"metavar": "R", **searched(low=0.25, high=0.8,
+                                                                                    when={"structure": "channels"})})
     target_latency: float | None = Field(default=None, gt=0, description="channels: the latency to reach in ms "
                                          "(replaces sparsity as the budget), estimated with the device's cost model (needs "
                                          "--device; a recipe uses its device).", json_schema_extra={"metavar": "MS"})

@@ -64,9 +64,34 @@ def _base_params(recipe: Recipe) -> dict[str, dict]:
 STRUCTURED = ("sensitivity", "prune", "cluster", "quantize", "qat")  # placed by suggest_steps itself
 
 
-def searched_values(trial, step: str, domains: dict[str, dict]) -> dict:
-    """A value for each searched field of ``step``, named ``step.field`` in the study."""
-    return {field: domain.suggest(trial, f"{step}.{field}") for field, domain in domains.get(step, {}).items()}
+def searched_values(trial, step: str, domains: dict[str, dict], given: dict | None = None) -> dict:
+    """A value for each searched field of ``step`` that applies to a step configured as ``given``, named
+    ``step.field`` in the study."""
+    return {field: domain.suggest(trial, f"{step}.{field}") for field, domain in domains.get(step, {}).items()
+            if domain.applies(given or {})}
+
+
+def _suggest_prune(trial, base: dict, space: TuneSection, domains: dict) -> dict:
+    """The trial's prune step: its structure (when the space offers several), then the fields that apply to it;
+    a channel trial picks its allocation under its own name (latency allocation joins when latency is an
+    objective)."""
+    prune = {k: v for k, v in base.items() if k not in ("layer_sparsity", "layer_channels")}
+    structures = space.structure_choices()
+    if structures:
+        prune["structure"] = trial.suggest_categorical("prune.structure", structures) if len(structures) > 1 \
+            else structures[0]
+    if prune.get("structure") != "channels":
+        prune = {k: v for k, v in prune.items() if k not in ("target_macs", "target_latency")}
+        prune["allocate"] = prune.get("allocate") if prune.get("allocate") != "latency" else "uniform"
+        return prune | searched_values(trial, "prune", domains, prune)
+    values = searched_values(trial, "prune", {"prune": {k: d for k, d in domains.get("prune", {}).items()
+                                                        if k != "allocate"}}, prune)
+    allocations = list(domains.get("prune", {}).get("allocate").choices if "allocate" in domains.get("prune", {})
+                       else [prune.get("allocate", "uniform")])
+    if "latency" in space.objectives and "latency" not in allocations:
+        allocations.append("latency")
+    values["allocate"] = trial.suggest_categorical("prune.channel_allocate", allocations)
+    return prune | values
 
 
 def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
@@ -80,8 +105,7 @@ def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
     training = {"epochs": space.epochs} if space.epochs else {}
     entries = []
     if wanted["prune"]:
-        prune = {k: v for k, v in base.get("prune", {}).items() if k != "layer_sparsity"}
-        entries.append({"prune": prune | training | searched_values(trial, "prune", domains)})
+        entries.append({"prune": _suggest_prune(trial, base.get("prune", {}), space, domains) | training})
     if wanted["cluster"]:
         order = trial.suggest_categorical("order", space.orders) if wanted["prune"] else "cluster-only"
         cluster = {k: v for k, v in base.get("cluster", {}).items() if k != "layer_clusters"}
@@ -148,8 +172,13 @@ def recipe_trial(recipe: Recipe, space: TuneSection) -> dict:
     params: dict = {f"use_{name}": name in names for name in ("prune", "cluster")} if space.optional else {}
     for step in ("prune", "cluster", "qat"):
         for field, domain in domains.get(step, {}).items():
-            if step in base and field in base[step]:
+            if step in base and field in base[step] and domain.applies(base[step]):
                 params[f"{step}.{field}"] = domain.nearest(base[step][field])
+    structures = space.structure_choices()
+    if "prune" in base and structures and len(structures) > 1:
+        params["prune.structure"] = base["prune"].get("structure")
+        if base["prune"].get("structure") == "channels":
+            params["prune.channel_allocate"] = params.pop("prune.allocate", base["prune"].get("allocate"))
     if "prune" in names and "cluster" in names:
         params["order"] = "prune-cluster" if names.index("prune") < names.index("cluster") else "cluster-prune"
     quantize = base.get("quantize", {})
@@ -158,6 +187,7 @@ def recipe_trial(recipe: Recipe, space: TuneSection) -> dict:
     params["qat"] = "qat" in names
     params["accuracy_control"] = quantize.get("max_drop") is not None
     allowed = {"order": space.orders, "qat": space.qat, "accuracy_control": space.accuracy_control,
+               "prune.structure": structures or [],
                "mode": [m.value for m in space.modes or []]}
     return {key: value for key, value in params.items() if value is not None
             and (key not in allowed or value in allowed[key])}
