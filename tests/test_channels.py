@@ -229,3 +229,26 @@ def test_recipes_validate_refuses_a_latency_target_on_a_device_without_a_cost_mo
     good = tmp_path / "good.yaml"
     good.write_text(recipe.read_text().replace(str(device), "raspberry-pi-4"))
     assert run("recipes", "validate", good).exit_code == 0
+
+
+def test_a_recipe_prunes_channels_then_clusters_and_quantizes_and_records_the_allocation(run, bn_model, tmp_path):
+    """Channel pruning composes with the steps after it; the resolved recipe replays its allocation."""
+    import yaml
+    from ai_edge_litert.interpreter import Interpreter
+
+    recipe = tmp_path / "c.yaml"
+    recipe.write_text(f"name: c\ndevice: raspberry-pi-4\nmodel: {bn_model['model']}\n"
+                      f"data: {{train: {bn_model['train']}, val: {bn_model['val']}}}\n"
+                      "steps:\n  - prune: {structure: channels, target_latency: 0.5, allocate: latency, round_to: 4, "
+                      "epochs: 2}\n  - cluster: {clusters: 16, epochs: 1}\n  - quantize: {mode: int8}\n"
+                      "  - profile: {where: estimate}\n")
+    result = run("run", recipe, "-o", tmp_path / "bundle")
+    assert result.exit_code == 0, result.stderr[-2000:]
+    resolved = yaml.safe_load((tmp_path / "bundle" / "recipe.resolved.yaml").read_text())
+    allocation = resolved["steps"][0]["prune"]["layer_channels"]
+    assert allocation and all(count % 4 == 0 for count in allocation.values())
+    interpreter = Interpreter(model_path=str(tmp_path / "bundle" / "model.tflite"))
+    widths = {d["name"]: d["shape"] for d in interpreter.get_tensor_details()}
+    # the int8 model holds the pruned widths: no filter tensor is as wide as the source's 16-channel stage
+    filters = [shape for name, shape in widths.items() if len(shape) == 4 and "conv2d" in name.lower()]
+    assert filters and max(int(shape[0]) for shape in filters) <= max(allocation.values())
