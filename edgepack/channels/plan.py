@@ -23,17 +23,22 @@ from edgepack.devices.schema import DeviceProfile
 from edgepack.errors import ConfigError, ModelError
 
 
-class LayerChannels(BaseModel):
-    """One weighted layer before and after."""
+class BeforeAfter(BaseModel):
+    """Channels, parameters and MACs before and after (of one layer, or of the whole model)."""
 
-    name: str
-    kind: str
     channels_before: int
     channels_after: int
     params_before: int
     params_after: int
     macs_before: int
     macs_after: int
+
+
+class LayerChannels(BeforeAfter):
+    """One weighted layer before and after."""
+
+    name: str
+    kind: str
 
 
 class GroupChannels(BaseModel):
@@ -62,8 +67,9 @@ class LatencyFigures(BaseModel):
     label: str
 
 
-class ChannelReport(BaseModel):
-    """What channel pruning did, recorded in the result, the sidecar and ``--json``."""
+class ChannelReport(BeforeAfter):
+    """What channel pruning did, recorded in the result, the sidecar and ``--json`` (the counts: the prunable
+    channels, the model's parameters and MACs)."""
 
     criterion: Criterion
     allocate: Allocate
@@ -72,12 +78,6 @@ class ChannelReport(BaseModel):
     groups: list[GroupChannels]
     fenced: list[FencedGroup]
     layers: list[LayerChannels]
-    channels_before: int
-    channels_after: int
-    params_before: int
-    params_after: int
-    macs_before: int
-    macs_after: int
     latency: LatencyFigures | None = None
     layer_channels: dict[str, int] = Field(description="Channels kept per group, named by its first producing "
                                            "layer: the allocation the resolved recipe replays.")
