@@ -253,3 +253,17 @@ def test_a_recipe_prunes_channels_then_clusters_and_quantizes_and_records_the_al
     # the int8 model holds the pruned widths: no filter tensor is as wide as the source's 16-channel stage
     filters = [shape for name, shape in widths.items() if len(shape) == 4 and "conv2d" in name.lower()]
     assert filters and max(int(shape[0]) for shape in filters) <= max(allocation.values())
+
+
+def test_round_to_defaults_to_the_devices_channel_multiple(run, bn_model, tmp_path):
+    import keras
+
+    out = tmp_path / "r.keras"
+    result = run("prune", bn_model["model"], "--data", bn_model["train"], "-o", out, "--structure", "channels",
+                 "--sparsity", "0.6", "--device", "host-cpu", "--epochs", "1", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["channels"]["round_to"] == 8   # host-cpu's channel_multiple
+    pruned = keras.models.load_model(out)
+    widths = _conv_widths(pruned)
+    head = pruned.layers[-1].name
+    assert all(width % 8 == 0 for name, width in widths.items() if name != head)
