@@ -240,14 +240,18 @@ def test_a_recipe_prunes_channels_then_clusters_and_quantizes_and_records_the_al
     recipe = tmp_path / "c.yaml"
     recipe.write_text(f"name: c\ndevice: raspberry-pi-4\nmodel: {bn_model['model']}\n"
                       f"data: {{train: {bn_model['train']}, val: {bn_model['val']}}}\n"
-                      "steps:\n  - prune: {structure: channels, target_latency: 0.5, allocate: latency, round_to: 4, "
+                      "steps:\n  - prune: {structure: channels, target_latency: 0.11, allocate: latency, round_to: 4, "
                       "epochs: 2}\n  - cluster: {clusters: 16, epochs: 1}\n  - quantize: {mode: int8}\n"
-                      "  - profile: {where: estimate}\n")
+                      "  - profile: {where: estimate}\ngates: {max_macs: 5.0e5}\n")
     result = run("run", recipe, "-o", tmp_path / "bundle")
     assert result.exit_code == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "bundle" / "report.json").read_text())
+    gate = next(g for g in report["gates"] if g["gate"] == "max_macs")
+    assert gate["passed"] and 0 < gate["value"] <= 5.0e5   # the source model needs 5.4e5
     resolved = yaml.safe_load((tmp_path / "bundle" / "recipe.resolved.yaml").read_text())
     allocation = resolved["steps"][0]["prune"]["layer_channels"]
     assert allocation and all(count % 4 == 0 for count in allocation.values())
+    assert sum(allocation.values()) < 48   # 0.11 ms on the Pi 4's cost model needs channels removed (0.12 ms whole)
     interpreter = Interpreter(model_path=str(tmp_path / "bundle" / "model.tflite"))
     widths = {d["name"]: d["shape"] for d in interpreter.get_tensor_details()}
     # the int8 model holds the pruned widths: no filter tensor is as wide as the source's 16-channel stage

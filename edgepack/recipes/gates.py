@@ -57,6 +57,8 @@ def judge(recipe: Recipe, final: ModelArtifact, reference: float | None, *, edge
     drop_unit = "percent of reference" if relative else recipe.metric.drop_unit
     verdicts = check_gates(recipe.gates, drop=drop, drop_unit=drop_unit, latency=final.latency,
                            size_bytes=final.size_bytes)
+    if recipe.gates.max_macs is not None:
+        verdicts.append(macs_gate(recipe.gates.max_macs, final))
     if edgetpu is not None:
         verdicts.append(edgetpu_gate(edgetpu))
     return Outcome(metric=recipe.metric.value, reference=reference, final=final.metric, drop=drop,
@@ -83,6 +85,17 @@ def check_gates(gates: Gates, *, drop: float | None, drop_unit: str | None, late
         verdicts.append(GateVerdict(gate="max_size_kb", threshold=gates.max_size_kb, value=size_kb, unit="KB",
                                     passed=size_kb <= gates.max_size_kb))
     return verdicts
+
+
+def macs_gate(threshold: float, final: ModelArtifact) -> GateVerdict:
+    """The ``max_macs`` gate: the MACs of one inference, counted on the final .tflite's operators."""
+    if final.path.suffix != ".tflite":
+        return GateVerdict(gate="max_macs", threshold=threshold, value=None, unit="MACs", passed=False,
+                           note="MACs are counted on a .tflite; end the recipe with quantize or qat")
+    from edgepack.latency.op_counts import model_work
+
+    macs = float(sum(op.macs for op in model_work(final.path).ops))
+    return GateVerdict(gate="max_macs", threshold=threshold, value=macs, unit="MACs", passed=macs <= threshold)
 
 
 def edgetpu_gate(readiness: dict) -> GateVerdict:

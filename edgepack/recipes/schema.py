@@ -69,6 +69,7 @@ class Gates(_Strict):
     max_accuracy_drop: FiniteNonNegative | None = None
     max_latency_ms: FiniteNonNegative | None = None
     max_size_kb: FiniteNonNegative | None = None
+    max_macs: FiniteNonNegative | None = None   # multiply-accumulates of one inference of the final .tflite
     relative: bool = False
 
 
