@@ -3,13 +3,15 @@
 Two models trained here on digits (cached in benchmarks/.cache): keras.applications MobileNetV2
 (alpha 0.5, 96x96x3, weights=None) and the BatchNorm residual CNN of issue 18 (32x32x1). For each:
 plain int8, then ``prune --structure channels`` at two MACs budgets with uniform, sensitivity and
-latency allocation (the Raspberry Pi 4 cost model), fine-tuned, then int8. Per row: accuracy drop
+latency allocation (the Raspberry Pi 4 cost model), fine-tuned (15 epochs, distilled from the unpruned model
+by default), then int8. Per row: accuracy drop
 (LiteRT interpreter on the val set against the float Keras model, computed here), parameters, MACs
 (edgepack's count of the Keras graph), ``.tflite`` bytes, p50 measured here (1 thread, XNNPACK, the
 models' rounds interleaved, medians), p50 estimated for the Pi 4, Pi 5 and phone profiles, and the
 wall time of prune + quantize.
 
-    .venv/bin/python benchmarks/structured.py [--models mobilenetv2,residual] [--epochs N] [--quick]
+    .venv/bin/python benchmarks/structured.py [--models mobilenetv2,residual] [--epochs 15]
+        [--budgets 0.5,0.3] [--allocations uniform,sensitivity,latency] [--distill on|off|both]
 
 Tensor-arena bytes are not reported yet: LiteRT's Python interpreter exposes no arena figure (see
 FIELD-NOTES, "Memory / arena"); the flash/RAM issue adds them.
@@ -132,7 +134,7 @@ def keras_macs(path: Path) -> int:
 
 
 def run_model(name: str, paths: dict, work: Path, epochs: int, budgets: list[float], allocations: list[str],
-              distill: bool) -> list[dict]:
+              distill: str) -> list[dict]:
     import keras
 
     import edgepack
@@ -154,7 +156,7 @@ def run_model(name: str, paths: dict, work: Path, epochs: int, budgets: list[flo
     add("int8", paths["model"], time.perf_counter(), {})
     for budget in budgets:
         for allocate in allocations:
-            for teacher in ([False, True] if distill and allocate == "latency" else [False]):
+            for teacher in {"off": [False], "on": [True], "both": [False, True]}[distill]:
                 label = f"ch{budget:g}-{allocate}" + ("-distill" if teacher else "")
                 started = time.perf_counter()
                 out = work / f"{name}-{label}.keras"
@@ -174,10 +176,11 @@ def run_model(name: str, paths: dict, work: Path, epochs: int, budgets: list[flo
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="mobilenetv2,residual")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--budgets", default="0.5,0.3")
     parser.add_argument("--allocations", default="uniform,sensitivity,latency")
-    parser.add_argument("--no-distill", action="store_true")
+    parser.add_argument("--distill", choices=["off", "on", "both"], default="on",
+                        help="fine-tune with distillation from the unpruned model (on), without (off), or both")
     args = parser.parse_args()
     work = CACHE / "structured"
     work.mkdir(parents=True, exist_ok=True)
@@ -185,7 +188,7 @@ def main() -> None:
     budgets = [float(b) for b in args.budgets.split(",")]
     allocations = args.allocations.split(",")
     for name in args.models.split(","):
-        rows = run_model(name, examples[name](), work, args.epochs, budgets, allocations, not args.no_distill)
+        rows = run_model(name, examples[name](), work, args.epochs, budgets, allocations, args.distill)
         print(f"\n{name}: float -> variant, int8 throughout; p50 measured here (1 thread) and estimated")
         print(f"{'variant':28} {'drop':>6} {'params':>9} {'MACs':>11} {'bytes':>9} {'p50 ms':>8} {'speed-up':>8} "
               f"{'Pi4 est':>8} {'Pi5 est':>8} {'phone est':>9} {'wall s':>7}")
