@@ -403,3 +403,19 @@ def test_a_size_objective_keeps_the_recipes_structure(digits, tmp_path):
                                      "accuracy_control": False, "qat": False})
     prune = suggest_steps(trial, loaded.recipe, loaded.recipe.tune)[0]["prune"]
     assert prune["structure"] == "unstructured" and "prune.structure" not in trial.params
+
+
+def test_a_recipe_without_prune_still_searches_the_sparsity_of_an_added_prune(digits, tmp_path):
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import suggest_steps
+
+    path = write_recipe(tmp_path, digits)
+    path.write_text(path.read_text().replace("  - prune: {sparsity: 0.7, epochs: 1}\n", ""))
+    loaded = load_recipe(path)
+    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.sparsity": 0.77,
+                                     "prune.allocate": "uniform", "prune.distill": False,
+                                     "accuracy_control": False, "qat": False})
+    prune = suggest_steps(trial, loaded.recipe, loaded.recipe.tune)[0]["prune"]
+    assert prune["sparsity"] == 0.77

@@ -75,7 +75,8 @@ def _suggest_prune(trial, base: dict, space: TuneSection, domains: dict) -> dict
     """The trial's prune step: its structure (when the space offers several), then the fields that apply to it;
     a channel trial picks its allocation under its own name (latency allocation joins when latency is an
     objective)."""
-    prune = {k: v for k, v in base.items() if k not in ("layer_sparsity", "layer_channels")}
+    prune = {"structure": "unstructured"} | {k: v for k, v in base.items() if k not in ("layer_sparsity",
+                                                                                          "layer_channels")}
     structures = space.structure_choices()
     if structures:
         prune["structure"] = trial.suggest_categorical("prune.structure", structures) if len(structures) > 1 \

@@ -8,7 +8,7 @@ from edgepack.recipes.tune_section import TuneSection
 
 # What a trial shows of each step: the choices tune makes itself, then every searched field (declared
 # on the step's params model, so a step added later shows its own).
-CHOSEN = {"quantize": ("mode", "io", "max_drop", "promote"), "qat": ("io", "epochs")}
+CHOSEN = {"quantize": ("mode", "io", "max_drop", "promote"), "qat": ("io", "epochs"), "prune": ("structure",)}
 
 
 def shown_keys(step: str) -> tuple[str, ...]:
@@ -43,10 +43,24 @@ class TrialSummary(BaseModel):
                 keys = shown_keys(name)
                 if not keys:
                     continue
-                shown = [text for key in keys if params.get(key) not in (None, False)
+                shown = [text for key in keys if params.get(key) not in (None, False) and applies(name, key, params)
                          if (text := _value(key, params[key]))]
                 parts.append(" ".join([name, *shown]))
         return " · ".join(parts) or "-"
+
+
+def applies(step: str, key: str, params: dict) -> bool:
+    """Whether ``key`` shaped the step: a searched field only under its condition (``target_macs`` for channel
+    pruning, ``sparsity`` for unstructured), the rest always."""
+    from edgepack.params import tunable_fields
+    from edgepack.steps.base import registry
+
+    step_cls = registry().get(step)
+    domain = tunable_fields(step_cls.params).get(key) if step_cls is not None else None
+    if domain is None:
+        return True
+    defaults = {name: field.default for name, field in step_cls.params.model_fields.items()}
+    return domain.applies({k: getattr(v, "value", v) for k, v in {**defaults, **params}.items()})
 
 
 def _value(key: str, value) -> str:
@@ -54,6 +68,10 @@ def _value(key: str, value) -> str:
         return key
     if isinstance(value, list):
         return "" if value == ["float"] else f"{key} {','.join(map(str, value))}"
+    if key == "target_macs":
+        return f"macs {value:g}"
+    if key == "structure":
+        return "" if value == "unstructured" else str(value)
     if key in ("max_drop", "io", "epochs"):
         return f"{key} {value}"
     return str(value)
