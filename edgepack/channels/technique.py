@@ -35,6 +35,7 @@ def channel_technique(request: ChannelRequest, device: DeviceProfile | None, see
             pruned, report = plan_channels(prepared.loaded.model, request, _evidence(prepared, seed), device)
             prepared.student = pruned
             prepared.rebuilt = bridge.rebuild(pruned, bridge.TF_KERAS)
+            bridge.check_same_function(pruned, prepared.rebuilt, prepared.train.x[:32], prepared.loaded.info.path)
         found(report)
         if progress is not None:
             progress.note(f"prune: channels {report.channels_before} -> {report.channels_after} in "
