@@ -205,12 +205,25 @@ def tune(recipe: str | Path, *, trials: int | None = None, timeout: float | None
     return tune_recipe(options, say=say or (lambda message: None))
 
 
-def inspect(model: str | Path, *, trust_model: bool = False) -> dict:
+def inspect(model: str | Path, *, trust_model: bool = False, device: str | Path | None = None) -> dict:
     """Describe a Keras model or a .tflite (the latter without TensorFlow): layers or operators,
-    parameters, MACs, tensor types, quantization, Edge TPU and GPU readiness; ``kind`` says which."""
+    parameters, MACs, tensor types, quantization, Edge TPU and GPU readiness; ``kind`` says which.
+    A .tflite's ``device_figures`` say what the device pays (flash, tensor arena, MACs), with the
+    latency estimated on ``device`` (a profile name or path) when given."""
     from edgepack.inspection import inspect_model
 
-    return inspect_model(model, trust_model=trust_model)
+    report = inspect_model(model, trust_model=trust_model)
+    profile = None if device is None else load_device(device)
+    if report["kind"] == "tflite":
+        from edgepack.errors import RuntimeUnavailable
+        from edgepack.footprint.figures import tflite_figures
+
+        try:
+            report["device_figures"] = tflite_figures(model, profile).model_dump(mode="json")
+        except RuntimeUnavailable as exc:  # tflite-runtime alone has no schema reader to count the work
+            report["device_figures"] = None
+            report.setdefault("notes", []).append(f"device figures not computed: {exc.message}")
+    return report
 
 
 def verify(bundle: str | Path) -> Verification:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from edgepack.errors import GateFailed
+from edgepack.footprint.figures import DeviceFigures
 from edgepack.inspection.per_layer import LayerRow
 from edgepack.latency.result import LatencyResult
 from edgepack.quantization.mixed import MixedPrecision
@@ -40,6 +41,7 @@ class RunResult(BaseModel):
     stages: list[StageSummary]
     gates: list[GateVerdict]
     latency: LatencyResult | None = None
+    figures: DeviceFigures | None = None
     tflite: dict
     edgetpu: dict | None = None
     gpu: dict | None = None

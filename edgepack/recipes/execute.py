@@ -107,7 +107,7 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
             trust_model: bool) -> RunResult:
     recipe, final = loaded.recipe, stages[-1]
     outcome = judge(recipe, final, stages[0].metric,
-                    edgetpu=(tflite.get("edgetpu") or {}) if is_edgetpu(loaded.device) else None)
+                    edgetpu=(tflite.get("edgetpu") or {}) if is_edgetpu(loaded.device) else None, device=loaded.device)
     edgetpu = edgetpu_stage(stage, stage / "model.tflite", tflite, loaded.device)
     gates, passed = outcome.gates, outcome.passed
     return RunResult(
@@ -115,12 +115,29 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
         bundle=str(bundle if passed else failed_bundle_path(bundle)), passed=passed,
         summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=outcome.metric,
         reference=outcome.reference, final=outcome.final, drop=outcome.drop, drop_unit=outcome.drop_unit,
-        size_bytes=outcome.size_bytes, gzip_size_bytes=outcome.gzip_size_bytes, stages=[StageSummary.of(s) for s in stages], gates=gates,
+        size_bytes=outcome.size_bytes, gzip_size_bytes=outcome.gzip_size_bytes, stages=_stage_rows(loaded, stages, outcome.figures, trust_model), gates=gates,
+        figures=outcome.figures,
         latency=_in_bundle(final.latency), tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
         mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),
         sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None),
         layers=_layers(loaded, stages, tflite, trust_model))
+
+
+def _stage_rows(loaded: LoadedRecipe, stages: list[ModelArtifact], final_figures, trust_model: bool):
+    """Each stage with what the device pays for it (the final stage's figures are the judge's)."""
+    from edgepack.footprint.figures import keras_figures, tflite_figures
+
+    rows = []
+    for index, stage in enumerate(stages):
+        if index == len(stages) - 1 and final_figures is not None:
+            figures = final_figures
+        elif stage.kind is ModelKind.TFLITE:
+            figures = tflite_figures(stage.path, loaded.device, stage.latency)
+        else:
+            figures = keras_figures(stage.path, trust_model=trust_model)
+        rows.append(StageSummary.of(stage).model_copy(update={"device": figures}))
+    return rows
 
 
 def _in_bundle(latency):

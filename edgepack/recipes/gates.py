@@ -5,7 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from edgepack.bundle.result import GateVerdict
+from edgepack.devices.schema import DeviceProfile
 from edgepack.evaluation.metrics import drop as metric_drop
+from edgepack.footprint.figures import DeviceFigures, tflite_figures
 from edgepack.latency.result import LatencyResult
 from edgepack.recipes.schema import Gates, Recipe
 from edgepack.steps.artifacts import ModelArtifact
@@ -25,6 +27,7 @@ class Outcome(BaseModel):
     size_bytes: int
     gzip_size_bytes: int
     latency: LatencyResult | None = None
+    figures: DeviceFigures | None = None
     gates: list[GateVerdict]
 
     @property
@@ -47,28 +50,30 @@ class Outcome(BaseModel):
         return values or [0.0]
 
 
-def judge(recipe: Recipe, final: ModelArtifact, reference: float | None, *, edgetpu: dict | None = None) -> Outcome:
+def judge(recipe: Recipe, final: ModelArtifact, reference: float | None, *, edgetpu: dict | None = None,
+          device: DeviceProfile | None = None) -> Outcome:
     """``final`` (the last stage) against ``recipe``'s gates, its metric drop measured from ``reference``
     (the source model's metric). ``edgetpu`` is the .tflite's Edge TPU readiness (``inspect``'s), given
-    for an Edge TPU device: it adds the ``edgetpu_ready`` gate."""
+    for an Edge TPU device: it adds the ``edgetpu_ready`` gate. ``device`` (the recipe's) estimates the
+    latency among the final model's device figures (flash, RAM, MACs)."""
     relative = recipe.gates.relative
     drop = None if reference is None or final.metric is None else metric_drop(
         recipe.metric, reference, final.metric, relative=relative)
     drop_unit = "percent of reference" if relative else recipe.metric.drop_unit
+    figures = tflite_figures(final.path, device, final.latency) if final.path.suffix == ".tflite" else None
     verdicts = check_gates(recipe.gates, drop=drop, drop_unit=drop_unit, latency=final.latency,
-                           size_bytes=final.size_bytes)
-    if recipe.gates.max_macs is not None:
-        verdicts.append(macs_gate(recipe.gates.max_macs, final))
+                           gzip_bytes=final.gzip_size_bytes)
+    verdicts += device_gates(recipe.gates, figures)
     if edgetpu is not None:
         verdicts.append(edgetpu_gate(edgetpu))
     return Outcome(metric=recipe.metric.value, reference=reference, final=final.metric, drop=drop,
                    drop_unit=drop_unit, relative=relative, size_bytes=final.size_bytes,
-                   gzip_size_bytes=final.gzip_size_bytes, latency=final.latency, gates=verdicts)
+                   gzip_size_bytes=final.gzip_size_bytes, latency=final.latency, figures=figures, gates=verdicts)
 
 
 def check_gates(gates: Gates, *, drop: float | None, drop_unit: str | None, latency: LatencyResult | None,
-                size_bytes: int) -> list[GateVerdict]:
-    """One verdict per figure gate the recipe sets."""
+                gzip_bytes: int) -> list[GateVerdict]:
+    """One verdict per gate on the metric, latency and download size the recipe sets."""
     verdicts = []
     if gates.max_accuracy_drop is not None:
         verdicts.append(GateVerdict(gate="max_accuracy_drop", threshold=gates.max_accuracy_drop, value=drop,
@@ -81,21 +86,36 @@ def check_gates(gates: Gates, *, drop: float | None, drop_unit: str | None, late
         verdicts.append(GateVerdict(gate="max_latency_ms", threshold=gates.max_latency_ms, value=p50, unit="ms p50",
                                     passed=p50 is not None and p50 <= gates.max_latency_ms, note=note))
     if gates.max_size_kb is not None:
-        size_kb = size_bytes / 1024
-        verdicts.append(GateVerdict(gate="max_size_kb", threshold=gates.max_size_kb, value=size_kb, unit="KB",
-                                    passed=size_kb <= gates.max_size_kb))
+        verdicts.append(_at_most("max_size_kb", gates.max_size_kb, gzip_bytes / 1024, "KB gzip (the download)"))
     return verdicts
 
 
-def macs_gate(threshold: float, final: ModelArtifact) -> GateVerdict:
-    """The ``max_macs`` gate: the MACs of one inference, counted on the final .tflite's operators."""
-    if final.path.suffix != ".tflite":
-        return GateVerdict(gate="max_macs", threshold=threshold, value=None, unit="MACs", passed=False,
-                           note="MACs are counted on a .tflite; end the recipe with quantize or qat")
-    from edgepack.latency.op_counts import model_work
+NOT_TFLITE = "counted on a .tflite; end the recipe with quantize or qat"
 
-    macs = float(sum(op.macs for op in model_work(final.path).ops))
-    return GateVerdict(gate="max_macs", threshold=threshold, value=macs, unit="MACs", passed=macs <= threshold)
+
+def device_gates(gates: Gates, figures: DeviceFigures | None) -> list[GateVerdict]:
+    """The gates on what the device pays, judged on the final .tflite's figures (``None``: not a .tflite)."""
+    wanted = [("max_flash_kb", gates.max_flash_kb, "KB .tflite (flash)",
+               lambda f: f.flash_bytes / 1024 if f.flash_bytes is not None else None),
+              ("max_ram_kb", gates.max_ram_kb, "KB tensor arena (RAM)",
+               lambda f: f.ram_bytes / 1024 if f.ram_bytes is not None else None),
+              ("max_macs", gates.max_macs, "MACs", lambda f: float(f.macs) if f.macs is not None else None)]
+    verdicts = []
+    for gate, threshold, unit, value_of in wanted:
+        if threshold is None:
+            continue
+        if figures is None:
+            verdicts.append(GateVerdict(gate=gate, threshold=threshold, value=None, unit=unit, passed=False,
+                                        note=NOT_TFLITE))
+            continue
+        verdicts.append(_at_most(gate, threshold, value_of(figures), unit))
+    return verdicts
+
+
+def _at_most(gate: str, threshold: float, value: float | None, unit: str) -> GateVerdict:
+    return GateVerdict(gate=gate, threshold=threshold, value=value, unit=unit,
+                       passed=value is not None and value <= threshold,
+                       note=None if value is not None else "not measured for this model")
 
 
 def edgetpu_gate(readiness: dict) -> GateVerdict:

@@ -68,7 +68,9 @@ class Gates(_Strict):
 
     max_accuracy_drop: FiniteNonNegative | None = None
     max_latency_ms: FiniteNonNegative | None = None
-    max_size_kb: FiniteNonNegative | None = None
+    max_size_kb: FiniteNonNegative | None = None   # gzip -9 of the final model: the download
+    max_flash_kb: FiniteNonNegative | None = None  # the final .tflite's bytes: what the device stores
+    max_ram_kb: FiniteNonNegative | None = None    # the final .tflite's tensor arena
     max_macs: FiniteNonNegative | None = None   # multiply-accumulates of one inference of the final .tflite
     relative: bool = False
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from edgepack.modes import QuantMode
 from edgepack.params import Domain, check_domain, tunable_fields
 
-Objective = Literal["size", "latency", "drop"]
+Objective = Literal["size", "flash", "ram", "latency", "drop"]
 
 
 # Shorthand keys of earlier recipes, each the same as a ``space`` key path (distill: both training steps).
@@ -31,7 +31,7 @@ class TuneSection(BaseModel):
     moves the shared values, so it is opt-in). ``promote`` is what accuracy control may raise layers
     to: ``float``, or ``int16x8`` (then float if that is not enough).
     ``structures`` lists the prune structures tried (unset: the recipe's, or unstructured and channels when
-    ``latency`` is an objective); a channel trial searches the MACs kept (``prune.target_macs``) and its
+    ``latency``, ``flash`` or ``ram`` is an objective: only removing channels moves them); a channel trial searches the MACs kept (``prune.target_macs``) and its
     allocation among the ``prune.allocate`` choices plus ``latency`` when latency is an objective.
     ``modes`` unset keeps the recipe's quantization mode; ``qat`` adds quantization-aware training as
     an alternative to post-training int8; ``epochs`` fixes the fine-tuning epochs of every trial."""
@@ -59,10 +59,12 @@ class TuneSection(BaseModel):
 
     def structure_choices(self) -> list[str] | None:
         """The prune structures a trial chooses from: ``structures``, else unstructured and channels when
-        latency is an objective (channel pruning is what makes a model faster), else None (the recipe's own)."""
+        latency, flash or RAM is an objective (channel pruning is what makes a model faster, and smaller on
+        the device rather than in the download), else None (the recipe's own)."""
         if self.structures is not None:
             return list(dict.fromkeys(self.structures))
-        return ["unstructured", "channels"] if "latency" in self.objectives else None
+        felt = {"latency", "flash", "ram"} & set(self.objectives)
+        return ["unstructured", "channels"] if felt else None
 
     def overrides(self) -> dict[str, list]:
         """The ``space`` overrides with the shorthands spelled out as key paths."""

@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 
 from edgepack.report.charts import is_percent, latency_figure, metric_chart, metric_gate, size_figure, stage_format
+from edgepack.report.device import device_figure, device_rows, kb
 from edgepack.report.layers import layers_html, layers_markdown
 from edgepack.report.page import key_value_table, page, table
 from edgepack.report.svg import bar_chart
@@ -51,7 +52,20 @@ def key_figures(result: dict) -> list[tuple[str, str]]:
          "-" if drop is None else f"{drop:.3f} {unit}" + (" (the .tflite scores better)" if drop < 0 else "")),
         ("latency", _latency_text(result)),
         ("size", f"{result['size_bytes'] / 1024:.1f} KB (gzip {result['gzip_size_bytes'] / 1024:.1f} KB)"),
+        *_device_figures(result.get("figures")),
     ]
+
+
+def _device_figures(figures: dict | None) -> list[tuple[str, str]]:
+    """The final model's flash, RAM and MACs as key figures (none for an older report)."""
+    if not figures:
+        return []
+    peak = figures.get("peak_memory_mb")
+    macs = figures.get("macs")
+    return [("flash (.tflite bytes)", kb(figures.get("flash_bytes"))),
+            ("RAM (tensor arena)", kb(figures.get("arena_bytes"))
+             + ("" if peak is None else f"; process peak {peak:.1f} MB measured")),
+            ("MACs", "-" if macs is None else f"{macs:,}")]
 
 
 def accelerator_lines(result: dict) -> list[tuple[str, str]]:
@@ -160,6 +174,9 @@ def render_markdown(result: dict) -> str:
     lines += ["| " + " | ".join(row) + " |" for row in stage_rows(result)]
     if len({"tflite" in row[1] for row in stage_rows(result)}) > 1:
         lines += ["", "gzip sizes of a Keras file and of a .tflite are not like for like (different formats)."]
+    if any(stage.get("device") for stage in result["stages"]):
+        lines += ["", "## What the device pays", "", "| stage | flash | RAM | MACs | latency |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(row) + " |" for row in device_rows(result)]
     lines += ["", f"Made by edgepack {result['provenance']['edgepack']} on {result['provenance']['created']}.", ""]
     return "\n".join(lines)
 
@@ -217,6 +234,7 @@ def _charts_html(result: dict) -> str:
     metric = METRIC_NAMES.get(result["metric"], result["metric"])
     return (f"<h2>Charts</h2>\n<h3>Latency</h3>\n{latency_figure(result.get('latency'))}\n"
             f"<h3>{escape(metric)} per stage</h3>\n{_metric_figure(result)}\n"
+            f"<h3>What the device pays</h3>\n{device_figure(result)}\n"
             f"<h3>Size per stage</h3>\n{size_figure(result['stages'])}\n")
 
 

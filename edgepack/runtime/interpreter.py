@@ -98,6 +98,12 @@ def _rejected(exc: Exception, where: str, runtime: str) -> ModelError:
     return ModelError(f"{where} is corrupt or truncated ({runtime}: {detail})", hint=CORRUPT_HINT)
 
 
+def _without_delegates(module) -> dict:
+    resolver = getattr(module, "OpResolverType", None)
+    return {} if resolver is None else {
+        "experimental_op_resolver_type": resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+
+
 def _check_subgraphs(model: bytes, where: str) -> None:
     """Refuse a model without subgraphs: LiteRT 2.3's verifier accepts one and its Interpreter then
     crashes the process (SIGSEGV); a one-byte change to a valid model makes one."""
@@ -111,11 +117,13 @@ def _check_subgraphs(model: bytes, where: str) -> None:
 
 
 def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str = "auto",
-                     where: str = "model", allocate: bool = True, allow_tensorflow: bool = True):
+                     where: str = "model", allocate: bool = True, allow_tensorflow: bool = True,
+                     delegates: bool = True):
     """Return ``(interpreter, RuntimeInfo)`` for ``model``, verified, tensors allocated if asked.
 
     ``runtime="auto"`` tries ai-edge-litert, then tflite-runtime, then (only when
-    ``allow_tensorflow``) tf.lite, which imports TensorFlow.
+    ``allow_tensorflow``) tf.lite, which imports TensorFlow. ``delegates=False`` runs every operator
+    on the runtime's own kernels (no default XNNPACK delegate), as a runtime without one plans them.
     """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime '{runtime}'", hint=f"choose one of: auto, {', '.join(RUNTIMES)}")
@@ -130,7 +138,8 @@ def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str =
             continue
         try:
             with captured_native_output():
-                interpreter = module.Interpreter(model_content=model, num_threads=threads)
+                interpreter = module.Interpreter(model_content=model, num_threads=threads,
+                                                 **({} if delegates else _without_delegates(module)))
                 if allocate:
                     interpreter.allocate_tensors()
                 interpreter.get_input_details()  # decode the I/O tensor names now: a damaged one is a

@@ -10,6 +10,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgepack.footprint.figures import DeviceFigures
 from edgepack.util.files import sha256_file
 
 
@@ -59,7 +60,8 @@ class ModelArtifact(BaseModel):
 
 
 class StageSummary(BaseModel):
-    """One stage as the reports show it: name, sizes by format, metric, time."""
+    """One stage as the reports show it: name, sizes by format, metric, time, and what the device pays
+    for it (``device``: flash, RAM, MACs, latency)."""
 
     name: str
     format: str
@@ -69,6 +71,7 @@ class StageSummary(BaseModel):
     seconds: float = 0.0
     sha256: str | None = None
     params: dict = Field(default_factory=dict)
+    device: DeviceFigures | None = None
 
     @classmethod
     def of(cls, artifact: ModelArtifact) -> "StageSummary":

@@ -235,8 +235,8 @@ def _summary_html(result: TuneResult, gates: dict[str, float | None]) -> str:
         + (f", {_fmt(best.latency_ms, 3)} ms" if best.latency_ms is not None else "") + ")")
     line = (f"{len(result.trials)} trial(s) ({counts or 'none'}) · {sum(t.feasible for t in result.trials)} "
             f"feasible · {best_text} · {result.seconds:g} s · storage {result.storage}")
-    wording = {"max_accuracy_drop": ("accuracy drop", "pts"), "max_size_kb": ("size", "KB"),
-               "max_latency_ms": ("latency", "ms")}
+    wording = {"max_accuracy_drop": ("accuracy drop", "pts"), "max_size_kb": ("size", "KB gzip"),
+               "max_flash_kb": ("flash", "KB"), "max_ram_kb": ("RAM", "KB"), "max_latency_ms": ("latency", "ms")}
     gate_text = "; ".join(f"{wording[k][0]} ≤ {v:g} {wording[k][1]}" for k, v in gates.items()
                           if v is not None and k in wording) or "none"
     stopped = {"trials": "its trial count", "timeout": "its time limit"}.get(result.stopped_by or "", "-")
@@ -253,14 +253,15 @@ def _summary_html(result: TuneResult, gates: dict[str, float | None]) -> str:
 def _table_html(result: TuneResult) -> str:
     front = set(result.pareto)
     head = "".join(f'<th scope="col">{h}</th>' for h in
-                   ("#", "state", "size KB (gzip)", "latency ms", "drop (pts)", "feasible", "front", "settings",
-                    "note"))
+                   ("#", "state", "size KB (gzip)", "flash KB (.tflite)", "RAM KB (arena)", "latency ms",
+                    "drop (pts)", "feasible", "front", "settings", "note"))
     rows = []
     for t in sorted(result.trials, key=lambda t: t.number):
         classes = " ".join(c for c, on in (("front", t.number in front), ("best", t.number == result.best),
                                             ("infeasible", t.state == "COMPLETE" and not t.feasible)) if on)
         mark = "★ front" if t.number in front else ""
-        cells = [t.state, _fmt(t.size_kb, 1), _fmt(t.latency_ms, 3), _fmt(t.drop),
+        cells = [t.state, _fmt(t.size_kb, 1), _fmt(t.flash_kb, 1), _fmt(t.ram_kb, 1), _fmt(t.latency_ms, 3),
+                 _fmt(t.drop),
                  "yes" if t.feasible else "no", mark, settings_text(t.steps), t.note or ""]
         number = f"{t.number}" + (" (best)" if t.number == result.best else "")
         rows.append(f'<tr data-trial="{t.number}" class="{classes}"><th scope="row">{escape(number)}</th>'
@@ -299,6 +300,13 @@ def study_page(result: TuneResult, *, gates: dict[str, float | None]) -> str:
         charts.append("<figure>" + scatter_svg(result, x_attr="size_kb", x_title="size", unit="KB, gzip",
                                                x_gate=("max_size_kb", gates.get("max_size_kb")),
                                                drop_gate=drop_gate, chart_id="pareto-size") + "</figure>")
+        for objective, attr, title, unit in (("flash", "flash_kb", "flash", "KB, .tflite"),
+                                             ("ram", "ram_kb", "RAM", "KB, tensor arena")):
+            if objective in result.objectives and _scatter_points(result, attr):
+                charts.append("<figure>" + scatter_svg(result, x_attr=attr, x_title=title, unit=unit,
+                                                       x_gate=(f"max_{objective}_kb", gates.get(f"max_{objective}_kb")),
+                                                       drop_gate=drop_gate, chart_id=f"pareto-{objective}")
+                              + "</figure>")
         if "latency" in result.objectives and _scatter_points(result, "latency_ms"):
             charts.append("<figure>" + scatter_svg(result, x_attr="latency_ms", x_title="latency p50", unit="ms",
                                                    x_gate=("max_latency_ms", gates.get("max_latency_ms")),

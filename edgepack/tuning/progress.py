@@ -29,7 +29,9 @@ def trial_line(row: TrialSummary) -> str:
         return f"trial {row.number}: {row.state.lower()}" + (f" ({row.note})" if row.note else "")
     drop = "-" if row.drop is None else f"{row.drop:.2f}"
     latency = "" if row.latency_ms is None else f", latency {row.latency_ms:.3f} ms"
-    return (f"trial {row.number}: size {row.size_kb:.1f} KB gzip, drop {drop}{latency}, "
+    device = "" if row.flash_kb is None else f", flash {row.flash_kb:.1f} KB"
+    device += "" if row.ram_kb is None else f", RAM {row.ram_kb:.1f} KB"
+    return (f"trial {row.number}: size {row.size_kb:.1f} KB gzip{device}, drop {drop}{latency}, "
             f"{'passes' if row.feasible else 'fails'} the gates; {row.settings()}")
 
 
@@ -96,11 +98,12 @@ class LiveTable:
         title = (f"study {self.study}: {done} trials done ({self.earlier} earlier), {elapsed:.0f} s, time left "
                  f"{self._time_left(elapsed)}; limit: {self.stop.describe()}; best so far: "
                  + ("none passes yet" if best is None else trial_line(best).split(";")[0]))
-        table = Table("trial", "state", "gzip KB", "drop", "latency ms", "gates", "settings", title=title,
-                      title_justify="left")
+        table = Table("trial", "state", "gzip KB", "flash KB", "RAM KB", "drop", "latency ms", "gates", "settings",
+                      title=title, title_justify="left")
         for row in self.rows[-self.RECENT:]:
-            table.add_row(str(row.number), row.state, _figure(row.size_kb, 1), _figure(row.drop, 2),
-                          _figure(row.latency_ms, 3), "pass" if row.feasible else "fail", row.settings())
+            table.add_row(str(row.number), row.state, _figure(row.size_kb, 1), _figure(row.flash_kb, 1),
+                          _figure(row.ram_kb, 1), _figure(row.drop, 2), _figure(row.latency_ms, 3),
+                          "pass" if row.feasible else "fail", row.settings())
         return table
 
 

@@ -267,8 +267,9 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
         source = source.model_copy(update={"metric": ctx.scorer.score(source)})
         entries: list[dict] = []
         final, _ = run_plan(ctx, planned, source, entries=entries, check=_early_stop(trial, loaded, source.metric))
-        outcome = judge(recipe, final, source.metric, edgetpu=_edgetpu_readiness(loaded, final))
-    figures = {"size": final.gzip_size_bytes / 1024, "latency": outcome.latency_p50, "drop": outcome.drop}
+        outcome = judge(recipe, final, source.metric, edgetpu=_edgetpu_readiness(loaded, final), device=loaded.device)
+    figures = {"size": final.gzip_size_bytes / 1024, "latency": outcome.latency_p50, "drop": outcome.drop,
+               **_device_objectives(outcome)}
     trial.set_user_attr("steps", entries)
     trial.set_user_attr("figures", {**figures, "raw_kb": final.size_bytes / 1024})
     trial.set_user_attr("gates", [g.model_dump(mode="json") for g in outcome.gates])
@@ -278,6 +279,18 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
         for index, value in enumerate(constraints):
             trial.set_constraint(f"gate_{index}", value)
     return [figures[name] if figures[name] is not None else 1e9 for name in space.objectives]
+
+
+def _device_objectives(outcome) -> dict:
+    """Flash and RAM (KB) of the trial's .tflite, and its estimated latency when nothing measured it."""
+    figures = outcome.figures
+    if figures is None:
+        return {"flash": None, "ram": None}
+    found = {"flash": figures.flash_bytes / 1024,
+             "ram": None if figures.ram_bytes is None else figures.ram_bytes / 1024}
+    if outcome.latency_p50 is None and figures.latency_estimated_ms is not None:
+        found["latency"] = figures.latency_estimated_ms
+    return found
 
 
 def write_tuned(loaded: LoadedRecipe, best: TrialSummary, path: Path) -> Path:

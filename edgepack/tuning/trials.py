@@ -22,12 +22,15 @@ def shown_keys(step: str) -> tuple[str, ...]:
 
 
 class TrialSummary(BaseModel):
-    """One trial: its steps (effective params), gzip size, latency p50, drop, and whether it passes."""
+    """One trial: its steps (effective params), gzip size, .tflite bytes (flash), tensor arena (RAM),
+    latency p50, drop, and whether it passes."""
 
     number: int
     state: str
     steps: list[dict] = []
     size_kb: float | None = None
+    flash_kb: float | None = None
+    ram_kb: float | None = None
     latency_ms: float | None = None
     drop: float | None = None
     feasible: bool = False
@@ -83,7 +86,8 @@ def summary_of(trial) -> TrialSummary:
     constraints = trial.user_attrs.get("constraints")
     feasible = trial.state.name == "COMPLETE" and constraints is not None and all(c <= 0 for c in constraints)
     return TrialSummary(number=trial.number, state=trial.state.name, steps=trial.user_attrs.get("steps", []),
-                        size_kb=figures.get("size"), latency_ms=figures.get("latency"), drop=figures.get("drop"),
+                        size_kb=figures.get("size"), flash_kb=figures.get("flash"), ram_kb=figures.get("ram"),
+                        latency_ms=figures.get("latency"), drop=figures.get("drop"),
                         feasible=feasible, note=trial.user_attrs.get("note"), worker=trial.user_attrs.get("worker"),
                         violation=None if constraints is None else sum(max(0.0, c) for c in constraints))
 
@@ -91,5 +95,6 @@ def summary_of(trial) -> TrialSummary:
 def best_trial(rows: list[TrialSummary], space: TuneSection) -> TrialSummary | None:
     """The feasible trial that is best on the objectives in order (size first, by default)."""
     feasible = [r for r in rows if r.feasible]
-    key = {"size": lambda r: r.size_kb, "latency": lambda r: r.latency_ms or 1e9, "drop": lambda r: r.drop or 0.0}
+    key = {"size": lambda r: r.size_kb, "flash": lambda r: r.flash_kb or 1e9, "ram": lambda r: r.ram_kb or 1e9,
+           "latency": lambda r: r.latency_ms or 1e9, "drop": lambda r: r.drop or 0.0}
     return min(feasible, key=lambda r: tuple(key[name](r) for name in space.objectives)) if feasible else None

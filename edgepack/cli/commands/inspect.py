@@ -38,6 +38,19 @@ def _render_keras(report: dict) -> None:
     out.print(table)
 
 
+def _device_rows(figures: dict | None) -> list[tuple[str, str]]:
+    """What the device pays: flash, RAM, MACs and the estimate on ``--device``."""
+    if not figures:
+        return []
+    rows = [("flash", f"{human_bytes(figures['flash_bytes'])} (the .tflite the device stores)"),
+            ("RAM", f"{human_bytes(figures['arena_bytes'])} tensor arena" if figures["arena_bytes"] is not None
+             else "; ".join(figures["notes"])),
+            ("MACs", f"{figures['macs']:,}")]
+    if figures.get("latency_estimated_ms") is not None:
+        rows.append(("latency", f"{figures['latency_estimated_ms']:.3g} ms estimated for {figures['latency_device']}"))
+    return rows
+
+
 def _render_tflite(report: dict) -> None:
     from rich.table import Table
 
@@ -50,6 +63,7 @@ def _render_tflite(report: dict) -> None:
         ("tensor dtypes", ", ".join(f"{k} x{v}" for k, v in (report.get("tensor_dtypes") or {}).items())),
         ("Edge TPU", ("ready" if edgetpu.get("ready") else "not ready: " + "; ".join(edgetpu.get("reasons", [])[:2]))
          if edgetpu else "-"),
+        *_device_rows(report.get("device_figures")),
     ]))
     table = Table("io", "name", "shape", "dtype", "scale", "zero point", title_justify="left")
     for kind in ("inputs", "outputs"):
@@ -62,13 +76,17 @@ def _render_tflite(report: dict) -> None:
 
 @click.command("inspect")
 @click.argument("model", type=click.Path(path_type=Path))
+@click.option("--device", metavar="NAME|PATH",
+              help="A device profile (name or .yaml): a .tflite's latency is estimated on it, beside flash, RAM "
+                   "and MACs.")
 @trust_model_option
 @json_option
-def inspect_command(model: Path, trust_model: bool, as_json: bool):
-    """Describe MODEL: a Keras model (layers, MACs, sparsity) or a .tflite (ops, dtypes, I/O)."""
-    from edgepack.inspection import inspect_model
+def inspect_command(model: Path, device: str | None, trust_model: bool, as_json: bool):
+    """Describe MODEL: a Keras model (layers, MACs, sparsity) or a .tflite (ops, dtypes, I/O, and what the
+    device pays: flash, RAM, MACs)."""
+    from edgepack.api import inspect
 
-    report = inspect_model(model, trust_model=trust_model)
+    report = inspect(model, trust_model=trust_model, device=device)
     emit(report, as_json, _render_tflite if report["kind"] == "tflite" else _render_keras)
 
 
