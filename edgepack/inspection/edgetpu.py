@@ -115,6 +115,9 @@ def _dtype_reasons(graph: "Graph") -> list[str]:
             reasons.append(f"{head}: the Edge TPU needs a fully int8/uint8 quantized model — {float_fix}")
         elif dtype == "int16":
             reasons.append(f"{head}: the Edge TPU has no 16-bit activations — quantize with --mode int8")
+        elif dtype == "int4":
+            reasons.append(f"{head}: the Edge TPU compiler takes int8 weights only (int4 would run on the CPU) "
+                           f"— quantize with --weights int8")
         else:
             fix = ("quantize with --mode int8" if all(t.is_constant for t in tensors)
                    else "remove the operation that produces it")

@@ -31,6 +31,9 @@ def _blocker(op, graph, allow_quant: bool) -> str | None:
     if op.name not in GPU_OPS and not (allow_quant and op.name in QUANT_OPS):
         return f"{op.name} is not an operator the GPU delegate implements"
     allowed = {"float32", "float16"} | ({"int8", "uint8"} if allow_quant else set())
+    packed = next((t for t in tensors if t.is_constant and t.dtype == "int4"), None)
+    if packed is not None:
+        return f"weights '{packed.name}' are int4; the GPU delegate has no int4 kernels (quantize with --weights int8)"
     bad = next((t for t in tensors if not t.is_constant and t.dtype not in allowed), None)
     if bad is not None:
         return f"tensor '{bad.name}' is {bad.dtype}; the GPU delegate computes in float32/float16"

@@ -21,14 +21,14 @@ from edgepack.evaluation.metrics import Metric, compute, drop as metric_drop
 from edgepack.quantization.selective import BytesPredictor, LayerOps
 
 
-ORDER = ("int8", "int16x8", "float")
+ORDER = ("int4", "int8", "int16x8", "float")
 
 
-def _raised(assignment: dict[str, str], layers: list[str], precision: str) -> dict[str, str]:
-    """``assignment`` with ``layers`` at ``precision`` or higher."""
+def _raised(assignment: dict[str, str], layers: list[str], precision: str, base: str = "int8") -> dict[str, str]:
+    """``assignment`` with ``layers`` at ``precision`` or higher (a layer not in it is at ``base``)."""
     out = dict(assignment)
     for name in layers:
-        if ORDER.index(precision) > ORDER.index(out.get(name, "int8")):
+        if ORDER.index(precision) > ORDER.index(out.get(name, base)):
             out[name] = precision
     return out
 
@@ -40,6 +40,7 @@ class ControlStep(BaseModel):
     kept_float: list[str]
     float_layers: list[str]
     int16_layers: list[str] = []
+    int8_layers: list[str] = []   # int4 models: the layers raised to int8 weights
     precision: str = "float"
     metric: float
     drop: float
@@ -68,6 +69,7 @@ class AccuracyControl(BaseModel):
     layers_total: int
     float_layers: list[str]
     int16_layers: list[str] = []
+    int8_layers: list[str] = []
     promote: list[str] = ["float"]
     ranking_samples: int
     trace: list[ControlStep]
@@ -77,6 +79,8 @@ class AccuracyControl(BaseModel):
     @property
     def summary(self) -> str:
         wide = f"{len(self.int16_layers)} in int16x8, " if "int16x8" in self.promote else ""
+        if "int8" in self.promote:
+            wide = f"{len(self.int8_layers)} raised from int4 to int8 weights, {wide}"
         return (f"{wide}{len(self.float_layers)} of {self.layers_total} layers kept in float; {self.metric.value} "
                 f"drop {self.drop_before:.2f} -> {self.drop_after:.2f} {self.drop_unit} (max {self.max_drop:g})")
 
@@ -101,7 +105,9 @@ class _Evaluator:
         """A trace step, with the model's size and its single-row latency here."""
         floats = self.quantizer.float_layers_of([n for n, p in assignment.items() if p == "float"])
         wide = [n for n in self.quantizer.layers if assignment.get(n) == "int16x8" and n not in floats]
-        return ControlStep(kept_float=list(kept), float_layers=floats, int16_layers=wide, precision=precision,
+        eights = [n for n in self.quantizer.layers if assignment.get(n) == "int8" and n not in floats]
+        return ControlStep(kept_float=list(kept), float_layers=floats, int16_layers=wide, int8_layers=eights,
+                           precision=precision,
                            metric=value, drop=self.drop(value), size_bytes=len(model),
                            latency_ms=round(self.predictor.latency_ms(model, self.x[0]), 4))
 
@@ -119,11 +125,11 @@ def _rank(ev: _Evaluator, assignment: dict[str, str], outputs: np.ndarray, sampl
     rows = np.sort(np.argsort(-errors, kind="stable")[:samples])
     ranked = []
     for layer in ev.quantizer.layers:
-        precision = _next_rung(assignment.get(layer, "int8"), promote)
+        precision = _next_rung(assignment.get(layer, ev.quantizer.base), promote)
         if precision is None:
             continue
         unit = [name for name in ev.quantizer.map.unit(layer) if name in ev.quantizer.layers]
-        _, out, value = ev.run(_raised(assignment, unit, precision), rows)
+        _, out, value = ev.run(_raised(assignment, unit, precision, ev.quantizer.base), rows)
         mse = float(np.mean((out - ev.reference[rows]) ** 2))
         ranked.append(RankedLayer(layer=layer, unit=unit, precision=precision, metric=value, output_mse=mse))
     sign = -1 if ev.metric.higher_is_better else 1
@@ -133,7 +139,8 @@ def _rank(ev: _Evaluator, assignment: dict[str, str], outputs: np.ndarray, sampl
 def _first_that_fits(quantizer, ranking: list[RankedLayer], assignment: dict[str, str],
                      max_float_ops: int | None) -> RankedLayer | None:
     for ranked in ranking:
-        floats = [n for n, p in _raised(assignment, ranked.unit, ranked.precision).items() if p == "float"]
+        floats = [n for n, p in _raised(assignment, ranked.unit, ranked.precision, quantizer.base).items()
+                  if p == "float"]
         if max_float_ops is None or len(quantizer.float_layers_of(floats)) <= max_float_ops:
             return ranked
     return None
@@ -153,7 +160,7 @@ def control_accuracy(quantizer, x: np.ndarray, y: np.ndarray, reference_outputs:
         model, outputs, value = ev.run(assignment)
         trace = [ev.step(list(start), assignment, model, value)]
         best, first_ranking = (trace[0].drop, model, trace[0]), []
-        say(f"  accuracy control: full int8 drop {trace[0].drop:.2f} {metric.drop_unit} (max {max_drop:g})")
+        say(f"  accuracy control: {'int4 weights' if quantizer.base == 'int4' else 'full int8'} drop {trace[0].drop:.2f} {metric.drop_unit} (max {max_drop:g})")
         while trace[-1].drop > max_drop:
             if max_float_ops is not None and len(trace[-1].float_layers) >= max_float_ops and promote == ["float"]:
                 break
@@ -162,8 +169,9 @@ def control_accuracy(quantizer, x: np.ndarray, y: np.ndarray, reference_outputs:
             chosen = _first_that_fits(quantizer, ranking, assignment, max_float_ops)
             if chosen is None:
                 break
-            unit = [n for n in chosen.unit if ORDER.index(assignment.get(n, "int8")) < ORDER.index(chosen.precision)]
-            assignment = _raised(assignment, chosen.unit, chosen.precision)
+            unit = [n for n in chosen.unit
+                    if ORDER.index(assignment.get(n, quantizer.base)) < ORDER.index(chosen.precision)]
+            assignment = _raised(assignment, chosen.unit, chosen.precision, quantizer.base)
             model, outputs, value = ev.run(assignment)
             trace.append(ev.step(unit, assignment, model, value, chosen.precision))
             say(f"  {', '.join(unit)} to {chosen.precision}: drop {trace[-1].drop:.2f} {metric.drop_unit}")
@@ -176,5 +184,5 @@ def control_accuracy(quantizer, x: np.ndarray, y: np.ndarray, reference_outputs:
         metric=metric, drop_unit=metric.drop_unit, max_drop=max_drop, reference=ev.reference_value,
         drop_before=trace[0].drop, drop_after=chosen_step.drop, met=chosen_step.drop <= max_drop,
         layers_total=len(quantizer.layers), float_layers=chosen_step.float_layers,
-        int16_layers=chosen_step.int16_layers, promote=promote, ranking_samples=ranking_samples,
+        int16_layers=chosen_step.int16_layers, int8_layers=chosen_step.int8_layers, promote=promote, ranking_samples=ranking_samples,
         trace=trace, first_ranking=first_ranking[:20], seconds=round(time.perf_counter() - started, 3))

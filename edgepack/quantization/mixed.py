@@ -23,6 +23,8 @@ class MixedPrecision(BaseModel):
     float_layers: list[str]
     layers_total: int
     int16_layers: list[str] = []
+    weights: str = "int8"
+    int8_layers: list[str] = []   # with int4 weights: the layers accuracy control raised to int8 weights
     control: AccuracyControl | None = None
     fallback: dict | None = None
 
@@ -50,17 +52,18 @@ def quantize_mixed(loaded: LoadedModel, config, calibration: np.ndarray, *, metr
     """Full int8 with the layers matching ``config.float_ops`` in float, then (with ``config.max_drop``)
     more layers raised to ``config.promote`` (float, or int16x8 then float) by accuracy control until
     the drop on ``config.val`` holds."""
-    if "int16x8" in config.promote:
+    if "int16x8" in config.promote or config.int4:
         from edgepack.quantization.precision import PrecisionQuantizer
 
-        quantizer = PrecisionQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch))
+        quantizer = PrecisionQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch),
+                                       weights=config.weights, int4_ops=config.int4_ops)
     else:
         quantizer = SelectiveQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch))
     start = match_layers(config.float_ops, quantizer.layers) if config.float_ops else []
     if config.max_drop is None:
         return strip_markers(quantizer.quantize(start)), MixedPrecision(patterns=config.float_ops,
                                                          float_layers=quantizer.float_layers_of(start),
-                                                         layers_total=len(quantizer.layers))
+                                                         layers_total=len(quantizer.layers), weights=config.weights)
     x, y, source = _val(config.val, loaded)
     reference = loaded.predict(x)
     model, control = control_accuracy(quantizer, x, y, reference, metric=metric, max_drop=config.max_drop,
@@ -69,4 +72,4 @@ def quantize_mixed(loaded: LoadedModel, config, calibration: np.ndarray, *, metr
                                       promote=config.promote, say=say)
     return strip_markers(model), MixedPrecision(patterns=config.float_ops, float_layers=control.float_layers,
                                  int16_layers=control.int16_layers, layers_total=control.layers_total,
-                                 control=control)
+                                 weights=config.weights, int8_layers=control.int8_layers, control=control)

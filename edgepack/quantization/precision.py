@@ -1,4 +1,5 @@
-"""Full int8 with chosen layers in int16x8 (16-bit activations, 8-bit weights) or in float.
+"""Full int8 with chosen layers in int16x8 (16-bit activations, 8-bit weights) or in float, and int4
+weights (two a byte) on the fully-connected and convolution operators, with chosen layers raised to int8.
 
 TensorFlow's converter quantizes a whole model to one activation width, so per-layer precision goes
 through LiteRT Quantizer: the marked Keras clone is converted to a float .tflite once and
@@ -19,7 +20,8 @@ from edgepack.quantization.layers import LayerMap, mark_layers
 from edgepack.quantization.selective import LayerOps, _static
 from edgepack.util.tf import captured_native_output, import_tf
 
-PRECISIONS = ("int16x8", "float")
+PRECISIONS = ("int8", "int16x8", "float")
+INT4_OPS = {"fc": "FULLY_CONNECTED", "conv": "CONV_2D"}  # LiteRT Quantizer's static_wi4_ai8 operators
 
 
 def _scope_of(layer_map: LayerMap, layers: list[str]) -> str:
@@ -34,13 +36,15 @@ class PrecisionQuantizer(LayerOps):
     precisions = PRECISIONS
 
     def __init__(self, loaded: LoadedModel, calibration: np.ndarray, *, io: IOType = IOType.FLOAT32,
-                 static_batch: bool = False):
+                 static_batch: bool = False, weights: str = "int8", int4_ops: tuple[str, ...] = ("fc", "conv")):
         if not loaded.is_keras:
             raise ModelError(f"{loaded.info.path}: per-layer precision needs a Keras model, not a plain SavedModel")
         if io not in (IOType.FLOAT32, IOType.INT8):
             raise ConfigError(f"per-layer int16x8 makes models with float32 or int8 input and output, not {io.value}",
                               hint="use --io float32 or --io int8")
         self.io = io
+        self.base = "int4" if weights == "int4" else "int8"
+        self.int4_ops = [INT4_OPS[kind] for kind in int4_ops]
         tf = import_tf()
         keras_module = __import__("keras" if loaded.info.flavor is KerasFlavor.KERAS3 else "tf_keras")
         with captured_native_output():
@@ -75,8 +79,14 @@ class PrecisionQuantizer(LayerOps):
         if self.io is IOType.FLOAT32:
             for end in ("INPUT", "OUTPUT"):
                 q.update_quantization_recipe(".*", end, algorithm_key="no_quantize")
+        if self.base == "int4":
+            for operation in self.int4_ops:
+                q.add_static_config(".*", operation, activation_num_bits=8, weight_num_bits=4)
+        eights = [name for name, precision in assignment.items() if precision == "int8"]
         wide = [name for name, precision in assignment.items() if precision == "int16x8"]
         floats = [name for name, precision in assignment.items() if precision == "float"]
+        if eights and self.base == "int4":  # after int4: the latest matching scope wins
+            q.add_static_config(_scope_of(self.map, eights), "*", activation_num_bits=8, weight_num_bits=8)
         if wide:
             q.add_static_config(_scope_of(self.map, wide), "*", activation_num_bits=16, weight_num_bits=8)
         if floats:  # after int16x8: the latest matching scope wins, and float outranks int16x8

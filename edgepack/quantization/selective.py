@@ -48,6 +48,7 @@ class LayerOps:
     op_outputs: list[str]
     layers: list[str]
     precisions: tuple[str, ...] = ("float",)   # what a layer may be raised to, besides int8
+    base: str = "int8"                          # the precision of a layer not raised (int4: int4 weights)
 
     def _map_ops(self, flatbuffer: bytes) -> None:
         from ai_edge_litert.interpreter import Interpreter

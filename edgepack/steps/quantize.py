@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from edgepack.errors import GateFailed, ModelError
 from edgepack.evaluation.metrics import Metric
 from edgepack.modes import IOType, QuantMode
+from edgepack.params import searched
 from edgepack.loading.spec import DataSpec
 from edgepack.loading.inputs import rows_in
 from edgepack.loading.model import LoadedModel, load_model
@@ -48,11 +49,25 @@ class QuantizeParams(StepParams):
                                  "with the largest int8 error that layers are ranked on.")
     fallback: Literal["none", "qat"] = Field(default="none", description="Accuracy control: when keeping layers "
                                              "float cannot meet max_drop, try quantization-aware training.")
-    promote: list[Literal["int16x8", "float"]] = Field(
+    promote: list[Literal["int8", "int16x8", "float"]] = Field(
         default_factory=lambda: ["float"], min_length=1,
         description="Accuracy control: the precisions a harmful layer is raised to, in order (repeatable; "
-                    "int16x8: 16-bit activations with 8-bit weights; io float32 or int8).",
+                    "int8: 8-bit weights, with --weights int4; int16x8: 16-bit activations with 8-bit weights; "
+                    "io float32 or int8). With --weights int4 the default is int8, then float.",
         json_schema_extra={"metavar": "PRECISION"})
+    weights: Literal["int8", "int4"] = Field(
+        default="int8", description="Weight precision of an int8 model: int4 packs two weights a byte on the "
+                                    "operators the runtime runs that way (fully-connected and convolution, made "
+                                    "with LiteRT Quantizer); every other operator keeps int8 weights.",
+        json_schema_extra=searched(choices=["int8", "int4"], when={"mode": "int8"}))
+    int4_ops: list[Literal["fc", "conv"]] = Field(
+        default_factory=lambda: ["fc", "conv"], min_length=1,
+        description="With --weights int4: the operator kinds given int4 weights (fc: FULLY_CONNECTED, conv: "
+                    "CONV_2D; XNNPACK has int4 kernels for fc only, so int4 convolutions may run slower).",
+        json_schema_extra={"metavar": "KIND"})
+    block_size: int | None = Field(
+        default=None, description="With --weights int4: weights quantized in blocks of N along the input "
+                                  "(a power of two >= 32) instead of per channel.")
 
     @field_validator("float_ops")
     @classmethod
@@ -79,14 +94,37 @@ class QuantizeParams(StepParams):
         return self._promote_rules()
 
     def _promote_rules(self):
-        if self.promote != sorted(set(self.promote), key=["int16x8", "float"].index):
+        self._int4_rules()
+        if self.promote != sorted(set(self.promote), key=["int8", "int16x8", "float"].index):
             raise ValueError(f"promote must list each precision once, lowest first, not {self.promote} "
-                             f"(int16x8 before float)")
+                             f"(int8, then int16x8, then float)")
+        if "int8" in self.promote and self.weights != "int4":
+            raise ValueError("promote int8 raises a layer from int4 to int8, so it needs weights int4")
         if self.promote != ["float"] and self.max_drop is None:
             raise ValueError("promote says what accuracy control raises layers to, so it needs max_drop")
         if "int16x8" in self.promote and self.io is IOType.UINT8:
             raise ValueError("promote int16x8 makes models with float32 or int8 input and output, not uint8")
         return self
+
+    def _int4_rules(self) -> None:
+        if self.weights == "int4" and self.mode is not QuantMode.INT8:
+            raise ValueError(f"weights int4 needs mode int8 (LiteRT runs int4 only beside int8 activations), not "
+                             f"{self.mode.value}")
+        if self.block_size is not None:
+            if self.block_size < 32 or self.block_size & (self.block_size - 1):
+                raise ValueError(f"block_size must be a power of two >= 32, not {self.block_size}")
+            if self.weights != "int4":
+                raise ValueError("block_size sets the int4 blocks, so it needs weights int4")
+            raise ValueError("block_size: LiteRT Quantizer makes blockwise int4 weights only with float "
+                             "activations (dynamic range, FULLY_CONNECTED); with int8 activations the int4 "
+                             "weights are per channel: leave block_size out")
+        if self.weights == "int4" and "promote" not in self.model_fields_set and self.max_drop is not None:
+            self.promote = ["int8", "float"]
+
+    @property
+    def int4(self) -> bool:
+        """Whether the model gets int4 weights (made with LiteRT Quantizer, like per-layer precision)."""
+        return self.weights == "int4"
 
     @property
     def mixed(self) -> bool:
@@ -130,6 +168,26 @@ class TfliteArtifact(BaseModel):
     config_path: Path
     mixed: MixedPrecision | None = None
     float_ops: list[str] = []  # int8 mode: operators the converter left computing in float
+    int4_ops: list[str] = []   # weights int4: operators whose weights are int4 (``OP#index``)
+    int8_weight_ops: list[str] = []  # weights int4: operators with weights that stayed int8
+
+
+def weight_ops_by_dtype(flatbuffer: bytes, path: Path) -> dict[str, list[str]]:
+    """``{dtype: ["OP#index", ...]}`` of the operators that hold constant weights (bias and scalars aside:
+    only constants of two or more dimensions count), read from the file's tensor types."""
+    from edgepack.inspection.tflite_graph import parse_graph, schema_module
+
+    schema = schema_module()
+    if schema is None:
+        return {}
+    _, graph = parse_graph(schema, flatbuffer, path)
+    found: dict[str, list[str]] = {}
+    for op in graph.operators:
+        weights = [graph.tensors[i] for i in op.inputs if i >= 0 and graph.tensors[i].is_constant
+                   and len(graph.tensors[i].shape) >= 2]
+        for dtype in sorted({t.dtype for t in weights}):
+            found.setdefault(dtype, []).append(f"{op.name}#{op.index}")
+    return found
 
 
 def float_ops_of(flatbuffer: bytes, path: Path) -> list[str]:
@@ -149,9 +207,10 @@ def _calibration(config: QuantizeConfig, loaded: LoadedModel) -> np.ndarray | di
     arrays by input name for a model with several inputs."""
     if config.calibration is None:
         return None
-    if loaded.input_count != 1 and config.mixed:
-        raise ModelError(f"{config.model} has {loaded.input_count} inputs; float_ops and accuracy control "
-                         f"support single-input models", hint="quantize without --float-ops and --max-drop")
+    if loaded.input_count != 1 and (config.mixed or config.int4):
+        raise ModelError(f"{config.model} has {loaded.input_count} inputs; float_ops, accuracy control and int4 "
+                         f"weights support single-input models",
+                         hint="quantize without --float-ops, --max-drop and --weights int4")
     from edgepack.loading.inputs import calibration_rows
 
     return calibration_rows(config.calibration, loaded, config.samples, config.seed, model_name=str(config.model))
@@ -162,13 +221,16 @@ def _write(path: Path, flatbuffer: bytes, config: QuantizeConfig, loaded: Loaded
     write_bytes_atomic(path, flatbuffer)
     artifact_sha = sha256_file(path)
     floats = float_ops_of(flatbuffer, path) if config.mode is QuantMode.INT8 else []
+    by_dtype = weight_ops_by_dtype(flatbuffer, path) if config.int4 else {}
     sidecar = write_sidecar(path, {
         "step": "quantize", "config": config.model_dump(mode="json"), "source_sha256": loaded.info.sha256,
         "output_sha256": artifact_sha, "calibration_samples": samples, "float_ops": floats,
+        "int4_ops": by_dtype.get("int4", []), "int8_weight_ops": by_dtype.get("int8", []),
         "mixed_precision": None if mixed is None else mixed.model_dump(mode="json")})
     return TfliteArtifact(path=path, size_bytes=len(flatbuffer), sha256=artifact_sha, mode=config.mode, io=config.io,
                           source=config.model, source_sha256=loaded.info.sha256, calibration_samples=samples,
-                          config_path=sidecar, mixed=mixed, float_ops=floats)
+                          config_path=sidecar, mixed=mixed, float_ops=floats, int4_ops=by_dtype.get("int4", []),
+                          int8_weight_ops=by_dtype.get("int8", []))
 
 
 def failed_model_path(output: Path) -> Path:
@@ -192,7 +254,7 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
             config = config.model_copy(update={"static_batch": True})
     calibration = _calibration(config, loaded)
     mixed = None
-    if config.mixed:
+    if config.mixed or config.int4:
         from edgepack.quantization.mixed import quantize_mixed
 
         flatbuffer, mixed = quantize_mixed(loaded, config, calibration, metric=config.metric, say=say)
@@ -211,6 +273,11 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
                          hint=f"the best model found is {failed.path} (record in {failed.config_path.name}); "
                               f"allow more float layers (--max-float-ops) or a larger --max-drop")
     artifact = _write(config.output, flatbuffer, config, loaded, samples, mixed)
+    if config.int4:
+        say(f"int4 weights on {len(artifact.int4_ops)} operator(s); int8 weights kept on "
+            f"{len(artifact.int8_weight_ops)}: {', '.join(artifact.int8_weight_ops[:8]) or 'none'}"
+            f"{' ...' if len(artifact.int8_weight_ops) > 8 else ''} (no int4 kernel, --int4-ops, or raised by "
+            f"accuracy control)")
     if artifact.float_ops and mixed is None:
         say(f"warning: int8 left {len(artifact.float_ops)} operator(s) computing in float: "
             f"{', '.join(artifact.float_ops[:8])}{' ...' if len(artifact.float_ops) > 8 else ''} (the converter has "
@@ -259,7 +326,8 @@ class QuantizeStep(Step):
 
     def label(self, params: QuantizeParams) -> str:
         extra = " + accuracy control" if params.max_drop is not None else " + float layers" if params.float_ops else ""
-        return f"{params.mode.value} .tflite{extra}"
+        weights = " (int4 weights)" if params.int4 else ""
+        return f"{params.mode.value} .tflite{weights}{extra}"
 
     def run(self, ctx, source: ModelArtifact, params: QuantizeParams) -> ModelArtifact:
         calibration = ctx.train if params.mode.needs_calibration else None

@@ -21,6 +21,9 @@ def _render(artifact) -> None:
         rows.insert(2, ("io", artifact.io.value))
     if artifact.calibration_samples:
         rows.append(("calibration samples", artifact.calibration_samples))
+    if artifact.int4_ops:
+        rows.append(("int4 weights", f"{len(artifact.int4_ops)} operators; int8 weights on "
+                                     f"{', '.join(artifact.int8_weight_ops) or 'none'}"))
     if artifact.mixed is not None:
         rows.append(("float layers", artifact.mixed.summary))
         for step in artifact.mixed.control.trace if artifact.mixed.control else []:
@@ -66,7 +69,7 @@ def quantize_command(model, output, calibration, val, x_key, y_key, trust_code, 
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The .tflite file to write.")
 @params_options(QuantizeParams, exclude=("mode", "io", "samples", "seed", "float_ops", "max_drop", "max_float_ops",
-                                          "ranking_samples", "promote"))
+                                          "ranking_samples", "promote", "weights", "int4_ops", "block_size"))
 @trust_model_option
 @json_option
 def convert_command(model, output, trust_model, as_json, **values):
