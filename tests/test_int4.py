@@ -159,3 +159,30 @@ def test_recipes_validate_refuses_int4_without_int8(run, tmp_path, digits):
     recipe.write_text(f"name: r\ndevice: host-cpu\nmodel: {digits['model']}\ndata: {{train: {digits['train']}}}\n"
                       f"steps:\n  - quantize: {{mode: float16, weights: int4}}\n")
     assert_one_line_error(run("recipes", "validate", recipe), 2, "weights int4 needs mode int8")
+
+
+def test_a_model_with_over_256_kb_of_int4_weights_loads_and_runs(run, tmp_path):
+    """LiteRT Quantizer writes such weights after the flatbuffer; the file edgepack writes keeps them."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((1024,))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Dense(1024, activation="relu")(inputs)))
+    model.save(tmp_path / "wide.keras")
+    x = np.random.default_rng(0).uniform(-1, 1, (32, 1024)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    out = tmp_path / "wide.tflite"
+    result = run("quantize", tmp_path / "wide.keras", "-o", out, "--mode", "int8", "--weights", "int4",
+                 "--calibration", tmp_path / "x.npz", "--samples", "32")
+    assert result.exit_code == 0, result.stderr
+    assert set(weight_types(out).values()) == {"int4"}
+    assert out.stat().st_size < 1024 * 1024 * 0.6  # 1M int4 weights: 512 KB, not the 1 MB of int8
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1])
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+    want = model.predict(x[:1], verbose=0)[0]
+    assert np.corrcoef(got, want)[0, 1] > 0.95

@@ -109,10 +109,19 @@ def match_layers(patterns: list[str], layers: list[str], *, what: str = "--float
 
 
 def strip_markers(model: bytes) -> bytes:
-    """The .tflite ``model`` with the layer markers taken out of its tensor names again."""
+    """The .tflite ``model`` with the layer markers taken out of its tensor names again.
+
+    LiteRT Quantizer writes the weights of a model with 256 KB or more of them after the flatbuffer
+    (each buffer an offset and a size); they are brought back inside it here, since writing the
+    flatbuffer again would otherwise leave those offsets pointing past its end."""
+    import numpy as np
     from tensorflow.lite.tools import flatbuffer_utils
 
     tree = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    for buffer in tree.buffers or []:
+        if buffer.offset > 1 and buffer.size:
+            buffer.data = np.frombuffer(model[buffer.offset:buffer.offset + buffer.size], dtype=np.uint8)
+            buffer.offset = buffer.size = 0
     for subgraph in tree.subgraphs:
         for tensor in subgraph.tensors:
             if tensor.name:
