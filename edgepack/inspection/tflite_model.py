@@ -15,6 +15,7 @@ import numpy as np
 from edgepack.errors import ModelError
 from edgepack.inspection.edgetpu import edgetpu_readiness, not_checked
 from edgepack.inspection.gpu import gpu_readiness
+from edgepack.inspection.xnnpack_sparse import sparse_readiness
 from edgepack.inspection.tflite_graph import (FLOAT_DTYPES, INTEGER_DTYPES, Graph, as_ints, as_text, op_type,
                                           parse_graph, schema_module)
 from edgepack.runtime.interpreter import CORRUPT_HINT, make_interpreter, read_model_bytes
@@ -87,6 +88,7 @@ def _schema_fields(model, graph: Graph) -> dict:
         "quantization": quantization_scheme(graph),
         "edgetpu": edgetpu_readiness(graph),
         "gpu": gpu_readiness(graph),
+        "xnnpack_sparse": sparse_readiness(model, graph),
         "ops": [{"index": op.index, "op": op.name, "type": op_type(op, graph),
                  "outputs": [graph.tensors[i].name for i in op.outputs if i >= 0]} for op in graph.operators],
     }
@@ -110,7 +112,8 @@ def inspect_tflite(path: str | Path) -> dict:
 
     Keys: kind, path, size_bytes, gzip_size_bytes, sha256, runtime, schema_version, description,
     min_runtime_version, subgraphs, operator_count, operators, tensor_count, tensor_dtypes, inputs,
-    outputs, full_integer, float_tensor_count, quantization, edgetpu, notes. Raises ModelError for a
+    outputs, full_integer, float_tensor_count, quantization, edgetpu, gpu, xnnpack_sparse (whether XNNPACK
+    runs it with its sparse float kernels, and the first condition that fails), notes. Raises ModelError for a
     missing, empty, truncated or non-TFLite file; RuntimeUnavailable when no runtime is installed.
     """
     path = Path(path)

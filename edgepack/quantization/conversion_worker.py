@@ -43,6 +43,7 @@ class ConversionRequest(BaseModel):
     mode: QuantMode
     io: IOType = IOType.FLOAT32
     static_batch: bool = False
+    sparse: bool = False
     calibration: Path | None = None
     output: Path
     folder: Path  # the worker's temporary folder for this conversion (the converter writes files too)
@@ -151,6 +152,7 @@ def convert_in_worker(loaded, config, calibration: np.ndarray | dict | None, *, 
     with tempfile.TemporaryDirectory(prefix="edgepack-convert-") as folder:
         request = ConversionRequest(model=loaded.info.path, trust_model=trust_model, mode=config.mode,
                                     io=config.io, static_batch=bool(config.static_batch),
+                                    sparse=bool(getattr(config, "sparse", False)),
                                     calibration=_save_calibration(Path(folder), calibration),
                                     output=Path(folder) / "model.tflite", folder=Path(folder))
         if _worker is None or not _worker.alive():

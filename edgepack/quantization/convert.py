@@ -63,9 +63,11 @@ def _converter(tf, loaded: LoadedModel, static_batch: bool):
 
 def _configure(tf, converter, config, calibration) -> None:
     mode = config.mode
+    sparse = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if getattr(config, "sparse", False) else []
     if mode is QuantMode.FLOAT32:
+        converter.optimizations = sparse
         return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT, *sparse]
     if mode is QuantMode.FLOAT16:
         converter.target_spec.supported_types = [tf.float16]
     elif mode is QuantMode.INT8:

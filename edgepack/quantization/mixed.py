@@ -16,6 +16,23 @@ from edgepack.quantization.layers import match_layers, strip_markers
 from edgepack.quantization.selective import SelectiveQuantizer
 
 
+class Int4Cost(BaseModel):
+    """What int4 weights save and cost against int8 weights for this model, measured here: the bytes of
+    both .tflite files and one single-row invoke of each (1 thread, this machine, XNNPACK: its int4
+    kernels are fully-connected only, so int4 convolutions run on slower ones)."""
+
+    int8_bytes: int
+    int4_bytes: int
+    int8_ms: float
+    int4_ms: float
+
+    @property
+    def summary(self) -> str:
+        return (f"int4 weights: {self.int4_bytes:,} bytes against {self.int8_bytes:,} with int8 weights "
+                f"({self.int8_bytes / max(self.int4_bytes, 1):.2f}x smaller); one inference {self.int4_ms:.3f} ms "
+                f"against {self.int8_ms:.3f} ms here ({self.int8_ms / max(self.int4_ms, 1e-9):.2f}x as fast)")
+
+
 class MixedPrecision(BaseModel):
     """Which layers run in float in an otherwise full-int8 model, and why."""
 
@@ -25,6 +42,7 @@ class MixedPrecision(BaseModel):
     int16_layers: list[str] = []
     weights: str = "int8"
     int8_layers: list[str] = []   # with int4 weights: the layers accuracy control raised to int8 weights
+    int4_cost: Int4Cost | None = None
     control: AccuracyControl | None = None
     fallback: dict | None = None
 
@@ -61,15 +79,36 @@ def quantize_mixed(loaded: LoadedModel, config, calibration: np.ndarray, *, metr
         quantizer = SelectiveQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch))
     start = match_layers(config.float_ops, quantizer.layers) if config.float_ops else []
     if config.max_drop is None:
-        return strip_markers(quantizer.quantize(start)), MixedPrecision(patterns=config.float_ops,
-                                                         float_layers=quantizer.float_layers_of(start),
-                                                         layers_total=len(quantizer.layers), weights=config.weights)
+        model = quantizer.quantize(start)
+        return strip_markers(model), MixedPrecision(
+            patterns=config.float_ops, float_layers=quantizer.float_layers_of(start),
+            layers_total=len(quantizer.layers), weights=config.weights,
+            int4_cost=_int4_cost(quantizer, model, start, calibration) if config.int4 else None)
     x, y, source = _val(config.val, loaded)
     reference = loaded.predict(x)
     model, control = control_accuracy(quantizer, x, y, reference, metric=metric, max_drop=config.max_drop,
                                       start=start, max_float_ops=config.max_float_ops,
                                       ranking_samples=config.ranking_samples, source=source,
                                       promote=config.promote, say=say)
+    start_float = {name: "float" for name in control.float_layers}
+    cost = _int4_cost(quantizer, model, list(start_float), x) if config.int4 else None
     return strip_markers(model), MixedPrecision(patterns=config.float_ops, float_layers=control.float_layers,
                                  int16_layers=control.int16_layers, layers_total=control.layers_total,
-                                 weights=config.weights, int8_layers=control.int8_layers, control=control)
+                                 weights=config.weights, int8_layers=control.int8_layers, int4_cost=cost,
+                                 control=control)
+
+
+def _int4_cost(quantizer, int4_model: bytes, float_layers: list[str], rows: np.ndarray) -> Int4Cost:
+    """The model with int8 weights everywhere int4 was (same calibration, same float layers), beside it."""
+    from edgepack.quantization.selective import BytesPredictor
+
+    int8_model = quantizer.quantize_assigned({**{name: "int8" for name in quantizer.layers},
+                                              **{name: "float" for name in float_layers}})
+    predictor = BytesPredictor()
+    try:
+        row = np.asarray(rows)[0]
+        int8_ms, int4_ms = predictor.latency_ms(int8_model, row), predictor.latency_ms(int4_model, row)
+    finally:
+        predictor.close()
+    return Int4Cost(int8_bytes=len(strip_markers(int8_model)), int4_bytes=len(strip_markers(int4_model)),
+                    int8_ms=round(int8_ms, 4), int4_ms=round(int4_ms, 4))

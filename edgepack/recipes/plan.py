@@ -75,7 +75,18 @@ def plan_steps(entries: list, setting: StepSetting) -> tuple[list[PlannedStep], 
         if step.produces is not current:
             current, producer = step.produces, name
     added = _implicit(current, seen, setting)
-    return planned + added, problems + _implicit_problems(added, setting)
+    return planned + added, problems + _implicit_problems(added, setting) + _later_problems(planned + added)
+
+
+def _later_problems(planned: list[PlannedStep]) -> list[PlanProblem]:
+    """Each step's rules on the steps after it (e.g. pruning for XNNPACK's float kernels before int8)."""
+    problems = []
+    for position, one in enumerate(planned):
+        later = [(other.step, other.params) for other in planned[position + 1:]]
+        where = ("steps", one.index, one.name) if one.index is not None else ("steps", one.name)
+        problems += [PlanProblem((*where, *p.key), f"steps[{one.index}].{one.name}: {p.message}", p.hint)
+                     for p in one.step.check_later(one.params, later)]
+    return problems
 
 
 def _converts(step: Step) -> bool:

@@ -64,6 +64,10 @@ class Step:
         """The params with every automatic choice made (e.g. a static batch for the device)."""
         return params
 
+    def check_later(self, params: StepParams, later: list[tuple["Step", StepParams]]) -> list[Problem]:
+        """Rules between these params and the steps that follow in the recipe; none by default."""
+        return []
+
     def label(self, params: StepParams) -> str:
         """A short name for this stage in reports, e.g. ``prune 0.75``."""
         return self.name

@@ -30,6 +30,11 @@ class Structure(str, Enum):
     UNSTRUCTURED = "unstructured"
     TWO_FOUR = "2:4"
     CHANNELS = "channels"
+    XNNPACK = "xnnpack"
+
+
+XNNPACK_MIN_SPARSITY = 2 / 3  # XNNPACK's sparse kernels run 1x1 convolutions with at least this share of zeros
+XNNPACK_DEFAULT_SPARSITY = 0.75
 
 
 class PruneParams(CompressParams):
@@ -44,7 +49,10 @@ class PruneParams(CompressParams):
     structure: Structure = Field(default=Structure.UNSTRUCTURED,
                                  description="2:4 zeroes 2 of every 4 consecutive weights (Dense and Conv2D); "
                                              "channels removes whole filters and units and rebuilds a smaller "
-                                             "model (sparsity = fraction of prunable channels removed).")
+                                             "model (sparsity = fraction of prunable channels removed); xnnpack "
+                                             "prunes only the 1x1 convolutions, to the 2/3 zeros or more that "
+                                             "XNNPACK's sparse float kernels need (sparsity default 0.75; convert "
+                                             "with quantize --sparse, float32 or float16).")
     allocate: Literal["uniform", "sensitivity", "latency"] = Field(
         default="uniform", description="uniform: every pruned kernel (channel group) gets the sparsity; "
                                        "sensitivity: the same fraction of all prunable weights (channels), spread by "
@@ -99,10 +107,23 @@ class PruneParams(CompressParams):
         if self.structure is Structure.TWO_FOUR and (self.allocate != "uniform" or self.layer_sparsity):
             raise ValueError("structure 2:4 fixes every layer at sparsity 0.5, so allocate and layer_sparsity "
                              "do not apply; leave them out")
+        if self.structure is Structure.XNNPACK:
+            self._xnnpack_rules()
         if self.structure is Structure.TWO_FOUR and self.sparsity != 0.5:
             raise ValueError(f"structure 2:4 zeroes exactly 2 of every 4 weights (sparsity 0.5), "
                              f"so sparsity {self.sparsity} cannot be honoured; leave sparsity at 0.5")
         return self
+
+
+    def _xnnpack_rules(self) -> None:
+        if "sparsity" not in self.model_fields_set:
+            self.sparsity = XNNPACK_DEFAULT_SPARSITY
+        if self.sparsity < XNNPACK_MIN_SPARSITY:
+            raise ValueError(f"structure xnnpack needs sparsity 0.67 or more (XNNPACK's sparse kernels need 2/3 "
+                             f"zeros in the 1x1 convolutions), not {self.sparsity}")
+        if self.allocate != "uniform" or self.layer_sparsity:
+            raise ValueError("structure xnnpack prunes every 1x1 convolution to the sparsity (XNNPACK counts the "
+                             "zeros of all of them), so allocate and layer_sparsity do not apply; leave them out")
 
 
 class PruneConfig(CompressInputs, PruneParams):
@@ -152,11 +173,25 @@ def _allocation_hook(config: PruneConfig, allocation: dict[str, float]):
     return allocation_hook(config, allocation, key="layer_sparsity", verb="pruned", allocate=allocate)
 
 
+def xnnpack_eligible(layer) -> str | None:
+    """None for a layer XNNPACK's sparse kernels run (a 1x1, stride-1, undilated, ungrouped Conv2D: the layers
+    tfmot's ``PruneForLatencyOnXNNPack`` prunes), else why not."""
+    if type(layer).__name__ != "Conv2D":
+        return "structure xnnpack prunes 1x1 Conv2D layers only (XNNPACK's sparse kernels)"
+    config = layer.get_config()
+    if tuple(config["kernel_size"]) != (1, 1) or tuple(config["strides"]) != (1, 1) \
+            or tuple(config.get("dilation_rate", (1, 1))) != (1, 1) or config.get("groups", 1) != 1:
+        return "structure xnnpack prunes 1x1, stride-1, undilated, ungrouped convolutions only"
+    return None
+
+
 def _technique(config: PruneConfig) -> Technique:
     two_four = config.structure is Structure.TWO_FOUR
     allocation = dict(config.layer_sparsity)
 
     def eligible(layer):
+        if config.structure is Structure.XNNPACK:
+            return xnnpack_eligible(layer)
         if not two_four:
             return None
         if type(layer).__name__ not in ("Dense", "Conv2D"):
@@ -179,7 +214,8 @@ def _technique(config: PruneConfig) -> Technique:
                                       sparsity_m_by_n=(2, 4) if two_four else None)
 
     return Technique(
-        name="prune", flag="pruned", needs="Conv1D, Conv2D or Dense layer", eligible=eligible, wrap=wrap,
+        name="prune", flag="pruned", eligible=eligible, wrap=wrap,
+        needs="1x1 Conv2D layer" if config.structure is Structure.XNNPACK else "Conv1D, Conv2D or Dense layer",
         strip=lambda tfmot, model: tfmot.sparsity.keras.strip_pruning(model),
         callbacks=lambda tfmot, plan: [tfmot.sparsity.keras.UpdatePruningStep()],
         describe=lambda plan: {"schedule_steps": schedule_steps(
@@ -230,7 +266,8 @@ class PruneStep(Step):
             budget = f"macs {params.target_macs:g}" if params.target_macs else \
                 f"{params.target_latency:g} ms" if params.target_latency else f"{params.sparsity:g}"
             return f"prune channels {budget}"
-        return f"prune {params.sparsity:g}" + (" 2:4" if params.structure is Structure.TWO_FOUR else "")
+        extra = {Structure.TWO_FOUR: " 2:4", Structure.XNNPACK: " xnnpack 1x1"}.get(params.structure, "")
+        return f"prune {params.sparsity:g}{extra}"
 
     def check(self, params: PruneParams, setting) -> list:
         problems = list(super().check(params, setting))
@@ -243,6 +280,18 @@ class PruneStep(Step):
                                     f"the recipe {what}", hint="use a device profile with an estimate: section "
                                                                "(edgepack devices list), or target_macs"))
         return problems
+
+    def check_later(self, params: PruneParams, later: list) -> list:
+        if params.structure is not Structure.XNNPACK:
+            return []
+        converting = next(((step, p) for step, p in later if step.produces is ModelKind.TFLITE), None)
+        mode = getattr(getattr(converting[1], "mode", None), "value", "int8") if converting else None
+        if mode is None or mode in ("float32", "float16"):
+            return []
+        return [Problem(key=("structure",), message=f"structure xnnpack makes zeros for XNNPACK's sparse float "
+                        f"kernels, and the model is then converted to {mode}, which they do not run",
+                        hint="convert with quantize: {mode: float32, sparse: true} (or float16), or prune "
+                             "unstructured for int8")]
 
     def run(self, ctx, source: ModelArtifact, params: PruneParams) -> ModelArtifact:
         if params.structure is Structure.CHANNELS:

@@ -65,6 +65,10 @@ class QuantizeParams(StepParams):
         description="With --weights int4: the operator kinds given int4 weights (fc: FULLY_CONNECTED, conv: "
                     "CONV_2D; XNNPACK has int4 kernels for fc only, so int4 convolutions may run slower).",
         json_schema_extra={"metavar": "KIND"})
+    sparse: bool = Field(
+        default=False, description="Store weights that are mostly zeros sparse (the converter's sparsity "
+                                   "optimisation): XNNPACK then runs 1x1 convolutions with 2/3 zeros or more "
+                                   "through its sparse float kernels. float32 and float16 only.")
     block_size: int | None = Field(
         default=None, description="With --weights int4: weights quantized in blocks of N along the input "
                                   "(a power of two >= 32) instead of per channel.")
@@ -107,6 +111,9 @@ class QuantizeParams(StepParams):
         return self
 
     def _int4_rules(self) -> None:
+        if self.sparse and self.mode not in (QuantMode.FLOAT32, QuantMode.FLOAT16):
+            raise ValueError(f"sparse stores float weights for XNNPACK's sparse float kernels; mode "
+                             f"{self.mode.value} runs dense kernels: use mode float32 or float16")
         if self.weights == "int4" and self.mode is not QuantMode.INT8:
             raise ValueError(f"weights int4 needs mode int8 (LiteRT runs int4 only beside int8 activations), not "
                              f"{self.mode.value}")
@@ -274,15 +281,23 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
                               f"allow more float layers (--max-float-ops) or a larger --max-drop")
     artifact = _write(config.output, flatbuffer, config, loaded, samples, mixed)
     if config.int4:
-        say(f"int4 weights on {len(artifact.int4_ops)} operator(s); int8 weights kept on "
-            f"{len(artifact.int8_weight_ops)}: {', '.join(artifact.int8_weight_ops[:8]) or 'none'}"
-            f"{' ...' if len(artifact.int8_weight_ops) > 8 else ''} (no int4 kernel, --int4-ops, or raised by "
-            f"accuracy control)")
+        _say_int4(artifact, say)
     if artifact.float_ops and mixed is None:
         say(f"warning: int8 left {len(artifact.float_ops)} operator(s) computing in float: "
             f"{', '.join(artifact.float_ops[:8])}{' ...' if len(artifact.float_ops) > 8 else ''} (the converter has "
             f"no int8 kernel for them; they run in float between DEQUANTIZE and QUANTIZE)")
     return artifact
+
+
+def _say_int4(artifact: TfliteArtifact, say) -> None:
+    kept = artifact.int8_weight_ops
+    say(f"int4 weights on {len(artifact.int4_ops)} operator(s); int8 weights kept on {len(kept)}: "
+        f"{', '.join(kept[:8]) or 'none'}{' ...' if len(kept) > 8 else ''} (no int4 kernel, --int4-ops, or raised by "
+        f"accuracy control)")
+    cost = artifact.mixed.int4_cost if artifact.mixed is not None else None
+    if cost is not None:
+        slower = " (--int4-ops fc keeps convolutions at int8 weights)" if cost.int4_ms > cost.int8_ms * 1.1 else ""
+        say(cost.summary + slower)
 
 
 class QuantizeStep(Step):
@@ -326,7 +341,7 @@ class QuantizeStep(Step):
 
     def label(self, params: QuantizeParams) -> str:
         extra = " + accuracy control" if params.max_drop is not None else " + float layers" if params.float_ops else ""
-        weights = " (int4 weights)" if params.int4 else ""
+        weights = " (int4 weights)" if params.int4 else " (sparse)" if params.sparse else ""
         return f"{params.mode.value} .tflite{weights}{extra}"
 
     def run(self, ctx, source: ModelArtifact, params: QuantizeParams) -> ModelArtifact:

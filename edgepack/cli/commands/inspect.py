@@ -51,6 +51,16 @@ def _device_rows(figures: dict | None) -> list[tuple[str, str]]:
     return rows
 
 
+def _sparse_row(sparse: dict | None) -> list[tuple[str, str]]:
+    if not sparse:
+        return []
+    if sparse["ready"]:
+        return [("XNNPACK sparse", f"yes: its sparse float kernels run the 1x1 convolutions "
+                                   f"({sparse['zero_fraction']:.0%} zeros)")]
+    detail = next(row["detail"] for row in sparse["conditions"] if row["condition"] == sparse["failed"])
+    return [("XNNPACK sparse", f"no: {sparse['failed']} fails ({detail})")]
+
+
 def _render_tflite(report: dict) -> None:
     from rich.table import Table
 
@@ -64,6 +74,7 @@ def _render_tflite(report: dict) -> None:
         ("Edge TPU", ("ready" if edgetpu.get("ready") else "not ready: " + "; ".join(edgetpu.get("reasons", [])[:2]))
          if edgetpu else "-"),
         *_device_rows(report.get("device_figures")),
+        *_sparse_row(report.get("xnnpack_sparse")),
     ]))
     table = Table("io", "name", "shape", "dtype", "scale", "zero point", title_justify="left")
     for kind in ("inputs", "outputs"):

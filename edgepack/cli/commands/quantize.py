@@ -24,6 +24,8 @@ def _render(artifact) -> None:
     if artifact.int4_ops:
         rows.append(("int4 weights", f"{len(artifact.int4_ops)} operators; int8 weights on "
                                      f"{', '.join(artifact.int8_weight_ops) or 'none'}"))
+        if artifact.mixed is not None and artifact.mixed.int4_cost is not None:
+            rows.append(("int4 against int8", artifact.mixed.int4_cost.summary))
     if artifact.mixed is not None:
         rows.append(("float layers", artifact.mixed.summary))
         for step in artifact.mixed.control.trace if artifact.mixed.control else []:
