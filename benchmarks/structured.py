@@ -91,13 +91,13 @@ def keras_accuracy(path: Path, val) -> float:
     return 100.0 * float(np.mean(np.argmax(model.predict(val["x"], verbose=0), -1) == val["y"]))
 
 
-def measured_p50(paths: dict[str, Path], rounds: int = 7, invokes: int = 30) -> dict[str, float]:
-    """Median ms per invoke of each model, 1 thread, rounds interleaved."""
+def measured_p50(paths: dict[str, Path], rounds: int = 7, invokes: int = 30, threads: int = 1) -> dict[str, float]:
+    """Median ms per invoke of each model, ``threads`` threads, rounds interleaved."""
     from ai_edge_litert.interpreter import Interpreter
 
     loaded = {}
     for name, path in paths.items():
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
         interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
@@ -173,9 +173,26 @@ def run_model(name: str, paths: dict, work: Path, epochs: int, budgets: list[flo
     return rows
 
 
+def print_sparse_float(work: Path) -> None:
+    """The same xnnpack-pruned float model stored sparse against dense (``--models sparse-float``)."""
+    from _sparse_float import sparse_float_rows
+
+    rows = sparse_float_rows(work / "sparse-float", measured_p50, tflite_accuracy)
+    print("\nsparse-float: MobileNet-v1-style alpha 0.5 128x128, prune --structure xnnpack, float32 dense vs --sparse")
+    print(f"{'1x1 sparsity':>12} {'dense B':>10} {'sparse B':>10} {'1 thr dense':>11} {'sparse':>8} {'speed-up':>8} "
+          f"{'2 thr dense':>11} {'sparse':>8} {'speed-up':>8}  conditions  accuracy dense/sparse (same function)")
+    for r in rows:
+        one, two = r["ms"][1], r["ms"][2]
+        print(f"{r['sparsity']:12.2f} {r['bytes']['dense']:10,} {r['bytes']['sparse']:10,} {one['dense']:11.3f} "
+              f"{one['sparse']:8.3f} {one['dense'] / one['sparse']:7.2f}x {two['dense']:11.3f} {two['sparse']:8.3f} "
+              f"{two['dense'] / two['sparse']:7.2f}x  {'met' if r['ready'] else 'fail: ' + str(r['failed'])}  "
+              f"{r['accuracy']['dense']:.2f}/{r['accuracy']['sparse']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", default="mobilenetv2,residual")
+    parser.add_argument("--models", default="mobilenetv2,residual",
+                        help="comma-separated: mobilenetv2, residual, sparse-float (xnnpack pruning, float sparse vs dense)")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--budgets", default="0.5,0.3")
     parser.add_argument("--allocations", default="uniform,sensitivity,latency")
@@ -188,6 +205,9 @@ def main() -> None:
     budgets = [float(b) for b in args.budgets.split(",")]
     allocations = args.allocations.split(",")
     for name in args.models.split(","):
+        if name == "sparse-float":
+            print_sparse_float(work)
+            continue
         rows = run_model(name, examples[name](), work, args.epochs, budgets, allocations, args.distill)
         print(f"\n{name}: float -> variant, int8 throughout; p50 measured here (1 thread) and estimated")
         print(f"{'variant':28} {'drop':>6} {'params':>9} {'MACs':>11} {'bytes':>9} {'p50 ms':>8} {'speed-up':>8} "

@@ -419,3 +419,36 @@ def test_a_recipe_without_prune_still_searches_the_sparsity_of_an_added_prune(di
                                      "accuracy_control": False, "qat": False})
     prune = suggest_steps(trial, loaded.recipe, loaded.recipe.tune)[0]["prune"]
     assert prune["sparsity"] == 0.77
+
+
+FLASH_RECIPE = """\
+name: flash
+device: host-cpu
+model: {model}
+data: {{train: {train}, val: {val}}}
+steps:
+  - quantize: {{mode: int8}}
+gates: {{max_accuracy_drop: 1.5}}
+output: {output}
+tune: {{objectives: [flash, drop], steps: [], accuracy_control: [false, true], optional: false}}
+"""
+
+
+def test_a_flash_objective_minimises_the_tflite_bytes_and_tries_int4(run, digits, tmp_path):
+    recipe = tmp_path / "flash.yaml"
+    recipe.write_text(FLASH_RECIPE.format(model=digits["model"], train=digits["train"], val=digits["val"],
+                                          output=tmp_path / "dist" / "{name}"))
+    result = run("tune", recipe, "--trials", "6", "-o", tmp_path / "tuned.yaml", "--json")
+    assert result.exit_code == 0, result.stderr[-2000:]
+    study = json.loads(result.stdout)
+    assert study["objectives"] == ["flash", "drop"]
+    done = [t for t in study["trials"] if t["state"] == "COMPLETE"]
+    assert all(t["flash_kb"] and t["ram_kb"] for t in done)
+    weights = {next(e["quantize"] for e in t["steps"] if "quantize" in e).get("weights", "int8") for t in done}
+    assert weights == {"int8", "int4"}, weights
+    best = next(t for t in study["trials"] if t["number"] == study["best"])
+    assert best["flash_kb"] == min(t["flash_kb"] for t in done if t["feasible"])
+    clean = tmp_path / "clean"
+    again = run("run", tmp_path / "tuned.yaml", "-o", clean, "--json")
+    assert again.exit_code == 0, again.stderr[-2000:]
+    assert (clean / "model.tflite").stat().st_size / 1024 == pytest.approx(best["flash_kb"])

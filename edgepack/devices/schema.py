@@ -149,6 +149,10 @@ class DeviceProfile(Strict):
                                          "runtime's kernels run fastest at: the default --round-to of channel "
                                          "pruning (unset: 1).")
     channel_multiple_source: str | None = Field(default=None, description="Where channel_multiple comes from.")
+    flash_kb: float | None = Field(default=None, gt=0, description="The most model bytes the device can store "
+                                   "(KB): a recipe for it without max_flash_kb is gated at this.")
+    ram_kb: float | None = Field(default=None, gt=0, description="The most tensor arena the device can give a "
+                                 "model (KB): a recipe for it without max_ram_kb is gated at this.")
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -8,7 +8,8 @@ makes the delegate ask for sparse inference); the run starts with a 3x3 stride-2
 padded by 1 on every side; inside it are only 1x1 stride-1 unpadded CONV_2D, 3x3 or 5x5 DEPTHWISE_CONV_2D
 (stride 1 or 2, explicit padding of 1 or 2 on every side: a PAD before a VALID convolution, which
 XNNPACK fuses; TensorFlow's SAME padding is refused), ADD/MUL and one-input operators on 4-D tensors;
-it ends with a spatial MEAN; and at least 2/3 of the 1x1 convolutions' weights are zero.
+it ends with a spatial MEAN; and at least 2/3 of the 1x1 convolutions' weights are zero. XNNPACK takes
+that path on ARM and on x86 without AVX only (``xnn_is_chw_compatible_config``).
 Read from the flatbuffer only (no runtime), so ``inspect`` can say it for any model.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 SOURCE = "XNNPACK src/subgraph.c (xnn_check_nchw_compatibility), read from the graph; not run"
+WHERE = ("XNNPACK takes its sparse path on ARM (and x86 without AVX); on x86 with AVX it runs every model dense "
+         "(src/xnnpack/hardware-config.h: dense is faster there), so the speed-up shows on phones and boards")
 MIN_ZEROS = 2 / 3
 UNARY = {"RELU", "RELU6", "RELU_N1_TO_1", "HARD_SWISH", "LOGISTIC", "TANH", "ELU", "LEAKY_RELU", "ABS", "NEG",
          "SQUARE", "SQRT", "RSQRT", "FLOOR", "CEIL", "ROUND", "EXP", "GELU"}
@@ -146,4 +149,4 @@ def sparse_readiness(model, graph) -> dict:
     rows = [{"condition": name, "holds": bool(holds), "detail": detail} for name, holds, detail in conditions]
     failed = next((row["condition"] for row in rows if not row["holds"]), None)
     return {"ready": failed is None, "failed": failed, "conditions": rows, "zero_fraction": round(fraction, 4),
-            "source": SOURCE}
+            "where": WHERE, "source": SOURCE}

@@ -63,7 +63,7 @@ def judge(recipe: Recipe, final: ModelArtifact, reference: float | None, *, edge
     figures = tflite_figures(final.path, device, final.latency) if final.path.suffix == ".tflite" else None
     verdicts = check_gates(recipe.gates, drop=drop, drop_unit=drop_unit, latency=final.latency,
                            gzip_bytes=final.gzip_size_bytes)
-    verdicts += device_gates(recipe.gates, figures)
+    verdicts += device_gates(_with_device_limits(recipe.gates, device), figures)
     if edgetpu is not None:
         verdicts.append(edgetpu_gate(edgetpu))
     return Outcome(metric=recipe.metric.value, reference=reference, final=final.metric, drop=drop,
@@ -91,6 +91,15 @@ def check_gates(gates: Gates, *, drop: float | None, drop_unit: str | None, late
 
 
 NOT_TFLITE = "counted on a .tflite; end the recipe with quantize or qat"
+
+
+def _with_device_limits(gates: Gates, device: DeviceProfile | None) -> Gates:
+    """The recipe's gates, with the device profile's flash and RAM limits where the recipe sets none."""
+    if device is None:
+        return gates
+    update = {key: getattr(device, limit) for key, limit in (("max_flash_kb", "flash_kb"), ("max_ram_kb", "ram_kb"))
+              if getattr(gates, key) is None and getattr(device, limit) is not None}
+    return gates.model_copy(update=update) if update else gates
 
 
 def device_gates(gates: Gates, figures: DeviceFigures | None) -> list[GateVerdict]:
