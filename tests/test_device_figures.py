@@ -167,3 +167,16 @@ def test_a_model_the_runtime_cannot_plan_gets_no_arena_and_the_reason(tmp_path, 
     broken.write_bytes(Path(tflite_models["int8"]).read_bytes()[:2000])
     arena = tensor_arena(broken)
     assert arena.bytes is None and arena.note.startswith("not measured:")
+
+
+def test_a_device_profiles_ram_limit_gates_a_recipe_that_sets_none(run, tmp_path, digits):
+    from conftest import ROOT
+
+    profile = (ROOT / "edgepack" / "devices" / "builtin" / "host-cpu.yaml").read_text()
+    device = tmp_path / "small.yaml"
+    device.write_text(profile.replace("name: host-cpu", "name: small-ram") + "ram_kb: 1\n")
+    recipe = write_recipe(tmp_path, digits, "max_size_kb: 1000", tmp_path / "dist")
+    recipe.write_text(recipe.read_text().replace("device: host-cpu", f"device: {device}")
+                      .replace("  - profile: {where: local, runs: 20, min_seconds: 0.1}\n", ""))
+    message = assert_one_line_error(run("run", recipe), 7, "max_ram_kb", progress=True)
+    assert "1.0 KB tensor arena" in message
