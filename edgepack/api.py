@@ -226,6 +226,59 @@ def inspect(model: str | Path, *, trust_model: bool = False, device: str | Path 
     return report
 
 
+def explore(model: str | Path | None = None, *, bundle: str | Path | None = None, device: str | Path | None = None,
+            output: str | Path | None = None):
+    """Write Model Explorer node-data files for a .tflite (or a bundle's ``model.tflite``): precision,
+    Edge TPU and GPU placement per operator, and the estimated time per operator on ``device`` (a
+    bundle's own device by default). Returns an ``Exploration`` (files, graph id, fallbacks with why)."""
+    from edgepack.errors import ConfigError
+    from edgepack.explore import explore as write_overlays
+
+    if (model is None) == (bundle is None):
+        raise ConfigError("give a .tflite or --bundle DIR, not both and not neither",
+                          hint="edgepack explore MODEL.tflite, or edgepack explore --bundle dist/NAME")
+    beside = None
+    if bundle is not None:  # the files go beside the bundle: inside, its checksums would no longer match
+        model, device = Path(bundle) / "model.tflite", device or _bundle_device(Path(bundle))
+        beside = Path(bundle).with_name(Path(bundle).name + ".explorer")
+    model = Path(model)
+    output = Path(output) if output else beside or model.with_name(model.stem + ".explorer")
+    return write_overlays(model, output, None if device is None else load_device(device))
+
+
+def _bundle_device(bundle: Path) -> str | None:
+    import json
+
+    report = bundle / "report.json"
+    if not report.is_file():
+        from edgepack.errors import ConfigError
+
+        raise ConfigError(f"{bundle} is not a bundle (no report.json)", hint="give a folder edgepack run wrote")
+    return json.loads(report.read_text()).get("device")
+
+
+def open_in_model_explorer(exploration) -> None:
+    """Start Model Explorer (the ``model-explorer`` command of ``pip install 'edgepack[explore]'``) on the
+    model with the overlays, in a child process, until Ctrl-C."""
+    import shutil
+    import subprocess
+
+    from edgepack.errors import ConfigError
+
+    program = shutil.which("model-explorer")
+    if program is None:
+        raise ConfigError("Model Explorer is not installed", hint="pip install 'edgepack[explore]', or open the "
+                          "node-data files in Model Explorer elsewhere")
+    process = subprocess.Popen([program, exploration.model, "--node_data_paths=" + ",".join(exploration.files.values())],
+                               start_new_session=True)
+    try:
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def verify(bundle: str | Path) -> Verification:
     """Check a bundle's SHA256SUMS and manifest; ``.ok`` and ``.problems`` say what was found."""
     from edgepack.bundle.checksums import verify_bundle

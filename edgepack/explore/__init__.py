@@ -1,0 +1,75 @@
+"""``edgepack explore``: Model Explorer node-data files for a .tflite (precision, placement, time per op)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from edgepack.devices.schema import DeviceProfile
+
+
+class Fallback(BaseModel):
+    """An operator that leaves the accelerator, why, and what to change."""
+
+    target: str   # edgetpu | gpu
+    index: int
+    op: str
+    reason: str
+
+
+class Exploration(BaseModel):
+    """What ``explore`` wrote: one node-data file per overlay, the graph id they key, the fallbacks."""
+
+    model: str
+    graph_id: str
+    files: dict[str, str]
+    fallbacks: list[Fallback]
+    command: str
+
+
+def graph_id(model) -> str:
+    """The id Model Explorer's TFLite adapter gives the main graph: its name, else its signature key,
+    else ``main``."""
+    from edgepack.inspection.tflite_graph import as_text
+
+    name = as_text(model.subgraphs[0].name)
+    if name:
+        return name
+    keys = [as_text(s.signatureKey) for s in (model.signatureDefs or []) if s.subgraphIndex == 0]
+    return keys[0] if keys and keys[0] else "main"
+
+
+def explore(path: str | Path, output: str | Path, device: DeviceProfile | None = None) -> Exploration:
+    """Write ``output/<overlay>.json`` for the .tflite at ``path``: precision, Edge TPU and GPU placement,
+    and the estimated time per operator when ``device`` has estimate figures."""
+    from edgepack.explore import overlays
+    from edgepack.inspection.gpu import gpu_readiness
+    from edgepack.inspection.tflite_graph import parse_graph, schema_module
+    from edgepack.runtime.interpreter import make_interpreter, read_model_bytes
+    from edgepack.util.files import write_bytes_atomic
+
+    path, output = Path(path), Path(output)
+    data = read_model_bytes(path)
+    make_interpreter(data, where=str(path), allocate=False, allow_tensorflow=False)  # the verifier runs
+    model, graph = parse_graph(schema_module(), data, path)
+    gpu = gpu_readiness(graph)
+    layers = [overlays.precision(graph), overlays.edgetpu_placement(graph), overlays.gpu_placement(graph, gpu)]
+    if device is not None and device.estimate is not None:
+        from edgepack.latency.estimate import estimate_latency
+        from edgepack.latency.op_counts import model_work
+
+        layers.append(overlays.estimated_time(estimate_latency(model_work(path, data), device)))
+    gid = graph_id(model)
+    output.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for overlay in layers:
+        target = output / f"{overlay.name}.json"
+        write_bytes_atomic(target, json.dumps(overlay.node_data(gid), indent=1).encode())
+        files[overlay.name] = str(target)
+    fallbacks = [Fallback(target=layer.name, index=index, op=graph.operators[index].name, reason=why)
+                 for layer in layers[1:3] for index, why in layer.notes.items() if layer.values[index] == 0
+                 and not why.startswith("after the cut")]
+    command = f"model-explorer {path} --node_data_paths={','.join(files.values())}"
+    return Exploration(model=str(path), graph_id=gid, files=files, fallbacks=fallbacks, command=command)
