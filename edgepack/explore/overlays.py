@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgepack.inspection.edgetpu import _fix_for, op_blocker
+from edgepack.inspection.edgetpu import fix_for, op_blocker
 from edgepack.inspection.tflite_graph import Graph, op_type
 
 PRECISION_BITS = {"int4": 4, "int8": 8, "hybrid": 8, "int16": 16, "float16": 16, "float32": 32,
@@ -58,7 +58,7 @@ def edgetpu_placement(graph: Graph) -> Overlay:
         why = op_blocker(op, graph) if cut is None else None
         if why:
             cut = op.index
-            notes[op.index] = f"{why} — {_fix_for(op, why)}"
+            notes[op.index] = f"{why} — {fix_for(op, why)}"
         values[op.index] = 1 if cut is None else 0
         if cut is not None and op.index != cut:
             notes[op.index] = f"after the cut at operator {cut}"

@@ -143,7 +143,8 @@ def _shape_reasons(graph: "Graph") -> list[str]:
     return reasons
 
 
-def _fix_for(op: "OpInfo", why: str) -> str:
+def fix_for(op: "OpInfo", why: str) -> str:
+    """What to change so that ``op``, which the Edge TPU cannot run because ``why``, maps to it."""
     if op.name in ALTERNATIVES:
         return ALTERNATIVES[op.name]
     if why.startswith("not on"):
@@ -157,7 +158,7 @@ def _fix_for(op: "OpInfo", why: str) -> str:
 
 def _cut_reason(index: int, op: "OpInfo", why: str, total: int) -> str:
     after = total - index - 1
-    fix = _fix_for(op, why)
+    fix = fix_for(op, why)
     return (f"operator {index} {op.name} cannot run on the Edge TPU ({why}): it and the {after}"
             f" operator(s) after it would run on the CPU — {fix}")
 
