@@ -127,7 +127,7 @@ def test_a_trial_orders_its_steps_as_the_search_chose(digits, tmp_path, order, e
 
     recipe = load_recipe(write_recipe(tmp_path, digits, extra_tune=", orders: [prune-cluster, cluster-prune]"))
     space = recipe.recipe.tune
-    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": True, "prune.distill": False,
+    trial = optuna.trial.FixedTrial({"quantize.weights": "int8", "use_prune": True, "use_cluster": True, "prune.distill": False,
                                      "cluster.distill": False, "prune.sparsity": 0.7, "prune.allocate": "uniform",
                                      "order": order, "cluster.clusters": 16, "cluster.allocate": "sensitivity",
                                      "accuracy_control": False, "qat": False})
@@ -145,7 +145,7 @@ def test_a_trial_with_accuracy_control_may_promote_layers_to_int16x8(digits, tmp
     from edgepack.tuning.trials import TrialSummary
 
     recipe = load_recipe(write_recipe(tmp_path, digits))
-    trial = optuna.trial.FixedTrial({"use_prune": False, "use_cluster": False, "accuracy_control": True,
+    trial = optuna.trial.FixedTrial({"quantize.weights": "int8", "use_prune": False, "use_cluster": False, "accuracy_control": True,
                                      "promote": "int16x8", "qat": False})
     steps = suggest_steps(trial, recipe.recipe, recipe.recipe.tune)
     quantize = next(entry["quantize"] for entry in steps if "quantize" in entry)
@@ -377,13 +377,13 @@ def test_a_latency_objective_searches_channel_pruning(digits, tmp_path):
 
     loaded = load_recipe(write_recipe(tmp_path, digits, extra_tune=", objectives: [latency, drop]"))
     space = loaded.recipe.tune
-    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.structure": "channels",
+    trial = optuna.trial.FixedTrial({"quantize.weights": "int8", "use_prune": True, "use_cluster": False, "prune.structure": "channels",
                                      "prune.target_macs": 0.4, "prune.channel_allocate": "latency",
                                      "prune.distill": True, "accuracy_control": False, "qat": False})
     prune = suggest_steps(trial, loaded.recipe, space)[0]["prune"]
     assert prune["structure"] == "channels" and prune["target_macs"] == 0.4 and prune["allocate"] == "latency"
     assert "prune.sparsity" not in trial.params
-    unstructured = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.structure": "unstructured",
+    unstructured = optuna.trial.FixedTrial({"quantize.weights": "int8", "use_prune": True, "use_cluster": False, "prune.structure": "unstructured",
                                             "prune.sparsity": 0.8, "prune.allocate": "uniform", "prune.distill": False,
                                             "accuracy_control": False, "qat": False})
     prune = suggest_steps(unstructured, loaded.recipe, space)[0]["prune"]
@@ -398,7 +398,7 @@ def test_a_size_objective_keeps_the_recipes_structure(digits, tmp_path):
     from edgepack.tuning.study import suggest_steps
 
     loaded = load_recipe(write_recipe(tmp_path, digits))
-    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.sparsity": 0.7,
+    trial = optuna.trial.FixedTrial({"quantize.weights": "int8", "use_prune": True, "use_cluster": False, "prune.sparsity": 0.7,
                                      "prune.allocate": "uniform", "prune.distill": False,
                                      "accuracy_control": False, "qat": False})
     prune = suggest_steps(trial, loaded.recipe, loaded.recipe.tune)[0]["prune"]
@@ -414,7 +414,7 @@ def test_a_recipe_without_prune_still_searches_the_sparsity_of_an_added_prune(di
     path = write_recipe(tmp_path, digits)
     path.write_text(path.read_text().replace("  - prune: {sparsity: 0.7, epochs: 1}\n", ""))
     loaded = load_recipe(path)
-    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.sparsity": 0.77,
+    trial = optuna.trial.FixedTrial({"quantize.weights": "int8", "use_prune": True, "use_cluster": False, "prune.sparsity": 0.77,
                                      "prune.allocate": "uniform", "prune.distill": False,
                                      "accuracy_control": False, "qat": False})
     prune = suggest_steps(trial, loaded.recipe, loaded.recipe.tune)[0]["prune"]
@@ -445,7 +445,7 @@ def test_a_flash_objective_minimises_the_tflite_bytes_and_tries_int4(run, digits
     done = [t for t in study["trials"] if t["state"] == "COMPLETE"]
     assert all(t["flash_kb"] and t["ram_kb"] for t in done)
     weights = {next(e["quantize"] for e in t["steps"] if "quantize" in e).get("weights", "int8") for t in done}
-    assert weights == {"int8", "int4"}, weights
+    assert weights == {"int8", "int4"}, [(t["state"], t["note"], t["steps"][-1]) for t in study["trials"]]
     best = next(t for t in study["trials"] if t["number"] == study["best"])
     assert best["flash_kb"] == min(t["flash_kb"] for t in done if t["feasible"])
     clean = tmp_path / "clean"

@@ -127,7 +127,7 @@ def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[
             quantize = {k: v for k, v in quantize.items() if k not in ("io", "max_drop", "float_ops", "fallback")}
         quantize["mode"] = mode
     if quantize.get("mode") != "int8":
-        return {"quantize": quantize | searched_values(trial, "quantize", domains)}
+        return {"quantize": quantize | searched_values(trial, "quantize", domains, quantize)}
     if trial.suggest_categorical("qat", space.qat):
         qat = {"io": quantize.get("io", "float32")} | ({"epochs": space.epochs} if space.epochs else {})
         return {"qat": qat | searched_values(trial, "qat", domains)}
@@ -136,7 +136,7 @@ def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[
         quantize["max_drop"] = gate
         if trial.suggest_categorical("promote", space.promote) == "int16x8" and quantize.get("io") != "uint8":
             quantize["promote"] = ["int16x8", "float"]
-    return {"quantize": quantize | searched_values(trial, "quantize", domains)}
+    return {"quantize": quantize | searched_values(trial, "quantize", domains, quantize)}
 
 
 def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
@@ -171,7 +171,7 @@ def recipe_trial(recipe: Recipe, space: TuneSection) -> dict:
     names = [entry_name(e) for e in recipe.steps]
     base, domains = _base_params(recipe), space.domains()
     params: dict = {f"use_{name}": name in names for name in ("prune", "cluster")} if space.optional else {}
-    for step in ("prune", "cluster", "qat"):
+    for step in ("prune", "cluster", "qat", "quantize"):
         for field, domain in domains.get(step, {}).items():
             if step in base and field in base[step] and domain.applies(base[step]):
                 params[f"{step}.{field}"] = domain.nearest(base[step][field])
