@@ -452,3 +452,18 @@ def test_a_flash_objective_minimises_the_tflite_bytes_and_tries_int4(run, digits
     again = run("run", tmp_path / "tuned.yaml", "-o", clean, "--json")
     assert again.exit_code == 0, again.stderr[-2000:]
     assert (clean / "model.tflite").stat().st_size / 1024 == pytest.approx(best["flash_kb"])
+
+
+def test_a_tune_section_without_objectives_takes_the_device_profiles(digits, tmp_path):
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import tune_space
+
+    recipe = write_recipe(tmp_path, digits)
+    recipe.write_text(recipe.read_text().replace("device: host-cpu", "device: raspberry-pi-4"))
+    assert tune_space(load_recipe(recipe)).objectives == ["latency", "drop"]
+    assert tune_space(load_recipe(recipe)).structure_choices() == ["unstructured", "channels"]
+    text = recipe.read_text()
+    recipe.write_text(text.replace("epochs: 1,", "epochs: 1, objectives: [flash, drop],"))
+    assert tune_space(load_recipe(recipe)).objectives == ["flash", "drop"], "the recipe's own win"
+    recipe.write_text(text.replace("device: raspberry-pi-4", "device: host-cpu"))
+    assert tune_space(load_recipe(recipe)).objectives == ["size", "drop"], "a profile without objectives"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgepack.modes import QuantMode
@@ -153,6 +155,9 @@ class DeviceProfile(Strict):
                                    "(KB): a recipe for it without max_flash_kb is gated at this.")
     ram_kb: float | None = Field(default=None, gt=0, description="The most tensor arena the device can give a "
                                  "model (KB): a recipe for it without max_ram_kb is gated at this.")
+    objectives: list[Literal["size", "flash", "ram", "latency", "drop"]] | None = Field(
+        default=None, min_length=1, description="What `edgepack tune` minimises for this device when the recipe's "
+                                                "tune: section names no objectives (unset: size and drop).")
 
     @model_validator(mode="after")
     def _consistent(self):

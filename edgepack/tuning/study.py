@@ -304,6 +304,15 @@ def write_tuned(loaded: LoadedRecipe, best: TrialSummary, path: Path) -> Path:
     return path
 
 
+def tune_space(loaded: LoadedRecipe) -> TuneSection:
+    """The recipe's ``tune:`` section; its objectives, when it names none, are the device profile's
+    (``objectives``), else size and drop."""
+    space = loaded.recipe.tune or TuneSection()
+    if "objectives" in space.model_fields_set or not loaded.device.objectives:
+        return space
+    return TuneSection.model_validate({**space.model_dump(exclude_unset=True), "objectives": loaded.device.objectives})
+
+
 def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
                 progress: TuneProgress | None = None) -> TuneResult:
     """Run (or continue) the study of ``options.recipe``, write the tuned recipe and build its bundle.
@@ -313,7 +322,7 @@ def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
     """
     started = time.perf_counter()
     loaded = load_recipe(options.recipe)
-    space = loaded.recipe.tune or TuneSection()
+    space = tune_space(loaded)
     study, storage = _open_study(options, loaded, space)
     stop, earlier = options.stop_rule(), len(study.trials)
     if earlier == 0:
