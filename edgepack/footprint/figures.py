@@ -60,13 +60,16 @@ def tflite_figures(path: str | Path, device: DeviceProfile | None = None,
 
     path = Path(path)
     data = read_model_bytes(path)
-    work = model_work(path, data)
     arena = tensor_arena(path)
     figures = DeviceFigures(flash_bytes=len(data), download_bytes=len(gzip.compress(data, 9, mtime=0)),
-                            arena_bytes=arena.bytes, macs=int(sum(op.macs for op in work.ops)),
-                            notes=[f"RAM: {arena.note}"])
-    figures = _with_estimate(figures, work, device)
-    return with_measured(figures, latency)
+                            arena_bytes=arena.bytes, notes=[f"RAM: {arena.note}"])
+    try:
+        work = model_work(path, data)
+    except EdgepackError as exc:  # operators the schema reader cannot count: flash and RAM still stand
+        return with_measured(figures.model_copy(update={"notes": [*figures.notes, f"MACs not counted: "
+                                                                                  f"{exc.message}"]}), latency)
+    figures = figures.model_copy(update={"macs": int(sum(op.macs for op in work.ops))})
+    return with_measured(_with_estimate(figures, work, device), latency)
 
 
 def _with_estimate(figures: DeviceFigures, work, device: DeviceProfile | None) -> DeviceFigures:
