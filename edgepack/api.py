@@ -269,8 +269,10 @@ def open_in_model_explorer(exploration) -> None:
     if program is None:
         raise ConfigError("Model Explorer is not installed", hint="pip install 'edgepack[explore]', or open the "
                           "node-data files in Model Explorer elsewhere")
+    from edgepack.util.child_process import die_with_parent
+
     process = subprocess.Popen([program, exploration.model, "--node_data_paths=" + ",".join(exploration.files.values())],
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=die_with_parent())
     try:
         process.wait()
     finally:

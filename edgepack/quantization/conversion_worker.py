@@ -30,6 +30,7 @@ from edgepack import errors
 from edgepack.errors import ModelError, RuntimeUnavailable
 from edgepack.modes import IOType, QuantMode
 from edgepack.util import quiet
+from edgepack.util.child_process import die_with_parent
 
 DEFAULT_TIMEOUT_S = 900.0
 TIMEOUT_ENV = "EDGEPACK_CONVERT_TIMEOUT"
@@ -65,7 +66,7 @@ class _Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edgepack.quantization.conversion_worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=None if quiet.DEBUG else subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEPACK_WORKER_DEBUG":
+            preexec_fn=die_with_parent(), env={**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3", "EDGEPACK_WORKER_DEBUG":
                  "1" if quiet.DEBUG else ""})
 
     def alive(self) -> bool:

@@ -9,7 +9,42 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl():
+    """libc's prctl, looked up once here: the function that runs between fork and exec then only calls C
+    (no import, no lock another thread of the parent might hold at the fork)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def die_with_parent():
+    """A ``preexec_fn`` under which the child is killed (SIGKILL) when edgepack dies, however it dies (a
+    signal, ``os._exit``, SIGKILL): the kernel's parent-death signal, so no cleanup code has to run. None
+    where there is no prctl (the child then outlives a killed parent, as before)."""
+    if _PRCTL is None:
+        return None
+    parent = os.getpid()
+
+    def arm():
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 @dataclass
@@ -41,7 +76,7 @@ def run_child(command: list[str], *, timeout: float, keep_stdin_open: bool = Fal
     interrupt re-raised. Raises FileNotFoundError when the program does not exist."""
     process = subprocess.Popen(command, stdin=subprocess.PIPE if keep_stdin_open else subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                               env=env)
+                               env=env, preexec_fn=die_with_parent())
     try:
         if keep_stdin_open:
             # communicate() would close stdin at once; read both pipes without writing instead.
