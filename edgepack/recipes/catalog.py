@@ -26,9 +26,22 @@ def show_recipe(name_or_path: str) -> dict:
     return load_recipe(name_or_path, check_files=False).resolved_dump()
 
 
-def validate_recipe(path: str | Path) -> dict:
-    """Check a recipe file completely (schema, device, input files) without running anything."""
-    loaded = load_recipe(find_recipe(path))
+def validate_recipe(path: str | Path, *, model: str | None = None, train: str | None = None,
+                    val: str | None = None) -> dict:
+    """Check a recipe file completely (schema, device, input files) without running anything.
+
+    A shipped recipe named without ``model``/``train``/``val`` reads its inputs from the folder
+    ``run`` is started in, so everything but their presence is checked, and ``inputs`` says which files
+    it will read from where (``exists`` each); a recipe of your own, or one given inputs, must find them."""
+    from edgepack import resources
+    from edgepack.recipes.loader import recipe_inputs
+
+    found = find_recipe(path)
+    deferred = resources.is_builtin(found, "recipes") and not (model or train or val)
+    loaded = load_recipe(found, model=model, train=train, val=val, check_files=not deferred)
+    inputs = [{"key": ".".join(key), "path": value, "exists": Path(value).exists()}
+              for key, value in recipe_inputs(loaded.recipe)]
     return {"recipe": str(loaded.path), "name": loaded.recipe.name, "device": loaded.device.name,
             "valid": True, "steps": [planned.step.label(planned.params) for planned in loaded.plan],
-            "output": str(loaded.output)}
+            "output": str(loaded.output), "inputs": inputs,
+            "inputs_checked": not deferred}

@@ -81,12 +81,26 @@ def _device(ref: str, base: Path, where: str):
         raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
-def _check_inputs_exist(recipe: Recipe, path: Path, line_of: Callable) -> None:
+def recipe_inputs(recipe: Recipe) -> list[tuple[tuple[str, ...], str]]:
+    """The input files a recipe reads, by key path (model, data.train, data.val), as resolved."""
     checks = [(("model",), recipe.model), (("data", "train"), recipe.data.train), (("data", "val"), recipe.data.val)]
-    for key, value in checks:
-        if value and ":" not in Path(value).name and not Path(value).exists():
-            raise ConfigError(f"{path}:{line_of(key)}: {'.'.join(key)}: {value} does not exist",
-                              hint="paths in a recipe are relative to the recipe file")
+    return [(key, value) for key, value in checks if value and ":" not in Path(value).name]
+
+
+def _check_inputs_exist(recipe: Recipe, path: Path, line_of: Callable, hint: str) -> None:
+    for key, value in recipe_inputs(recipe):
+        if not Path(value).exists():
+            raise ConfigError(f"{path}:{line_of(key)}: {'.'.join(key)}: {value} does not exist", hint=hint)
+
+
+def _path_rule(base: Path, builtin: bool, overridden: bool) -> str:
+    """The rule that resolved the recipe's input paths, as the hint of a missing one says it."""
+    if overridden:
+        return f"--model, --train and --val are relative to the folder you run in ({base} for the recipe's own)"
+    if builtin:
+        return (f"a shipped recipe reads its inputs from the folder you run in ({base}); run there, or give "
+                f"--model, --train and --val")
+    return f"paths in a recipe are relative to the recipe file's folder ({base})"
 
 
 def _validated(data: dict, path: Path, line_of: Callable) -> Recipe:
@@ -129,11 +143,12 @@ def load_recipe(name_or_path: str | Path, *, model: str | Path | None = None, tr
         raise ConfigError(f"{path}:1: a recipe must be a YAML mapping of keys")
     recipe = _validated(data, path, line_of)
     cwd = Path.cwd()
-    base = cwd if resources.is_builtin(path, "recipes") else path.resolve().parent
+    builtin = resources.is_builtin(path, "recipes")
+    base = cwd if builtin else path.resolve().parent
     recipe = _with_overrides(recipe, base, model=model, train=train, val=val)
     _validated(recipe.model_dump(mode="json"), path, line_of)  # the cross-field rules again, after the overrides
     if check_files:
-        _check_inputs_exist(recipe, path, line_of)
+        _check_inputs_exist(recipe, path, line_of, _path_rule(base, builtin, bool(model or train or val)))
     device_profile, device_ref = _device(device or recipe.device, cwd if device else base,
                                          f"{path}:{line_of(('device',))}")
     setting = StepSetting(has_train=bool(recipe.data.train), has_val=bool(recipe.data.val), device=device_profile,

@@ -43,14 +43,22 @@ def show_command(name, as_json):
 
 @recipes_group.command("validate")
 @click.argument("file")
+@click.option("--model", help="The model to check the recipe with (as run --model).")
+@click.option("--train", help="Training data (as run --train).")
+@click.option("--val", help="Validation data (as run --val).")
 @json_option
-def validate_command(file, as_json):
-    """Check FILE (schema, device profile, input files) without running it."""
+def validate_command(file, model, train, val, as_json):
+    """Check FILE or a shipped recipe's NAME (schema, device profile, input files) without running it."""
     from edgepack.recipes.catalog import validate_recipe
 
-    emit(validate_recipe(file), as_json, lambda r: console().print(key_value_table(
-        f"{r['recipe']}: valid", [("name", r["name"]), ("device", r["device"]), ("steps", " → ".join(r["steps"])),
-                                  ("output", r["output"])])))
+    def render(r):
+        inputs = [(f"input {i['key']}", f"{i['path']}" + ("" if i["exists"] else " (not there yet: run where it is, "
+                                                           "or give --model/--train/--val)")) for i in r["inputs"]]
+        console().print(key_value_table(f"{r['recipe']}: valid", [
+            ("name", r["name"]), ("device", r["device"]), ("steps", " → ".join(r["steps"])), *inputs,
+            ("output", r["output"])]))
+
+    emit(validate_recipe(file, model=model, train=train, val=val), as_json, render)
 
 
 COMMANDS = [recipes_group]
