@@ -47,10 +47,11 @@ def quantization_scheme(graph: Graph) -> str:
     the compute operators."""
     compute = [op for op in graph.operators if op.name not in ("QUANTIZE", "DEQUANTIZE")]
     acts = {t.dtype for op in compute for t in graph.op_tensors(op) if not t.is_constant}
+    produced = {graph.tensors[i].dtype for op in compute for i in op.outputs if i >= 0}
     consts = {t.dtype for t in graph.tensors if t.is_constant}
     float_acts = acts & FLOAT_DTYPES
     if acts and not float_acts:
-        if "int16" in acts:
+        if "int16" in produced:  # an int8 LSTM's int16 cell state is an input it keeps, not what it computes
             return "int16x8"
         io_float = any(graph.tensors[i].dtype in FLOAT_DTYPES for i in (*graph.inputs, *graph.outputs))
         return "int8 (float I/O)" if io_float else "full-integer"
