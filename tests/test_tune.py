@@ -467,3 +467,35 @@ def test_a_tune_section_without_objectives_takes_the_device_profiles(digits, tmp
     assert tune_space(load_recipe(recipe)).objectives == ["flash", "drop"], "the recipe's own win"
     recipe.write_text(text.replace("device: raspberry-pi-4", "device: host-cpu"))
     assert tune_space(load_recipe(recipe)).objectives == ["size", "drop"], "a profile without objectives"
+
+
+def test_a_float_cpu_recipe_searches_xnnpack_pruning_stored_sparse(digits, tmp_path):
+    """A recipe that converts to float32 for a CPU device, tuned for latency: XNNPACK's structure joins the
+    search, its trial prunes uniformly at 0.75 or more and converts with the weights stored sparse."""
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.recipes.plan import plan_steps
+    from edgepack.steps.base import registry  # noqa: F401  (the steps register on import)
+    from edgepack.tuning.study import float_cpu_target, recipe_trial, suggest_steps, tune_space
+
+    recipe = write_recipe(tmp_path, digits, extra_tune=", objectives: [latency, drop]")
+    recipe.write_text(recipe.read_text().replace("quantize: {mode: int8, io: int8}", "quantize: {mode: float32}"))
+    loaded = load_recipe(recipe)
+    space = tune_space(loaded)
+    assert float_cpu_target(loaded.recipe, loaded.device)
+    assert space.structure_choices(True) == ["unstructured", "channels", "xnnpack"]
+    assert space.structure_choices(False) == ["unstructured", "channels"]
+    trial = optuna.trial.FixedTrial({"use_prune": True, "use_cluster": False, "prune.structure": "xnnpack",
+                                     "prune.distill": False})
+    steps = suggest_steps(trial, loaded.recipe, space, float_cpu=True)
+    prune = steps[0]["prune"]
+    quantize = next(e["quantize"] for e in steps if "quantize" in e)
+    assert prune["structure"] == "xnnpack" and prune["allocate"] == "uniform" and prune["sparsity"] >= 0.75
+    assert quantize["mode"] == "float32" and quantize["sparse"] is True
+    from edgepack.recipes.schema import Recipe
+
+    trial_recipe = Recipe.model_validate({**loaded.recipe.model_dump(mode="json", exclude={"tune"}), "steps": steps})
+    _, problems = plan_steps(trial_recipe.steps, loaded.setting)
+    assert not problems, problems
+    assert recipe_trial(loaded.recipe, space, True)["prune.structure"] == "unstructured"

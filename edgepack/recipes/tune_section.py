@@ -31,7 +31,9 @@ class TuneSection(BaseModel):
     moves the shared values, so it is opt-in). ``promote`` is what accuracy control may raise layers
     to: ``float``, or ``int16x8`` (then float if that is not enough).
     ``structures`` lists the prune structures tried (unset: the recipe's, or unstructured and channels when
-    ``latency``, ``flash`` or ``ram`` is an objective: only removing channels moves them); a channel trial searches the MACs kept (``prune.target_macs``) and its
+    ``latency``, ``flash`` or ``ram`` is an objective: only removing channels moves them; xnnpack joins
+    them when the recipe converts to float32/float16 for a CPU device, and its trials store the weights
+    sparse); a channel trial searches the MACs kept (``prune.target_macs``) and its
     allocation among the ``prune.allocate`` choices plus ``latency`` when latency is an objective.
     ``modes`` unset keeps the recipe's quantization mode; ``qat`` adds quantization-aware training as
     an alternative to post-training int8; ``epochs`` fixes the fine-tuning epochs of every trial."""
@@ -53,18 +55,20 @@ class TuneSection(BaseModel):
     promote: list[Literal["float", "int16x8"]] = Field(default_factory=lambda: ["float", "int16x8"], min_length=1)
     modes: list[QuantMode] | None = Field(default=None, min_length=1)
     qat: list[bool] = Field(default_factory=lambda: [False], min_length=1)
-    structures: list[Literal["unstructured", "channels"]] | None = Field(default=None, min_length=1)
+    structures: list[Literal["unstructured", "channels", "xnnpack"]] | None = Field(default=None, min_length=1)
     epochs: int | None = None
     seed: int = Field(default=0, ge=0)
 
-    def structure_choices(self) -> list[str] | None:
+    def structure_choices(self, float_cpu: bool = False) -> list[str] | None:
         """The prune structures a trial chooses from: ``structures``, else unstructured and channels when
         latency, flash or RAM is an objective (channel pruning is what makes a model faster, and smaller on
-        the device rather than in the download), else None (the recipe's own)."""
+        the device rather than in the download), with xnnpack too for a float model on a CPU
+        (``float_cpu``: XNNPACK's sparse float kernels), else None (the recipe's own)."""
         if self.structures is not None:
             return list(dict.fromkeys(self.structures))
-        felt = {"latency", "flash", "ram"} & set(self.objectives)
-        return ["unstructured", "channels"] if felt else None
+        if not {"latency", "flash", "ram"} & set(self.objectives):
+            return None
+        return ["unstructured", "channels", *(["xnnpack"] if float_cpu else [])]
 
     def overrides(self) -> dict[str, list]:
         """The ``space`` overrides with the shorthands spelled out as key paths."""

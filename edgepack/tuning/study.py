@@ -71,16 +71,21 @@ def searched_values(trial, step: str, domains: dict[str, dict], given: dict | No
             if domain.applies(given or {})}
 
 
-def _suggest_prune(trial, base: dict, space: TuneSection, domains: dict) -> dict:
+def _suggest_prune(trial, base: dict, space: TuneSection, domains: dict, float_cpu: bool = False) -> dict:
     """The trial's prune step: its structure (when the space offers several), then the fields that apply to it;
     a channel trial picks its allocation under its own name (latency allocation joins when latency is an
     objective)."""
     prune = {"structure": "unstructured"} | {k: v for k, v in base.items() if k not in ("layer_sparsity",
                                                                                           "layer_channels")}
-    structures = space.structure_choices()
+    structures = space.structure_choices(float_cpu)
     if structures:
         prune["structure"] = trial.suggest_categorical("prune.structure", structures) if len(structures) > 1 \
             else structures[0]
+    if prune.get("structure") == "xnnpack":  # every 1x1 convolution at XNNPACK's 2/3 zeros or more, uniformly
+        prune = {k: v for k, v in prune.items() if k not in ("target_macs", "target_latency")}
+        prune |= {"allocate": "uniform", "sparsity": max(float(prune.get("sparsity", 0.75)), 0.75)}
+        return prune | searched_values(trial, "prune", {"prune": {k: d for k, d in domains.get("prune", {}).items()
+                                                                  if k != "allocate"}}, prune)
     if prune.get("structure") != "channels":
         prune = {k: v for k, v in prune.items() if k not in ("target_macs", "target_latency")}
         prune["allocate"] = prune.get("allocate") if prune.get("allocate") != "latency" else "uniform"
@@ -95,10 +100,17 @@ def _suggest_prune(trial, base: dict, space: TuneSection, domains: dict) -> dict
     return prune | values
 
 
-def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
+def float_cpu_target(recipe: Recipe, device) -> bool:
+    """Whether the recipe converts to float (float32/float16) for a CPU device: XNNPACK's float target."""
+    mode = _base_params(recipe).get("quantize", {}).get("mode")
+    return mode in ("float32", "float16") and getattr(device.accelerator, "value", device.accelerator) == "cpu"
+
+
+def suggest_steps(trial, recipe: Recipe, space: TuneSection, float_cpu: bool = False) -> list[dict]:
     """The step list of one trial: the recipe's steps, every searched field varied in its domain
     (declared on the params field, overridden by ``space``), prune and cluster added or dropped and
-    ordered, and the quantization chosen."""
+    ordered, and the quantization chosen. ``float_cpu``: the recipe converts to float for a CPU device
+    (xnnpack pruning, stored sparse, joins the structures a felt objective searches)."""
     base, domains = _base_params(recipe), space.domains()
     wanted = {name: name in space.steps and (not space.optional or
                                              trial.suggest_categorical(f"use_{name}", [True, False]))
@@ -106,14 +118,17 @@ def suggest_steps(trial, recipe: Recipe, space: TuneSection) -> list[dict]:
     training = {"epochs": space.epochs} if space.epochs else {}
     entries = []
     if wanted["prune"]:
-        entries.append({"prune": _suggest_prune(trial, base.get("prune", {}), space, domains) | training})
+        entries.append({"prune": _suggest_prune(trial, base.get("prune", {}), space, domains, float_cpu) | training})
     if wanted["cluster"]:
         order = trial.suggest_categorical("order", space.orders) if wanted["prune"] else "cluster-only"
         cluster = {k: v for k, v in base.get("cluster", {}).items() if k != "layer_clusters"}
         cluster = cluster | training | searched_values(trial, "cluster", domains)
         cluster["preserve_sparsity"] = order == "prune-cluster"
         entries.insert(0 if order == "cluster-prune" else len(entries), {"cluster": cluster})
-    entries.append(_suggest_quantization(trial, recipe, space, base, domains))
+    quantization = _suggest_quantization(trial, recipe, space, base, domains)
+    if any(entry.get("prune", {}).get("structure") == "xnnpack" for entry in entries) and "quantize" in quantization:
+        quantization["quantize"]["sparse"] = True  # what makes XNNPACK pick its sparse kernels
+    entries.append(quantization)
     return entries + [{name: params | searched_values(trial, name, domains)} for name, params in base.items()
                       if name not in STRUCTURED]
 
@@ -164,7 +179,7 @@ def _open_study(options: TuneOptions, loaded: LoadedRecipe, space: TuneSection):
                               ) from None
 
 
-def recipe_trial(recipe: Recipe, space: TuneSection) -> dict:
+def recipe_trial(recipe: Recipe, space: TuneSection, float_cpu: bool = False) -> dict:
     """The recipe's own steps as trial parameters (each value brought inside its searched domain; a
     value the space does not offer is left to the sampler): the first trial of a new study, so the
     search starts from what the user wrote."""
@@ -175,7 +190,7 @@ def recipe_trial(recipe: Recipe, space: TuneSection) -> dict:
         for field, domain in domains.get(step, {}).items():
             if step in base and field in base[step] and domain.applies(base[step]):
                 params[f"{step}.{field}"] = domain.nearest(base[step][field])
-    structures = space.structure_choices()
+    structures = space.structure_choices(float_cpu)
     if "prune" in base and structures and len(structures) > 1:
         params["prune.structure"] = base["prune"].get("structure")
         if base["prune"].get("structure") == "channels":
@@ -255,7 +270,8 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
     from edgepack.steps.base import ModelKind
 
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    recipe = _trial_recipe(loaded, suggest_steps(trial, loaded.recipe, space))
+    recipe = _trial_recipe(loaded, suggest_steps(trial, loaded.recipe, space,
+                                                 float_cpu_target(loaded.recipe, loaded.device)))
     planned, problems = plan_steps(recipe.steps, loaded.setting)
     if problems:
         trial.set_user_attr("note", problems[0].message)
@@ -326,7 +342,8 @@ def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
     study, storage = _open_study(options, loaded, space)
     stop, earlier = options.stop_rule(), len(study.trials)
     if earlier == 0:
-        study.enqueue_trial(recipe_trial(loaded.recipe, space), skip_if_exists=True)
+        study.enqueue_trial(recipe_trial(loaded.recipe, space, float_cpu_target(loaded.recipe, loaded.device)),
+                            skip_if_exists=True)
     say(f"study {study.study_name} in {_masked(storage)}: {earlier} trial(s) so far; "
         f"{stop.describe()}; objectives {', '.join(space.objectives)}")
     _optimize(study, loaded, space, stop, options, progress or TrialLines(say))
