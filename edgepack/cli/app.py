@@ -82,10 +82,12 @@ class EdgepackGroup(click.Group):
                 where = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
                 _fail(" ".join(exc.format_message().split()) + where, exc.exit_code)
             except EdgepackError as exc:
+                _leave_if_signalled(debug=debug, in_process=args is not None, run_tmp=run_tmp)
                 if debug:
                     traceback.print_exc()
                 _fail(exc.one_line(), exc.exit_code)
             except OSError as exc:
+                _leave_if_signalled(debug=debug, in_process=args is not None, run_tmp=run_tmp)
                 if debug:
                     traceback.print_exc()
                 if exc.errno not in OUTPUT_ERRNOS:
@@ -93,10 +95,21 @@ class EdgepackGroup(click.Group):
                 _fail(f"cannot write {exc.filename or 'a file'}: {exc.strerror}; free some space or choose another "
                       f"output with -o", EXIT_OUTPUT)
             except Exception as exc:  # a bug: say so, briefly
+                _leave_if_signalled(debug=debug, in_process=args is not None, run_tmp=run_tmp)
                 if debug:
                     traceback.print_exc()
                 _fail(f"internal error: {type(exc).__name__}: {exc}; {DEBUG_HINT}", 1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _leave_if_signalled(*, debug: bool, in_process: bool, run_tmp: str) -> None:
+    """Leave as the termination signal says when one arrived and a library turned its exception into
+    another error (Keras wraps what a layer call raises): the signal, not the error it caused, is the
+    outcome (exit 128 + N)."""
+    signum = termination.pending()
+    if signum is not None:
+        stopped = Terminated(signum)
+        _leave(str(stopped), stopped.exit_code, debug=debug, in_process=in_process, run_tmp=run_tmp)
 
 
 def _leave(message: str, code: int, *, debug: bool, in_process: bool, run_tmp: str) -> None:

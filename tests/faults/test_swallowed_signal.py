@@ -59,3 +59,23 @@ def test_a_bundle_is_not_published_once_a_signal_was_recorded(tmp_path, recorded
             (stage / "model.tflite").write_bytes(b"x")
             publish(stage, target)
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_a_library_turned_into_another_error_still_exits_128_plus_n(run, monkeypatch, tmp_path):
+    """Keras wraps what a layer call raises ("Exception encountered when calling layer ..."), and edgepack
+    then reports the step's failure (exit 4). When a termination signal is what happened, the exit is the
+    signal's: 143, one line."""
+    import signal
+
+    import edgepack.api
+    from edgepack.errors import ModelError
+
+    def interrupted(*args, **kwargs):
+        termination.record(signal.SIGTERM)
+        raise ModelError("tfmot could not prune m.keras: Exception encountered when calling layer")
+
+    monkeypatch.setattr(edgepack.api, "inspect", interrupted)
+    result = run("inspect", tmp_path / "m.tflite")
+    assert result.exit_code == 143, (result.exit_code, result.stderr)
+    assert result.stderr.strip() == "edgepack: error: terminated"
+    assert termination.pending() is None
