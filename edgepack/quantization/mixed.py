@@ -74,7 +74,8 @@ def quantize_mixed(loaded: LoadedModel, config, calibration: np.ndarray, *, metr
         from edgepack.quantization.precision import PrecisionQuantizer
 
         quantizer = PrecisionQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch),
-                                       weights=config.weights, int4_ops=config.int4_ops)
+                                       weights=config.weights, int4_ops=config.int4_ops,
+                                       activation_bits=16 if config.mode.value == "int16x8" else 8)
     else:
         quantizer = SelectiveQuantizer(loaded, calibration, io=config.io, static_batch=bool(config.static_batch))
     start = match_layers(config.float_ops, quantizer.layers) if config.float_ops else []

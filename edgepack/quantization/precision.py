@@ -36,7 +36,8 @@ class PrecisionQuantizer(LayerOps):
     precisions = PRECISIONS
 
     def __init__(self, loaded: LoadedModel, calibration: np.ndarray, *, io: IOType = IOType.FLOAT32,
-                 static_batch: bool = False, weights: str = "int8", int4_ops: tuple[str, ...] = ("fc", "conv")):
+                 static_batch: bool = False, weights: str = "int8", int4_ops: tuple[str, ...] = ("fc", "conv"),
+                 activation_bits: int = 8):
         if not loaded.is_keras:
             raise ModelError(f"{loaded.info.path}: per-layer precision needs a Keras model, not a plain SavedModel")
         if io not in (IOType.FLOAT32, IOType.INT8):
@@ -44,6 +45,7 @@ class PrecisionQuantizer(LayerOps):
                               hint="use --io float32 or --io int8")
         self.io = io
         self.base = "int4" if weights == "int4" else "int8"
+        self.activation_bits = activation_bits  # 16: int16 activations (int16x8, or int4 weights beside them)
         self.int4_ops = [INT4_OPS[kind] for kind in int4_ops]
         tf = import_tf()
         keras_module = __import__("keras" if loaded.info.flavor is KerasFlavor.KERAS3 else "tf_keras")
@@ -75,18 +77,19 @@ class PrecisionQuantizer(LayerOps):
         from litert_quantizer import recipe
 
         q = self.quantizer
-        q.load_quantization_recipe(recipe.static_wi8_ai8())
+        q.load_quantization_recipe(recipe.static_wi8_ai16() if self.activation_bits == 16 else recipe.static_wi8_ai8())
         if self.io is IOType.FLOAT32:
             for end in ("INPUT", "OUTPUT"):
                 q.update_quantization_recipe(".*", end, algorithm_key="no_quantize")
         if self.base == "int4":
             for operation in self.int4_ops:
-                q.add_static_config(".*", operation, activation_num_bits=8, weight_num_bits=4)
+                q.add_static_config(".*", operation, activation_num_bits=self.activation_bits, weight_num_bits=4)
         eights = [name for name, precision in assignment.items() if precision == "int8"]
         wide = [name for name, precision in assignment.items() if precision == "int16x8"]
         floats = [name for name, precision in assignment.items() if precision == "float"]
         if eights and self.base == "int4":  # after int4: the latest matching scope wins
-            q.add_static_config(_scope_of(self.map, eights), "*", activation_num_bits=8, weight_num_bits=8)
+            q.add_static_config(_scope_of(self.map, eights), "*", activation_num_bits=self.activation_bits,
+                                weight_num_bits=8)
         if wide:
             q.add_static_config(_scope_of(self.map, wide), "*", activation_num_bits=16, weight_num_bits=8)
         if floats:  # after int16x8: the latest matching scope wins, and float outranks int16x8

@@ -56,7 +56,7 @@ class QuantizeParams(StepParams):
                     "io float32 or int8). With --weights int4 the default is int8, then float.",
         json_schema_extra={"metavar": "PRECISION"})
     weights: Literal["int8", "int4"] = Field(
-        default="int8", description="Weight precision of an int8 model: int4 packs two weights a byte on the "
+        default="int8", description="Weight precision of an int8 or int16x8 model: int4 packs two weights a byte on the "
                                     "operators the runtime runs that way (fully-connected and convolution, made "
                                     "with LiteRT Quantizer); every other operator keeps int8 weights.",
         json_schema_extra=searched(choices=["int8", "int4"], when={"mode": "int8"}))
@@ -114,9 +114,9 @@ class QuantizeParams(StepParams):
         if self.sparse and self.mode not in (QuantMode.FLOAT32, QuantMode.FLOAT16):
             raise ValueError(f"sparse stores float weights for XNNPACK's sparse float kernels; mode "
                              f"{self.mode.value} runs dense kernels: use mode float32 or float16")
-        if self.weights == "int4" and self.mode is not QuantMode.INT8:
-            raise ValueError(f"weights int4 needs mode int8 (LiteRT runs int4 only beside int8 activations), not "
-                             f"{self.mode.value}")
+        if self.weights == "int4" and self.mode not in (QuantMode.INT8, QuantMode.INT16X8):
+            raise ValueError(f"weights int4 needs mode int8 or int16x8 (int4 weights beside integer activations), "
+                             f"not {self.mode.value}")
         if self.block_size is not None:
             if self.block_size < 32 or self.block_size & (self.block_size - 1):
                 raise ValueError(f"block_size must be a power of two >= 32, not {self.block_size}")
