@@ -93,11 +93,9 @@ def with_measured(figures: DeviceFigures, latency: LatencyResult | None) -> Devi
                                       "peak_memory_mb": latency.peak_memory_mb})
 
 
-def keras_figures(path: str | Path, *, trust_model: bool = False) -> DeviceFigures:
-    """The figures of a Keras model: float32 weight bytes (as a .tflite would hold them) and MACs."""
-    from edgepack.inspection.keras_model import inspect_keras
-
-    report = inspect_keras(Path(path), trust_model=trust_model)
+def keras_figures(report: dict) -> DeviceFigures:
+    """The figures of a Keras model from its ``inspect`` report: float32 weight bytes (as a .tflite would
+    hold them) and MACs."""
     return DeviceFigures(flash_bytes=report.get("float32_size_bytes"), flash_estimated=True,
                          macs=report.get("macs"),
                          notes=["flash: the float32 weights a converted .tflite would hold (estimated); "

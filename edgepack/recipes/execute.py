@@ -110,21 +110,36 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
                     edgetpu=(tflite.get("edgetpu") or {}) if is_edgetpu(loaded.device) else None, device=loaded.device)
     edgetpu = edgetpu_stage(stage, stage / "model.tflite", tflite, loaded.device)
     gates, passed = outcome.gates, outcome.passed
+    inspected = _keras_reports(trust_model)
     return RunResult(
         name=recipe.name, recipe=str(loaded.path), device=loaded.device.name,
         bundle=str(bundle if passed else failed_bundle_path(bundle)), passed=passed,
         summary=f"{len(gates)} gate(s), {sum(not g.passed for g in gates)} failed", metric=outcome.metric,
         reference=outcome.reference, final=outcome.final, drop=outcome.drop, drop_unit=outcome.drop_unit,
-        size_bytes=outcome.size_bytes, gzip_size_bytes=outcome.gzip_size_bytes, stages=_stage_rows(loaded, stages, outcome.figures, trust_model), gates=gates,
+        size_bytes=outcome.size_bytes, gzip_size_bytes=outcome.gzip_size_bytes, stages=_stage_rows(loaded, stages, outcome.figures, inspected), gates=gates,
         figures=outcome.figures,
         latency=_in_bundle(final.latency), tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
         mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),
         sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None),
-        layers=_layers(loaded, stages, tflite, trust_model))
+        layers=_layers(loaded, stages, tflite, inspected))
 
 
-def _stage_rows(loaded: LoadedRecipe, stages: list[ModelArtifact], final_figures, trust_model: bool):
+def _keras_reports(trust_model: bool) -> Callable[[Path], dict]:
+    """``inspect`` of a Keras stage, each file loaded once (the stage figures and the layer rows share it)."""
+    from edgepack.inspection.keras_model import inspect_keras
+
+    reports: dict[Path, dict] = {}
+
+    def inspected(path: Path) -> dict:
+        if path not in reports:
+            reports[path] = inspect_keras(path, trust_model=trust_model)
+        return reports[path]
+
+    return inspected
+
+
+def _stage_rows(loaded: LoadedRecipe, stages: list[ModelArtifact], final_figures, inspected: Callable[[Path], dict]):
     """Each stage with what the device pays for it (the final stage's figures are the judge's)."""
     from edgepack.footprint.figures import keras_figures, tflite_figures
 
@@ -135,7 +150,7 @@ def _stage_rows(loaded: LoadedRecipe, stages: list[ModelArtifact], final_figures
         elif stage.kind is ModelKind.TFLITE:
             figures = tflite_figures(stage.path, loaded.device, stage.latency)
         else:
-            figures = keras_figures(stage.path, trust_model=trust_model)
+            figures = keras_figures(inspected(stage.path))
         rows.append(StageSummary.of(stage).model_copy(update={"device": figures}))
     return rows
 
@@ -147,15 +162,14 @@ def _in_bundle(latency):
     return None if latency is None else latency.model_copy(update={"model": MODEL_FILE})
 
 
-def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, trust_model: bool):
+def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, inspected: Callable[[Path], dict]):
     """The per-layer rows of the report, from the last Keras stage (the model that was converted)."""
-    from edgepack.inspection.keras_model import inspect_keras
     from edgepack.inspection.per_layer import layer_rows
 
     keras_stage = next((s for s in reversed(stages) if s.kind is ModelKind.KERAS), None)
     if keras_stage is None:
         return None
-    keras = inspect_keras(keras_stage.path, trust_model=trust_model)
+    keras = inspected(keras_stage.path)
     accelerator = getattr(loaded.device.accelerator, "value", loaded.device.accelerator)
     return layer_rows(keras["layers"], tflite, accelerator, model_name=keras.get("name"))
 
