@@ -9,7 +9,10 @@ STAMP  := $(VENV)/.edgepack-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@# Venvs made before the cpu extra hold tensorflow-cpu and tensorflow in one folder: keep one.
+	@if $(BIN)/pip show -q tensorflow-cpu 2>/dev/null; then echo "setup: replacing tensorflow-cpu + tensorflow by tensorflow"; \
+		$(BIN)/pip uninstall -q -y tensorflow-cpu tensorflow; fi
+	$(BIN)/pip install -q -e '.[cpu,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,4 +34,4 @@ bench: setup
 	$(BIN)/python benchmarks/accuracy_control.py
 
 clean:
-	rm -rf $(VENV) .venv-device examples/digits/out dist benchmarks/.cache
+	rm -rf $(VENV) .venv-device .venv-base examples/digits/out dist benchmarks/.cache

@@ -69,7 +69,18 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     fi
 fi
 
-# 4. The device environment: a Python 3.8-3.11 with tflite-runtime 2.14.0 and numpy<2.
+# 4. The base install: `pip install edgepack` without an extra, in its own environment.
+BASE_VENV=".venv-base"
+BASE_STAMP="$BASE_VENV/.edgepack-base-installed"
+if [ ! -f "$BASE_STAMP" ] || [ pyproject.toml -nt "$BASE_STAMP" ]; then
+    echo "test-deps: creating $BASE_VENV (edgepack without extras: no TensorFlow)"
+    rm -rf "$BASE_VENV"
+    python3 -m venv "$BASE_VENV"
+    "$BASE_VENV/bin/pip" install -q --disable-pip-version-check -e .
+    touch "$BASE_STAMP"
+fi
+
+# 5. The device environment: a Python 3.8-3.11 with tflite-runtime 2.14.0 and numpy<2.
 pick_python() {
     for candidate in "${DEVICE_PYTHON:-}" python3 python3.11 python3.10 python3.9; do
         [ -n "$candidate" ] && command -v "$candidate" >/dev/null 2>&1 || continue
@@ -97,4 +108,5 @@ if [ ! -f "$DEVICE_STAMP" ] || ! "$DEVICE_VENV/bin/python" -c "import numpy, tfl
     "$DEVICE_VENV/bin/python" -c "import numpy, tflite_runtime.interpreter"
     touch "$DEVICE_STAMP"
 fi
+
 exit 0

@@ -48,6 +48,10 @@ def test_prune_output_has_no_wrappers_and_reports_metrics(pruned, flavored):
     assert abs(own - metrics["after"]) < 1e-6
     sidecar = json.loads(open(doc["config_path"]).read())
     assert sidecar["config"]["sparsity"] == 0.8 and sidecar["output_sha256"] == doc["sha256"]
+    import tensorflow as tf  # where it trained, named from TensorFlow's own device list
+
+    gpus = tf.config.list_physical_devices("GPU")
+    assert doc["trained_on"] == sidecar["trained_on"] and doc["trained_on"].startswith("GPU: " if gpus else "CPU: ")
     assert sidecar["schedule_steps"]["kind"] == "polynomial"
 
 

@@ -14,6 +14,7 @@ from edgepack.cli.signals import (Terminated, ignore_further_signals, remove_run
                                   termination_handled)
 from edgepack.errors import EXIT_INTERRUPTED, EdgepackError
 from edgepack.util import quiet, termination
+from edgepack.util.extras import missing_extra
 
 DEBUG_HINT = "run again with --debug for the traceback"
 # Errors that mean "this output cannot be written here", wherever they are raised (a work folder too).
@@ -59,6 +60,11 @@ class EdgepackGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def command_named(self, args) -> str | None:
+        """The command as typed (the first word that names one), for messages raised outside Click."""
+        words = sys.argv[1:] if args is None else [str(a) for a in args]
+        return next((word for word in words if word in self.list_commands(None)), None)
+
     def all_commands(self, ctx=None) -> dict:
         """Every command, loaded (for tests and documentation that walk them all)."""
         return {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
@@ -98,6 +104,8 @@ class EdgepackGroup(click.Group):
                 _leave_if_signalled(debug=debug, in_process=args is not None, run_tmp=run_tmp)
                 if debug:
                     traceback.print_exc()
+                if (missing := missing_extra(exc, self.command_named(args))) is not None:
+                    _fail(missing.one_line(), missing.exit_code)
                 _fail(f"internal error: {type(exc).__name__}: {exc}; {DEBUG_HINT}", 1)
         sys.exit(result if isinstance(result, int) else 0)
 

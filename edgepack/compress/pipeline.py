@@ -294,7 +294,7 @@ def _artifact(config, technique, prepared: _Prepared, final, plan: Plan, result,
         "source_sha256": prepared.source_sha, "output_sha256": output_sha,
         "loss": prepared.loss.model_dump(mode="json"), **outputs, "skipped": skipped,
         "bridge_difference": prepared.bridge_difference, "layers": layers, "metrics": metrics,
-        "batchnorm": None if batchnorm is None else batchnorm.model_dump(mode="json"),
+        "batchnorm": None if batchnorm is None else batchnorm.model_dump(mode="json"), "trained_on": result.device,
     })
     return KerasArtifact(step=technique.name, path=config.output, flavor=bridge.flavor_of(final),
                          size_bytes=config.output.stat().st_size, sha256=output_sha, source=config.model,
@@ -303,7 +303,8 @@ def _artifact(config, technique, prepared: _Prepared, final, plan: Plan, result,
                          epochs=config.epochs, steps=plan.total_steps, final_loss=result.final_loss,
                          distribute=config.distribute, replicas=replicas(strategy), seconds=round(result.seconds, 3),
                          allocation=facts.get("allocation"), skipped=skipped,
-                         bridge_difference=prepared.bridge_difference, batchnorm=batchnorm, **outputs)
+                         bridge_difference=prepared.bridge_difference, batchnorm=batchnorm, trained_on=result.device,
+                         **outputs)
 
 
 def _tfmot():

@@ -114,5 +114,5 @@ def train_and_convert(config, progress=None) -> tuple[bytes, dict]:
     facts = {"preserve": preserve, "equalized": None if equalized is None else [p.model_dump() for p in equalized],
              "train_samples": len(prepared.train), "steps": plan.total_steps,
              "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "source_sha256": prepared.source_sha,
-             "batchnorm": batchnorm}
+             "batchnorm": batchnorm, "trained_on": result.device}
     return flatbuffer, facts

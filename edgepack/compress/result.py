@@ -12,7 +12,13 @@ from edgepack.compress.loss import LossChoice
 from edgepack.compress.training import Distribute
 
 
-class KerasArtifact(BaseModel):
+class Trained(BaseModel):
+    """A result of fine-tuning: says where the training ran."""
+
+    trained_on: str | None = Field(default=None, description="Where fine-tuning ran: the GPU's name, or the CPU's.")
+
+
+class KerasArtifact(Trained):
     """A compressed Keras model on disk, what was done to it, and what it cost."""
 
     step: Literal["prune", "cluster"]

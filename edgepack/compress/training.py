@@ -101,6 +101,40 @@ class TrainResult:
     model: object
     final_loss: float | None
     seconds: float
+    device: str
+
+
+def training_device(strategy=None) -> str:
+    """Where fine-tuning runs, in words: ``GPU: NVIDIA H100 80GB HBM3``, ``2 x GPU: ...`` under a strategy,
+    or ``CPU: AMD EPYC 7B13 (2 cores)``. TensorFlow trains on the first visible GPU when there is one."""
+    tf = import_tf()
+    if strategy is not None:
+        devices = list(strategy.extended.worker_devices)
+        gpus = [d for d in devices if "GPU" in d.upper()]
+        if gpus:
+            return f"{len(gpus)} x {_gpu_name(tf)}" if len(gpus) > 1 else _gpu_name(tf)
+        return f"{len(devices)} x {_cpu_name()}" if len(devices) > 1 else _cpu_name()
+    return _gpu_name(tf) if tf.config.list_logical_devices("GPU") else _cpu_name()
+
+
+def _gpu_name(tf) -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    details = {}
+    with contextlib.suppress(Exception):
+        details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU: {details.get('device_name') or gpus[0].name}"
+
+
+def _cpu_name() -> str:
+    import platform
+
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.lower().startswith(("model name", "hardware")):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"CPU: {name} ({os.cpu_count()} cores)"
 
 
 def fine_tune(build: Callable[[], object], *, strategy, loss: LossChoice, x: np.ndarray, y: np.ndarray,
@@ -131,7 +165,8 @@ def fine_tune(build: Callable[[], object], *, strategy, loss: LossChoice, x: np.
             progress.stop()
     losses = history.history.get("loss") or [None]
     final = losses[-1]
-    return TrainResult(model, None if final is None else float(final), time.perf_counter() - start)
+    return TrainResult(model, None if final is None else float(final), time.perf_counter() - start,
+                       training_device(strategy))
 
 
 def training_targets(config, prepared) -> tuple[object, object]:

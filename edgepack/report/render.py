@@ -35,8 +35,17 @@ def _latency_text(result: dict) -> str:
         return "not measured"
     p50 = latency["latency_ms"]["p50"]
     how = f"estimated ({latency.get('estimate_source') or 'device profile'})" if latency.get("estimated") \
-        else f"measured, {latency['runtime']['name']} {latency['runtime']['version']}"
+        else f"measured, {latency['runtime']['name']} {latency['runtime']['version']}{_ran_on(latency)}"
     return f"{p50:.3f} ms p50 — {how}"
+
+
+def _ran_on(latency: dict) -> str:
+    """Where a measured latency ran: the accelerator (and delegate), here or on which host."""
+    runtime = latency.get("runtime") or {}
+    accelerator = (runtime.get("accelerator") or "").upper()
+    delegate = f" ({runtime['delegate']})" if runtime.get("delegate") else ""
+    where = f" on {latency['host']}" if latency.get("host") else " here" if latency.get("where") == "local" else ""
+    return f", ran on the {accelerator}{delegate}{where}" if accelerator else ""
 
 
 def key_figures(result: dict) -> list[tuple[str, str]]:
@@ -53,7 +62,18 @@ def key_figures(result: dict) -> list[tuple[str, str]]:
         ("latency", _latency_text(result)),
         ("size", f"{result['size_bytes'] / 1024:.1f} KB (gzip {result['gzip_size_bytes'] / 1024:.1f} KB)"),
         *_device_figures(result.get("figures")),
+        *_trained_on(result["stages"]),
     ]
+
+
+def _trained_on(stages: list[dict]) -> list[tuple[str, str]]:
+    """Where the fine-tuning steps ran (none when no step trained)."""
+    places = {}
+    for stage in stages:
+        if stage.get("trained_on"):
+            places.setdefault(stage["trained_on"], []).append(stage["name"])
+    return [("trained on", "; ".join(f"{place} ({', '.join(names)})" for place, names in places.items()))] \
+        if places else []
 
 
 def _device_figures(figures: dict | None) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from typing import Callable
 
 from pydantic import BaseModel
 
+from edgepack.compress.result import Trained
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import Step, StepParams
 from edgepack.steps.context import StepContext, data_fingerprint
@@ -33,8 +34,11 @@ def produce(step: Step, ctx: StepContext, source: ModelArtifact, params: StepPar
         detail = make(path)
         if ctx.cache:
             path = ctx.cache.put(key, path)
-    return ModelArtifact.of_file(path, step.produces, label=step.label(params), step=step.name, params=dumped,
-                                 started=started, detail=detail)
+    produced = ModelArtifact.of_file(path, step.produces, label=step.label(params), step=step.name, params=dumped,
+                                     started=started, detail=detail)
+    if isinstance(detail, Trained):
+        produced.trained_on = detail.trained_on
+    return produced
 
 
 def run_compress_step(step: Step, ctx: StepContext, source: ModelArtifact, params: StepParams, config_cls,

@@ -41,6 +41,7 @@ class ModelArtifact(BaseModel):
     params: dict = Field(default_factory=dict)
     metric: float | None = None
     seconds: float = 0.0
+    trained_on: str | None = None
     detail: BaseModel | None = Field(default=None, exclude=True)
     latency: BaseModel | None = Field(default=None, exclude=True)
     evaluation: BaseModel | None = Field(default=None, exclude=True)
@@ -71,6 +72,7 @@ class StageSummary(BaseModel):
     seconds: float = 0.0
     sha256: str | None = None
     params: dict = Field(default_factory=dict)
+    trained_on: str | None = None
     device: DeviceFigures | None = None
 
     @classmethod
@@ -78,4 +80,4 @@ class StageSummary(BaseModel):
         fmt = ".tflite" if artifact.kind is ModelKind.TFLITE else f"Keras {artifact.path.suffix or 'SavedModel'}"
         return cls(name=artifact.label, format=fmt, size_bytes=artifact.size_bytes,
                    gzip_size_bytes=artifact.gzip_size_bytes, metric=artifact.metric, seconds=artifact.seconds,
-                   sha256=artifact.sha256, params=artifact.params)
+                   sha256=artifact.sha256, params=artifact.params, trained_on=artifact.trained_on)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from edgepack.compress.batchnorm import BatchNormReport
 from edgepack.compress.config import FineTuneInputs, TrainingParams
+from edgepack.compress.result import Trained
 from edgepack.modes import IOType
 from edgepack.steps._compress import produce
 from edgepack.steps.artifacts import ModelArtifact
@@ -50,7 +51,7 @@ class QatConfig(FineTuneInputs, QatParams):
         return value
 
 
-class QatArtifact(BaseModel):
+class QatArtifact(Trained):
     """The int8 .tflite made by QAT, and how."""
 
     path: Path
@@ -89,7 +90,8 @@ def qat(config: QatConfig, *, progress=None) -> QatArtifact:
                        preserve=facts["preserve"], equalized=facts["equalized"], source=config.model,
                        source_sha256=facts["source_sha256"],
                        train_samples=facts["train_samples"], steps=facts["steps"], final_loss=facts["final_loss"],
-                       seconds=facts["seconds"], config_path=sidecar, metrics=metrics, batchnorm=batchnorm)
+                       seconds=facts["seconds"], config_path=sidecar, metrics=metrics, batchnorm=batchnorm,
+                       trained_on=facts["trained_on"])
 
 
 def _val_metrics(config: QatConfig, flatbuffer: bytes) -> dict:
