@@ -216,6 +216,9 @@ def inspect(model: str | Path, *, trust_model: bool = False, device: str | Path 
     profile = None if device is None else load_device(device)
     if report["kind"] == "tflite":
         from edgepack.errors import RuntimeUnavailable
+
+        if profile is not None:  # the fix-it list that matters is the device's accelerator's
+            report["accelerator"] = getattr(profile.accelerator, "value", profile.accelerator)
         from edgepack.footprint.figures import tflite_figures
 
         try:

@@ -86,6 +86,15 @@ def test_coral_recipe_with_an_unsupported_op_fails_naming_it(run, leaky_model, d
     report = json.loads((tmp_path / "dist" / "coral.failed" / "report.json").read_text())
     assert report["edgetpu"]["prediction"]["first_unsupported"]["op"] == "LEAKY_RELU"
     assert "LEAKY_RELU" in (tmp_path / "dist" / "coral.failed" / "report.html").read_text()
+    import keras  # the fix-it row names the Keras layer the test built, and the fix
+
+    leaky = next(layer.name for layer in keras.models.load_model(leaky_model).layers
+                 if isinstance(layer, keras.layers.LeakyReLU))
+    fix = next(f for f in report["edgetpu"]["fixes"] if f["op"] == "LEAKY_RELU")
+    assert fix["layer"] == leaky and fix["fix"] == "use ReLU or PReLU instead of LeakyReLU"
+    markdown = (tmp_path / "dist" / "coral.failed" / "report.md").read_text()
+    assert "Fix-it" in markdown and f"| {leaky} |" in markdown and 'id="fixes"' in \
+        (tmp_path / "dist" / "coral.failed" / "report.html").read_text()
 
 
 def test_coral_recipe_reports_the_prediction_and_that_no_compiler_is_installed(run, digits, tmp_path, monkeypatch):

@@ -8,15 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from edgepack.devices.schema import DeviceProfile
-
-
-class Fallback(BaseModel):
-    """An operator that leaves the accelerator, why, and what to change."""
-
-    target: str   # edgetpu | gpu
-    index: int
-    op: str
-    reason: str
+from edgepack.inspection.fixes import FixIt, fix_list
 
 
 class Exploration(BaseModel):
@@ -25,7 +17,7 @@ class Exploration(BaseModel):
     model: str
     graph_id: str
     files: dict[str, str]
-    fallbacks: list[Fallback]
+    fallbacks: list[FixIt]
     command: str
 
 
@@ -68,8 +60,6 @@ def explore(path: str | Path, output: str | Path, device: DeviceProfile | None =
         target = output / f"{overlay.name}.json"
         write_bytes_atomic(target, json.dumps(overlay.node_data(gid), indent=1).encode())
         files[overlay.name] = str(target)
-    fallbacks = [Fallback(target=layer.name, index=index, op=graph.operators[index].name, reason=why)
-                 for layer in layers[1:3] for index, why in layer.notes.items() if layer.values[index] == 0
-                 and not why.startswith("after the cut")]
+    fallbacks = fix_list(graph, gpu)
     command = f"model-explorer {path} --node_data_paths={','.join(files.values())}"
     return Exploration(model=str(path), graph_id=gid, files=files, fallbacks=fallbacks, command=command)

@@ -49,10 +49,16 @@ LIMITATIONS = {
 # Per-operation constraint checks: name -> f(op, graph) returning why it cannot map, or None.
 OP_CHECKS: dict[str, Callable[["OpInfo", "Graph"], str | None]] = {}
 
+# A dynamic batch makes the converter compute shapes at run time (Flatten: SHAPE, STRIDED_SLICE, PACK on
+# int32 tensors, then RESHAPE); with the batch fixed at 1 they fold into constants.
+SHAPE_OPS = frozenset({"SHAPE", "RANK", "BROADCAST_ARGS", "FILL"})
+STATIC_BATCH_FIX = ("the model computes shapes at run time (a dynamic batch size): convert with --static-batch "
+                    "so the converter folds them into constants")
 ALTERNATIVES = {
     "LEAKY_RELU": "use ReLU or PReLU instead of LeakyReLU",
     "HARD_SWISH": "use ReLU6 instead of hard-swish",
-    "DEQUANTIZE": "quantize the whole model with --mode int8",
+    "GELU": "use ReLU instead of GELU",
+    "DEQUANTIZE": "quantize the whole model, inputs and outputs included (--mode int8 --io int8)",
     "CUSTOM:edgetpu-custom-op": "this file was already compiled by edgetpu_compiler; inspect the"
                                 " model from before compilation",
 }
@@ -147,12 +153,14 @@ def fix_for(op: "OpInfo", why: str) -> str:
     """What to change so that ``op``, which the Edge TPU cannot run because ``why``, maps to it."""
     if op.name in ALTERNATIVES:
         return ALTERNATIVES[op.name]
+    if op.name in SHAPE_OPS or "int32" in why:
+        return STATIC_BATCH_FIX
     if why.startswith("not on"):
         return "replace it with an operation the Edge TPU supports"
     if why.startswith("works on"):
         return "quantize the whole model to int8, inputs and outputs included (--mode int8 --io int8)"
     if "dimensions" in why:
-        return "export the model with batch size 1 and static shapes"
+        return "convert with --static-batch (batch size 1, every shape static)"
     return f"respect the Edge TPU limits for {op.name}: {LIMITATIONS.get(op.name, 'see ' + SOURCE)}"
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgepack.errors import ModelError
 from edgepack.inspection.edgetpu import edgetpu_readiness, not_checked
+from edgepack.inspection.fixes import fix_list
 from edgepack.inspection.gpu import gpu_readiness
 from edgepack.inspection.xnnpack_sparse import sparse_readiness
 from edgepack.inspection.tflite_graph import (FLOAT_DTYPES, INTEGER_DTYPES, Graph, as_ints, as_text, op_type,
@@ -75,6 +76,7 @@ def _min_runtime_version(model) -> str | None:
 def _schema_fields(model, graph: Graph) -> dict:
     used = graph.used_tensors()
     floats = [t for t in used if t.dtype in FLOAT_DTYPES]
+    gpu = gpu_readiness(graph)
     return {
         "schema_version": int(model.version),
         "description": as_text(model.description),
@@ -88,7 +90,8 @@ def _schema_fields(model, graph: Graph) -> dict:
         "float_tensor_count": len(floats),
         "quantization": quantization_scheme(graph),
         "edgetpu": edgetpu_readiness(graph),
-        "gpu": gpu_readiness(graph),
+        "gpu": gpu,
+        "fixes": [fix.model_dump() for fix in fix_list(graph, gpu)],
         "xnnpack_sparse": sparse_readiness(model, graph),
         "ops": [{"index": op.index, "op": op.name, "type": op_type(op, graph),
                  "outputs": [graph.tensors[i].name for i in op.outputs if i >= 0]} for op in graph.operators],

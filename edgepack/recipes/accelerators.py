@@ -20,7 +20,7 @@ def edgetpu_stage(stage: Path, model: Path, tflite: dict, device) -> dict | None
 
     readiness = tflite.get("edgetpu") or {}
     first = readiness.get("first_unsupported")
-    section = {"prediction": readiness, "compiler": None}
+    section = {"prediction": readiness, "compiler": None, "fixes": _fixes(tflite, "edgetpu")}
     if first:
         section["partition"] = f"op {first['index']} ({first['op']}) and everything after it run on the CPU"
     if find_compiler() is None:
@@ -43,4 +43,9 @@ def gpu_stage(tflite: dict, device) -> dict | None:
     summary = ("every op is predicted to run on the GPU" if prediction.get("fully_delegated") else
                f"{len(cpu_ops)} of {prediction.get('ops_total')} ops are predicted to fall back to the CPU "
                f"(first: {cpu_ops[0]['op']}: {cpu_ops[0]['reason']})" if cpu_ops else "no prediction")
-    return {"prediction": prediction, "summary": summary}
+    return {"prediction": prediction, "summary": summary, "fixes": _fixes(tflite, "gpu")}
+
+
+def _fixes(tflite: dict, target: str) -> list[dict]:
+    """The fix-it rows (inspection.fixes) for one accelerator: operator, Keras layer, why, what to change."""
+    return [fix for fix in tflite.get("fixes") or [] if fix["target"] == target]

@@ -111,6 +111,21 @@ def accelerator_lines(result: dict) -> list[tuple[str, str]]:
     return lines
 
 
+FIXES_SHOWN = 12
+
+
+def fix_rows(result: dict) -> list[tuple[str, str, str, str, str]]:
+    """(accelerator, operator, Keras layer, why, what to change) for each fallback of the device's
+    accelerator; the first FIXES_SHOWN, then one row saying how many more report.json holds."""
+    fixes = [fix for key in ("edgetpu", "gpu") for fix in (result.get(key) or {}).get("fixes") or []]
+    names = {"edgetpu": "Edge TPU", "gpu": "GPU"}
+    rows = [(names[fix["target"]], f"{fix['index']} {fix['op']}", fix.get("layer") or "-", fix["reason"], fix["fix"])
+            for fix in fixes[:FIXES_SHOWN]]
+    if len(fixes) > FIXES_SHOWN:
+        rows.append(("", f"and {len(fixes) - FIXES_SHOWN} more", "", "", "in report.json"))
+    return rows
+
+
 def mixed_lines(result: dict) -> tuple[str | None, list[tuple[str, str, str, str, str]]]:
     """The float-layer summary and the accuracy-control trace rows (layers kept float, float layers,
     drop, size, single-row latency on the build machine), when quantize kept layers in float."""
@@ -188,6 +203,10 @@ def render_markdown(result: dict) -> str:
     accelerators = accelerator_lines(result)
     if accelerators:
         lines += ["", "## Accelerator", ""] + [f"- **{title}**: {text}" for title, text in accelerators]
+    if fix_rows(result):
+        lines += ["", "### Fix-it: operators that fall back to the CPU", "",
+                  "| accelerator | operator | Keras layer | why | what to change |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in fix_rows(result)]
     lines += _markdown_sections(result)
     lines += ["", "## Stages", "", f"| stage | format | size | gzip | {result['metric']} | seconds |",
               "|---|---|---|---|---|---|"]
@@ -216,7 +235,10 @@ def _accelerator_html(result: dict) -> str:
     lines = accelerator_lines(result)
     if not lines:
         return ""
-    return "<h2>Accelerator</h2>" + key_value_table("accelerator", lines, data_key=False) + "\n"
+    fixes = fix_rows(result)
+    fix_table = ("<h3>Fix-it: operators that fall back to the CPU</h3>" + table(
+        "fixes", ("accelerator", "operator", "Keras layer", "why", "what to change"), fixes) if fixes else "")
+    return "<h2>Accelerator</h2>" + key_value_table("accelerator", lines, data_key=False) + fix_table + "\n"
 
 
 def _sections_html(result: dict) -> str:

@@ -14,7 +14,8 @@ def _render(result) -> None:
     rows = [("model", result.model), ("graph", result.graph_id),
             *[(f"{name} overlay", path) for name, path in result.files.items()],
             ("open with", result.command)]
-    rows += [(f"{f.target} fallback", f"operator {f.index} {f.op}: {f.reason}") for f in result.fallbacks]
+    rows += [(f"{f.target} fallback", f"operator {f.index} {f.op}" + (f" (layer {f.layer})" if f.layer else "")
+              + f": {f.reason} — {f.fix}") for f in result.fallbacks]
     console().print(key_value_table("Model Explorer node data", rows))
 
 

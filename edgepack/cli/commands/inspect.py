@@ -61,6 +61,30 @@ def _sparse_row(sparse: dict | None) -> list[tuple[str, str]]:
     return [("XNNPACK sparse", f"no: {sparse['failed']} fails ({detail})")]
 
 
+def _fix_summary(report: dict) -> list[tuple[str, str]]:
+    """One row counting the fallbacks when no device chose an accelerator to list them for."""
+    fixes = report.get("fixes") or []
+    if report.get("accelerator") in ("edgetpu", "gpu") or not fixes:
+        return []
+    edgetpu = sum(fix["target"] == "edgetpu" for fix in fixes)
+    return [("fix-it", f"{edgetpu} operator(s) the Edge TPU would not map, {len(fixes) - edgetpu} the GPU delegate "
+                       f"would leave on the CPU; --device coral-usb (or a GPU device) lists them with the fix")]
+
+
+def _print_fixes(out, report: dict) -> None:
+    from rich.table import Table
+
+    target = report.get("accelerator")
+    fixes = [fix for fix in report.get("fixes") or [] if fix["target"] == target]
+    if not fixes:
+        return
+    table = Table("operator", "Keras layer", "why", "what to change", title_justify="left",
+                  title=f"fix-it: operators that fall back from the {'Edge TPU' if target == 'edgetpu' else 'GPU'}")
+    for fix in fixes:
+        table.add_row(f"{fix['index']} {fix['op']}", fix.get("layer") or "-", fix["reason"], fix["fix"])
+    out.print(table)
+
+
 def _render_tflite(report: dict) -> None:
     from rich.table import Table
 
@@ -75,7 +99,9 @@ def _render_tflite(report: dict) -> None:
          if edgetpu else "-"),
         *_device_rows(report.get("device_figures")),
         *_sparse_row(report.get("xnnpack_sparse")),
+        *_fix_summary(report),
     ]))
+    _print_fixes(out, report)
     table = Table("io", "name", "shape", "dtype", "scale", "zero point", title_justify="left")
     for kind in ("inputs", "outputs"):
         for detail in report.get(kind, []):
