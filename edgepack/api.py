@@ -230,26 +230,35 @@ def inspect(model: str | Path, *, trust_model: bool = False, device: str | Path 
 
 
 def explore(model: str | Path | None = None, *, bundle: str | Path | None = None, device: str | Path | None = None,
-            output: str | Path | None = None):
+            output: str | Path | None = None, sensitivity: str | Path | None = None):
     """Write Model Explorer node-data files for a .tflite (or a bundle's ``model.tflite``): precision,
-    Edge TPU and GPU placement per operator, and the estimated time per operator on ``device`` (a
-    bundle's own device by default). Returns an ``Exploration`` (files, graph id, fallbacks with why)."""
+    Edge TPU and GPU placement per operator, the estimated time per operator on ``device`` (a bundle's
+    own device by default), and the int8 error and accuracy control's choice per operator where a
+    ``sensitivity`` result (the JSON of ``edgepack sensitivity --json``) or the bundle's report has them.
+    Returns an ``Exploration`` (files, graph id, fallbacks with the Keras layer and the fix)."""
     from edgepack.errors import ConfigError
+    from edgepack.explore import Decisions
     from edgepack.explore import explore as write_overlays
 
     if (model is None) == (bundle is None):
         raise ConfigError("give a .tflite or --bundle DIR, not both and not neither",
                           hint="edgepack explore MODEL.tflite, or edgepack explore --bundle dist/NAME")
-    beside = None
+    beside, decisions = None, None
     if bundle is not None:  # the files go beside the bundle: inside, its checksums would no longer match
-        model, device = Path(bundle) / "model.tflite", device or _bundle_device(Path(bundle))
+        report = _bundle_report(Path(bundle))
+        model, device = Path(bundle) / "model.tflite", device or report.get("device")
         beside = Path(bundle).with_name(Path(bundle).name + ".explorer")
+        decisions = Decisions(sensitivity=report.get("sensitivity"), mixed_precision=report.get("mixed_precision"),
+                              op_layers={op["index"]: layer["name"] for layer in report.get("layers") or []
+                                         if layer["name"] != "(converter)" for op in layer.get("ops") or []})
+    if sensitivity is not None:
+        decisions = (decisions or Decisions()).model_copy(update={"sensitivity": _sensitivity_file(Path(sensitivity))})
     model = Path(model)
     output = Path(output) if output else beside or model.with_name(model.stem + ".explorer")
-    return write_overlays(model, output, None if device is None else load_device(device))
+    return write_overlays(model, output, None if device is None else load_device(device), decisions)
 
 
-def _bundle_device(bundle: Path) -> str | None:
+def _bundle_report(bundle: Path) -> dict:
     import json
 
     report = bundle / "report.json"
@@ -257,7 +266,24 @@ def _bundle_device(bundle: Path) -> str | None:
         from edgepack.errors import ConfigError
 
         raise ConfigError(f"{bundle} is not a bundle (no report.json)", hint="give a folder edgepack run wrote")
-    return json.loads(report.read_text()).get("device")
+    return json.loads(report.read_text())
+
+
+def _sensitivity_file(path: Path) -> dict:
+    """The result ``edgepack sensitivity --json`` wrote, checked to have per-layer rows."""
+    import json
+
+    from edgepack.errors import ConfigError
+
+    hint = "give the JSON of 'edgepack sensitivity MODEL --json > FILE'"
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path} as JSON: {exc}", hint=hint) from exc
+    rows = document.get("layers") if isinstance(document, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and "layer" in row for row in rows):
+        raise ConfigError(f"{path} is not a sensitivity result (no 'layers' rows with a 'layer')", hint=hint)
+    return document
 
 
 def open_in_model_explorer(exploration) -> None:

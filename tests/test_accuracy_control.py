@@ -4,6 +4,7 @@ control, and their bad inputs. Accuracy and float layers are measured here from 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -109,12 +110,13 @@ def test_float_ops_keeps_the_matching_layers_float_and_the_rest_int8(run, hard, 
     assert drop_points(hard, out) < 1
 
 
-def test_sensitivity_ranks_the_damaged_layer_first(run, hard, digits):
+def test_sensitivity_ranks_the_damaged_layer_first(run, hard, digits, tmp_path):
     result = run("sensitivity", hard["model"], "--calibration", digits["train"], "--data", digits["val"],
                  "--no-weights", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ranking"][0] == hard["damaged"]
+    _explore_with_the_sensitivity_file(run, hard, digits, tmp_path, result.stdout, report)
     assert report["int8_drop"] > 5
     dense = next(layer for layer in report["layers"] if layer["layer"] == "dense")
     assert dense["int8_drop_if_float"] < 1 and dense["float_unit"] == ["dense", "dropout", "probabilities"] or \
@@ -190,6 +192,55 @@ def test_a_recipe_with_accuracy_control_passes_its_gate(run, hard, digits, tmp_p
     html = (tmp_path / "bundle" / "report.html").read_text()
     assert 'id="control-trace"' in html and 'id="sensitivity-chart"' in html and "layers kept in float" in html
     assert "## Layers kept in float" in (tmp_path / "bundle" / "report.md").read_text()
+    _explore_shows_the_decisions(run, tmp_path / "bundle", report)
+
+
+def _explore_with_the_sensitivity_file(run, hard, digits, tmp_path, text, report):
+    """explore MODEL --sensitivity FILE overlays the damaged layer's int8 error on its operator."""
+    (tmp_path / "s.json").write_text(text)
+    model = tmp_path / "plain.tflite"
+    assert run("quantize", hard["model"], "-o", model, "--mode", "int8", "--calibration", digits["train"]).exit_code == 0
+    result = run("explore", model, "--sensitivity", tmp_path / "s.json", "-o", tmp_path / "x", "--json")
+    assert result.exit_code == 0, result.stderr
+    overlay = json.loads(open(json.loads(result.stdout)["files"]["int8_error"]).read())
+    values = {v["value"] for v in next(iter(overlay.values()))["results"].values()}
+    damaged = next(row["int8_error"] for row in report["layers"] if row["layer"] == hard["damaged"])
+    assert damaged in values
+    (tmp_path / "bad.json").write_text('{"layers": 3}')
+    assert_one_line_error(run("explore", model, "--sensitivity", tmp_path / "bad.json"), 2,
+                          "is not a sensitivity result", "edgepack sensitivity MODEL --json")
+
+
+def _explore_shows_the_decisions(run, bundle, report):
+    """explore --bundle overlays each operator's layer's int8 error and accuracy control's choice; the
+    operators marked float are the .tflite's float compute operators (read from the interpreter)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from test_explore import check_with_model_explorer
+
+    result = run("explore", "--bundle", bundle, "--json")
+    assert result.exit_code == 0, result.stderr
+    files = json.loads(result.stdout)["files"]
+    assert {"int8_error", "accuracy_control"} <= set(files)
+    checked = check_with_model_explorer(bundle / "model.tflite", [files["int8_error"], files["accuracy_control"]])
+    assert all(set(facts["keys"]) <= set(facts["node_ids"]) for facts in checked.values())
+    control = {int(k): v["value"] for k, v in next(iter(json.load(open(files["accuracy_control"])).values()))
+               ["results"].items()}
+    interpreter = Interpreter(model_path=str(bundle / "model.tflite"))
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    float_compute = {op["index"] for op in interpreter._get_ops_details() if op["op_name"] in COMPUTE_OPS
+                     and tensors[op["inputs"][1]]["dtype"] == np.float32}
+    assert float_compute and float_compute == {index for index, value in control.items() if value == 32}
+    errors = {int(k): v["value"] for k, v in next(iter(json.load(open(files["int8_error"])).values()))
+              ["results"].items()}
+    by_layer = {row["layer"]: row["int8_error"] for row in report["sensitivity"]["layers"]}
+    ops = {op["index"]: op for op in interpreter._get_ops_details()}
+    assert errors and float_compute & set(errors)
+    for index, value in errors.items():  # the op's own tensor names hold the layer whose error it shows
+        names = [tensors[i]["name"] for i in (*ops[index]["outputs"], *ops[index]["inputs"]) if i >= 0]
+        layers = {layer for layer, error in by_layer.items() if error == pytest.approx(value)}
+        assert any(re.search(rf"(^|/){re.escape(layer)}(_\d+)?/", name) for layer in layers for name in names), \
+            (index, value, names)
 
 
 def test_fallback_qat_runs_when_float_layers_cannot_meet_the_target(run, hard, digits, tmp_path):

@@ -33,9 +33,45 @@ def graph_id(model) -> str:
     return keys[0] if keys and keys[0] else "main"
 
 
-def explore(path: str | Path, output: str | Path, device: DeviceProfile | None = None) -> Exploration:
+class Decisions(BaseModel):
+    """What a sensitivity or accuracy-control result says per Keras layer, and which operators each layer
+    became (``op_layers``: a bundle's report knows; else read from the operators' tensor names)."""
+
+    sensitivity: dict | None = None       # `edgepack sensitivity --json`, or a report's `sensitivity`
+    mixed_precision: dict | None = None   # a report's `mixed_precision` (accuracy control's choices)
+    op_layers: dict[int, str] | None = None
+
+
+def _op_layers(graph, decisions: Decisions) -> dict[int, str]:
+    if decisions.op_layers is not None:
+        return decisions.op_layers
+    from edgepack.inspection.fixes import keras_layer
+
+    names = {row["layer"] for row in (decisions.sensitivity or {}).get("layers") or []}
+    names |= set((decisions.mixed_precision or {}).get("float_layers") or [])
+    found = {op.index: keras_layer(op, graph) for op in graph.operators}
+    return {index: layer for index, layer in found.items() if layer in names}
+
+
+def _decision_overlays(graph, decisions: Decisions | None) -> list:
+    from edgepack.explore import overlays
+
+    if decisions is None:
+        return []
+    op_layers = _op_layers(graph, decisions)
+    layers = []
+    if decisions.sensitivity:
+        layers.append(overlays.int8_error(op_layers, decisions.sensitivity))
+    if (decisions.mixed_precision or {}).get("control"):
+        layers.append(overlays.control_decisions(op_layers, decisions.mixed_precision))
+    return layers
+
+
+def explore(path: str | Path, output: str | Path, device: DeviceProfile | None = None,
+            decisions: Decisions | None = None) -> Exploration:
     """Write ``output/<overlay>.json`` for the .tflite at ``path``: precision, Edge TPU and GPU placement,
-    and the estimated time per operator when ``device`` has estimate figures."""
+    the estimated time per operator when ``device`` has estimate figures, and the int8 error and accuracy
+    control's choice per operator when ``decisions`` has them."""
     from edgepack.explore import overlays
     from edgepack.inspection.gpu import gpu_readiness
     from edgepack.inspection.tflite_graph import parse_graph, schema_module
@@ -53,6 +89,7 @@ def explore(path: str | Path, output: str | Path, device: DeviceProfile | None =
         from edgepack.latency.op_counts import model_work
 
         layers.append(overlays.estimated_time(estimate_latency(model_work(path, data), device)))
+    layers += _decision_overlays(graph, decisions)
     gid = graph_id(model)
     output.mkdir(parents=True, exist_ok=True)
     files = {}

@@ -80,3 +80,34 @@ def estimated_time(estimate) -> Overlay:
     notes = {row.index: f"{row.ms:.4f} ms on the {row.unit}, {row.bound}-bound" for row in estimate.ops}
     return Overlay("latency", f"estimated ms on {estimate.device}", values, thresholds, notes)
 
+
+
+def layer_values(op_layers: dict[int, str], by_layer: dict[str, float], title: str, name: str,
+                 thresholds: list[tuple[float, str]], notes_of) -> Overlay:
+    """An overlay of per-layer figures spread onto the operators each layer became (``op_layers``)."""
+    values = {index: by_layer[layer] for index, layer in op_layers.items() if layer in by_layer}
+    notes = {index: notes_of(op_layers[index]) for index in values}
+    return Overlay(name, title, values, thresholds, notes)
+
+
+def int8_error(op_layers: dict[int, str], sensitivity: dict) -> Overlay:
+    """Each operator's layer's int8 error from a sensitivity result (RMSE of the int8 output over its
+    quantization scale: about 0.3 is rounding alone)."""
+    by_layer = {row["layer"]: row["int8_error"] for row in sensitivity["layers"] if row.get("int8_error") is not None}
+    top = max(by_layer.values(), default=1.0) or 1.0
+    thresholds = [(top * share, color) for share, color in ((0.25, "#1a9850"), (0.5, "#fee08b"), (1.0, "#d73027"))]
+    return layer_values(op_layers, by_layer, "int8 error of the operator's layer (sensitivity)", "int8_error",
+                        thresholds, lambda layer: f"layer {layer}: int8 error {by_layer[layer]:.3g}")
+
+
+def control_decisions(op_layers: dict[int, str], mixed: dict) -> Overlay:
+    """What accuracy control chose for each operator's layer: 32 kept in float, 16 raised to int16x8,
+    8 raised from int4 to int8 weights, 0 left as quantized."""
+    chosen = {**{layer: 8 for layer in mixed.get("int8_layers") or []},
+              **{layer: 16 for layer in mixed.get("int16_layers") or []},
+              **{layer: 32 for layer in mixed.get("float_layers") or []}}
+    by_layer = {layer: float(chosen.get(layer, 0)) for layer in set(op_layers.values())}
+    words = {32: "kept in float", 16: "raised to int16x8", 8: "raised to int8 weights", 0: "left quantized"}
+    return layer_values(op_layers, by_layer, "accuracy control: 32 float, 16 int16x8, 8 int8 weights, 0 kept",
+                        "accuracy_control", [(0, "#1a9850"), (8, "#91cf60"), (16, "#fee08b"), (32, "#d73027")],
+                        lambda layer: f"layer {layer}: {words[int(by_layer[layer])]} by accuracy control")
