@@ -59,9 +59,23 @@ def bundle(tmp_path_factory, digits):
 
 def test_the_bundle_has_exactly_the_contract_layout(bundle):
     names = sorted(p.name for p in bundle["dir"].iterdir())
-    assert names == ["SHA256SUMS", "manifest.json", "model.tflite", "recipe.resolved.yaml", "report.html",
-                     "report.json", "report.md"]
+    assert names == ["SHA256SUMS", "explorer", "manifest.json", "model.tflite", "recipe.resolved.yaml",
+                     "report.html", "report.json", "report.md"]
     assert sorted(p.name for p in bundle["dir"].parent.iterdir()) == ["e2e"], "no staging folders left"
+
+
+def test_the_report_links_the_model_explorer_node_data_in_the_bundle(bundle):
+    import re
+
+    from test_explore import check_with_model_explorer
+
+    html = (bundle["dir"] / "report.html").read_text()
+    links = re.findall(r'<a href="(explorer/[^"]+)"', html)
+    assert {"explorer/precision.json", "explorer/edgetpu.json", "explorer/gpu.json"} <= set(links)
+    assert all((bundle["dir"] / link).is_file() for link in links)
+    assert "model-explorer model.tflite --node_data_paths=" in (bundle["dir"] / "report.md").read_text()
+    checked = check_with_model_explorer(bundle["dir"] / "model.tflite", [str(bundle["dir"] / p) for p in links])
+    assert all(facts["keys"] == facts["ops"] for facts in checked.values())
 
 
 def test_sha256sum_and_verify_accept_the_bundle(run, bundle):

@@ -39,9 +39,35 @@ def stage_model(stage: Path, model: Path) -> Path:
     return target
 
 
-def write_bundle(stage: Path, *, result: RunResult, manifest: Manifest, resolved_recipe: dict) -> None:
-    """Write manifest.json, recipe.resolved.yaml, report.json/md/html and SHA256SUMS into ``stage``."""
+def write_bundle(stage: Path, *, result: RunResult, manifest: Manifest, resolved_recipe: dict,
+                 device=None) -> None:
+    """Write manifest.json, recipe.resolved.yaml, the Model Explorer node data (explorer/), report.json/md/html
+    and SHA256SUMS into ``stage``."""
+    result.explorer = write_node_data(stage, result, device)
     (stage / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     (stage / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True))
     write_reports(stage, json.loads(result.model_dump_json()))
     write_sha256sums(stage)
+
+
+EXPLORER = "explorer"
+
+
+def write_node_data(stage: Path, result: RunResult, device) -> list[str]:
+    """Model Explorer overlays of the bundled model (precision, Edge TPU / GPU placement, estimated time on
+    ``device``, and the int8 error and accuracy control's choices where the run has them) in ``explorer/``;
+    their paths relative to the bundle. A model the schema reader cannot read gets none (the report says)."""
+    from edgepack.errors import EdgepackError
+    from edgepack.explore import Decisions, explore
+
+    op_layers = {op.index: layer.name for layer in result.layers or [] if layer.name != "(converter)"
+                 for op in layer.ops}
+    decisions = Decisions(
+        sensitivity=None if result.sensitivity is None else result.sensitivity.model_dump(mode="json"),
+        mixed_precision=None if result.mixed_precision is None else result.mixed_precision.model_dump(mode="json"),
+        op_layers=op_layers or None)
+    try:
+        exploration = explore(stage / MODEL_FILE, stage / EXPLORER, device, decisions)
+    except EdgepackError:
+        return []
+    return [Path(path).relative_to(stage).as_posix() for path in exploration.files.values()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edgepack.errors import GateFailed
 from edgepack.footprint.figures import DeviceFigures
@@ -48,6 +48,8 @@ class RunResult(BaseModel):
     mixed_precision: MixedPrecision | None = None
     sensitivity: Sensitivity | None = None
     layers: list[LayerRow] | None = None
+    explorer: list[str] = Field(default_factory=list, description="Model Explorer node-data files in the bundle "
+                                "(explorer/*.json, relative to it): one overlay each.")
     provenance: dict
 
     def raise_for_gates(self) -> None:

@@ -193,7 +193,7 @@ def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda mess
             result = _result(loaded, stages, tflite, stage, loaded.output, options.trust_model)
             say(f"[{total}/{total}] write bundle {result.bundle}")
             resolved = {**loaded.resolved_dump(), "steps": entries}
-            write_bundle(stage, result=result, resolved_recipe=resolved,
+            write_bundle(stage, result=result, resolved_recipe=resolved, device=loaded.device,
                          manifest=build_manifest(loaded, result, source, final, tflite, entries))
             publish(stage, Path(result.bundle))
     return result

@@ -194,6 +194,32 @@ def _gate_cells(gate: dict) -> tuple[str, str, str, str]:
     return gate["gate"], f"{gate['threshold']} {gate['unit']}", value + note, "pass" if gate["passed"] else "FAIL"
 
 
+def explorer_command(result: dict) -> str | None:
+    """The command that opens the bundled model with its node-data files (run inside the bundle)."""
+    files = result.get("explorer") or []
+    return f"model-explorer model.tflite --node_data_paths={','.join(files)}" if files else None
+
+
+def _explorer_markdown(result: dict) -> list[str]:
+    command = explorer_command(result)
+    if command is None:
+        return []
+    links = ", ".join(f"[{Path(path).stem}]({path})" for path in result["explorer"])
+    return ["", "## Graph view (Model Explorer)", "", f"Node data for `model.tflite`: {links}. In this folder:", "",
+            f"    {command}", "", "(`pip install 'edgepack[explore]'`; or `edgepack explore --bundle DIR --open`)."]
+
+
+def _explorer_html(result: dict) -> str:
+    command = explorer_command(result)
+    if command is None:
+        return ""
+    links = ", ".join(f'<a href="{escape(path)}">{escape(Path(path).stem)}</a>' for path in result["explorer"])
+    return (f'<h2>Graph view (Model Explorer)</h2><p id="explorer">Node data for model.tflite: {links}. '
+            f"Open them in this folder with <code>{escape(command)}</code> "
+            f"(<code>pip install 'edgepack[explore]'</code>), or <code>edgepack explore --bundle DIR --open</code>."
+            f"</p>\n")
+
+
 def render_markdown(result: dict) -> str:
     """report.md: the key figures, gates and stages as Markdown tables."""
     lines = [f"# edgepack report: {result['name']}", "", "| | |", "|---|---|"]
@@ -216,6 +242,7 @@ def render_markdown(result: dict) -> str:
     if any(stage.get("device") for stage in result["stages"]):
         lines += ["", "## What the device pays", "", "| stage | flash | RAM | MACs | latency |", "|---|---|---|---|---|"]
         lines += ["| " + " | ".join(row) + " |" for row in device_rows(result)]
+    lines += _explorer_markdown(result)
     lines += ["", f"Made by edgepack {result['provenance']['edgepack']} on {result['provenance']['created']}.", ""]
     return "\n".join(lines)
 
@@ -299,6 +326,7 @@ def render_html(result: dict) -> str:
             f'<p class="{verdict}" id="verdict">{verdict.upper()}: {escape(result.get("summary", ""))}</p>\n'
             f'{key_value_table("figures", key_figures(result))}\n{_gates_html(result)}\n{_accelerator_html(result)}'
             f"{_charts_html(result)}<h2>Stages</h2>\n{stages}\n{layers_html(result)}{_sections_html(result)}"
+            f"{_explorer_html(result)}"
             f"<h2>Result</h2><details><summary>report.json</summary><pre>"
             f"{escape(json.dumps(_shown_result(result), indent=2, default=str))}</pre></details>\n"
             f'<p class="muted">Made by edgepack {escape(str(result["provenance"].get("edgepack")))} on '
