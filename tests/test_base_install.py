@@ -55,7 +55,7 @@ def test_one_tensorflow_distribution_in_the_build_environment():
     assert importlib.metadata.version("tensorflow").startswith("2.21")
 
 
-def test_inspect_evaluate_profile_verify_of_a_tflite_without_tensorflow(tflite_models, digits, tmp_path):
+def test_inspect_evaluate_profile_explore_verify_of_a_tflite_without_tensorflow(tflite_models, digits, tmp_path):
     model = tflite_models["int8"]
     inspected = _base("inspect", model, "--device", "raspberry-pi-4", "--json", cwd=tmp_path)
     assert inspected.exit_code == 0, inspected.stderr
@@ -72,6 +72,9 @@ def test_inspect_evaluate_profile_verify_of_a_tflite_without_tensorflow(tflite_m
                      "--warmup-seconds", "0.05", "--json", cwd=tmp_path)
     assert profiled.exit_code == 0, profiled.stderr
     assert json.loads(profiled.stdout)["latency_ms"]["p50"] > 0
+
+    explored = _base("explore", model, "-o", tmp_path / "x", "--json", cwd=tmp_path)
+    assert explored.exit_code == 0 and (tmp_path / "x" / "precision.json").is_file(), explored.stderr
 
     devices = _base("devices", "list", "--json", cwd=tmp_path)
     assert devices.exit_code == 0 and "raspberry-pi-4" in {d["name"] for d in json.loads(devices.stdout)}
