@@ -145,22 +145,23 @@ def test_data_without_targets_is_exit_3(run, digits, tmp_path):
     assert_one_line_error(result, 3, "no targets")
 
 
-def _rnn_model(keras):
-    inputs = keras.Input((8, 8))
-    h = keras.layers.GRU(8, name="recurrent")(inputs)
+def _depthwise_model(keras):
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.DepthwiseConv2D(3, depth_multiplier=4, padding="same", name="depthwise")(inputs)
+    h = keras.layers.Flatten()(h)
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="head")(h))
 
 
 @pytest.fixture(scope="module")
 def rnn(tmp_path_factory, digits):
-    """A GRU model (tfmot prunes neither its kernels here) and the digits as 8 steps of 8 values."""
+    """A model with a DepthwiseConv2D (tfmot prunes and clusters no depthwise kernel) and the digits."""
     import keras
 
-    folder = tmp_path_factory.mktemp("rnn")
+    folder = tmp_path_factory.mktemp("depthwise")
     keras.utils.set_random_seed(0)
-    _rnn_model(keras).save(folder / "m.keras")
+    _depthwise_model(keras).save(folder / "m.keras")
     train = np.load(digits["train"])
-    data = write_npz(folder / "train.npz", train["x"][:256, :, :, 0], train["y"][:256])
+    data = write_npz(folder / "train.npz", train["x"][:256], train["y"][:256])
     return {"model": folder / "m.keras", "train": data, "folder": folder}
 
 
@@ -170,18 +171,19 @@ def test_unsupported_layer_is_left_dense_and_listed_by_default(run, rnn):
     result = run("prune", rnn["model"], "--data", rnn["train"], "-o", rnn["folder"] / "p.keras", "--epochs", "1",
                  "--sparsity", "0.7")
     assert result.exit_code == 0, result.stderr
-    assert "left dense" in result.stdout and "recurrent" in result.stdout
+    assert "left dense" in result.stdout and "depthwise" in result.stdout
     saved = keras.models.load_model(rnn["folder"] / "p.keras", compile=False)
     assert np.mean(saved.get_layer("head").kernel.numpy() == 0) >= 0.69
-    for weight in saved.get_layer("recurrent").weights:  # fine-tuned, never pruned
+    for weight in saved.get_layer("depthwise").weights:  # fine-tuned, never pruned
         assert np.mean(weight.numpy() == 0) < 0.05, weight.name
     sidecar = json.loads((rnn["folder"] / "p.keras.edgepack.json").read_text())
-    assert sidecar["skipped"]["recurrent"].startswith("unsupported: tfmot 0.8.1 neither prunes nor clusters GRU")
+    assert sidecar["skipped"]["depthwise"].startswith("unsupported: tfmot 0.8.1 neither prunes nor clusters "
+                                                      "depthwise kernels")
 
 
 def test_unsupported_refuse_is_exit_4_naming_the_layer(run, rnn, tmp_path):
     result = run("prune", rnn["model"], "--data", rnn["train"], "-o", tmp_path / "x.keras", "--unsupported", "refuse")
-    assert_one_line_error(result, 4, "layer 'recurrent' (GRU) cannot be pruned", "--exclude '^recurrent$'")
+    assert_one_line_error(result, 4, "layer 'depthwise' (DepthwiseConv2D) cannot be pruned", "--exclude '^depthwise$'")
     assert not (tmp_path / "x.keras").exists()
 
 

@@ -104,3 +104,46 @@ def test_an_int8_lstm_is_labelled_int8_though_its_cell_state_is_int16(run, tmp_p
     assert any(np.dtype(d["dtype"]) == np.int16 for d in details), "the cell state is int16"
     label = json.loads(run("inspect", out, "--json").stdout)["quantization"]
     assert label.startswith("int8"), label
+
+
+@pytest.fixture(scope="module")
+def recurrent_models(tmp_path_factory) -> dict:
+    """An LSTM and a GRU model (Keras 3) with sequence data labelled by the models themselves."""
+    folder = tmp_path_factory.mktemp("recurrent_compress")
+    return {kind: build(folder, kind) for kind in ("lstm", "gru")}
+
+
+def _cell_weights(path, kind: str) -> dict[str, np.ndarray]:
+    """The recurrent layer's weights read back from the saved file, by name."""
+    import keras
+
+    layer = keras.models.load_model(path, compile=False).get_layer(kind)
+    return {weight.path.split("/")[-1]: weight.numpy() for weight in layer.weights}
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_prune_reaches_the_recurrent_kernels(run, recurrent_models, tmp_path, kind):
+    model = recurrent_models[kind]
+    out = tmp_path / "p.keras"
+    result = run("prune", model["model"], "--data", model["data"], "-o", out, "--sparsity", "0.6", "--epochs", "2",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    weights = _cell_weights(out, kind)
+    for name in ("kernel", "recurrent_kernel"):
+        assert np.mean(weights[name] == 0) >= 0.59, (name, np.mean(weights[name] == 0))
+    assert np.mean(weights["bias"] == 0) < 0.5  # the bias stays dense, and the result says so
+    layer = next(row for row in json.loads(result.stdout)["layers"] if row["name"] == kind)
+    assert layer["pruned"] and "bias is left dense" in layer["note"]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_cluster_reaches_the_recurrent_kernels(run, recurrent_models, tmp_path, kind):
+    model = recurrent_models[kind]
+    out = tmp_path / "c.keras"
+    result = run("cluster", model["model"], "--data", model["data"], "-o", out, "--clusters", "8", "--epochs", "1",
+                 "--json")
+    assert result.exit_code == 0, result.stderr
+    weights = _cell_weights(out, kind)
+    for name in ("kernel", "recurrent_kernel"):
+        assert len(np.unique(weights[name])) <= 8, (name, len(np.unique(weights[name])))
+    assert next(row for row in json.loads(result.stdout)["layers"] if row["name"] == kind)["clustered"]

@@ -8,8 +8,12 @@ from typing import Literal
 from edgepack.compress.bridge import find_layer, is_model, leaf_layers
 from edgepack.errors import ModelError
 
+# Recurrent layers: tfmot 0.8.1 prunes and clusters their cell's kernel and recurrent kernel (the bias
+# stays dense); pruning needs tf_keras's cells registered (compress.tfmot_compat).
+RECURRENT_LAYERS = frozenset({"LSTM", "GRU", "SimpleRNN"})
 # Layers whose ``kernel`` tfmot 0.8.1 prunes and clusters.
-KERNEL_LAYERS = frozenset({"Conv1D", "Conv2D", "Dense", "SeparableConv2D", "Conv2DTranspose"})
+KERNEL_LAYERS = frozenset({"Conv1D", "Conv2D", "Dense", "SeparableConv2D", "Conv2DTranspose"}) | RECURRENT_LAYERS
+RECURRENT_NOTE = "kernel and recurrent kernel compressed; the bias is left dense"
 
 NO_KERNEL = "no kernel"
 EXCLUDED = "excluded by --exclude"
@@ -51,20 +55,30 @@ def check_supported(model, path) -> None:
 
 
 def compressed_kernel(layer):
-    """The weight prune and cluster work on: ``kernel``, or a SeparableConv2D's ``pointwise_kernel``
-    (as tfmot's registries say); None for a layer without one."""
+    """The weight prune and cluster work on: ``kernel``, a SeparableConv2D's ``pointwise_kernel``, or a
+    recurrent layer's input kernel (as tfmot's registries say); None for a layer without one."""
+    if layer_class(layer) in RECURRENT_LAYERS:
+        return layer.cell.kernel
     kernel = getattr(layer, "kernel", None)
     return kernel if kernel is not None else getattr(layer, "pointwise_kernel", None)
 
 
-def kernel_size(layer) -> int:
-    """Number of values in a layer's kernel (0 when it has none)."""
+def compressed_weights(layer) -> list:
+    """Every weight prune and cluster change: the kernel, and a recurrent layer's recurrent kernel too."""
+    if layer_class(layer) in RECURRENT_LAYERS:
+        return [layer.cell.kernel, layer.cell.recurrent_kernel]
     kernel = compressed_kernel(layer)
-    if kernel is None:
-        return 0
-    size = 1
-    for dim in kernel.shape:
-        size *= int(dim)
+    return [] if kernel is None else [kernel]
+
+
+def kernel_size(layer) -> int:
+    """Number of values prune and cluster work on in a layer (0 when it has none)."""
+    size = 0
+    for weight in compressed_weights(layer):
+        count = 1
+        for dim in weight.shape:
+            count *= int(dim)
+        size += count
     return size
 
 

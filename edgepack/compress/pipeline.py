@@ -311,6 +311,9 @@ def _tfmot():
     import_tf()
     with captured_native_output():
         import tensorflow_model_optimization as tfmot
+    from edgepack.compress.tfmot_compat import register_tf_keras_rnn_cells
+
+    register_tf_keras_rnn_cells()
     return tfmot
 
 
