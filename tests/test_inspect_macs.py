@@ -89,3 +89,21 @@ def test_a_free_sequence_length_gives_macs_per_time_step(run, tmp_path):
     assert "lstm" in report["macs_note"] and "one time step" in report["macs_note"]
     table = run("inspect", tmp_path / "free.keras").stdout
     assert "per step" in table and "one time step" in " ".join(table.split())
+
+
+@pytest.mark.parametrize("flavor", ["keras", "tf_keras"])
+def test_a_shared_encoder_counts_once_per_call(run, tmp_path, flavor):
+    """Two inputs through one encoder sub-model and one shared Dense: each call costs its MACs."""
+    keras = importlib.import_module(flavor)
+    encoder_in = keras.Input((8,))
+    hidden = keras.layers.Dense(16, name="e1")(encoder_in)
+    encoder = keras.Model(encoder_in, keras.layers.Dense(8, name="e2")(hidden), name="encoder")
+    left, right = keras.Input((8,), name="left"), keras.Input((8,), name="right")
+    shared = keras.layers.Dense(4, name="shared")
+    joined = keras.layers.Concatenate()([encoder(left), encoder(right), shared(left), shared(right)])
+    keras.Model([left, right], keras.layers.Dense(2, name="head")(joined)).save(tmp_path / "twin.keras")
+    report = inspect_json(run, tmp_path / "twin.keras")
+    rows = {row["name"]: row for row in report["layers"]}
+    assert rows["encoder"]["macs"] == 2 * (8 * 16 + 16 * 8) and rows["encoder"]["calls"] == 2
+    assert rows["shared"]["macs"] == 2 * 8 * 4 and rows["shared"]["calls"] == 2
+    assert report["macs"] == 2 * (8 * 16 + 16 * 8) + 2 * 8 * 4 + (8 + 8 + 4 + 4) * 2

@@ -158,14 +158,41 @@ def test_static_batch_gives_static_shapes_and_an_edgetpu_ready_int8_model(run, d
         assert interpreter_accuracy(out, val["x"], val["y"]) > 0.9
 
 
-def test_int8_names_the_operators_it_left_in_float(run, tmp_path):
+def _square_model(tmp_path):
+    """A model whose NEG and SQUARE have no int8 kernel: int8 leaves them in float."""
     import keras
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8,))
     h = keras.ops.negative(keras.ops.square(keras.layers.Dense(16, name="d1")(inputs)))
-    keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(h)).save(tmp_path / "sq.keras")
-    np.savez(tmp_path / "cal.npz", x=np.random.default_rng(0).random((32, 8)).astype(np.float32))
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(h))
+    model.save(tmp_path / "sq.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cal.npz", x=rng.random((32, 8)).astype(np.float32), y=rng.integers(0, 4, 32))
+    return model
+
+
+@pytest.mark.parametrize("path", ["recipe", "savedmodel"])
+def test_the_float_op_warning_appears_on_every_path_that_converts(run, tmp_path, path):
+    model = _square_model(tmp_path)
+    if path == "savedmodel":
+        model.export(tmp_path / "sq_saved", verbose=False)
+        result = run("quantize", tmp_path / "sq_saved", "-o", tmp_path / "sq.tflite", "--mode", "int8",
+                     "--calibration", tmp_path / "cal.npz", "--trust-model")
+    else:
+        (tmp_path / "r.yaml").write_text("name: sq\ndevice: host-cpu\nmodel: sq.keras\n"
+                                         "data: {train: cal.npz, val: cal.npz}\n"
+                                         f"steps:\n  - quantize: {{mode: int8, samples: 32}}\n  - profile: {{where: estimate}}\noutput: {tmp_path / 'dist'}\n")
+        result = run("run", tmp_path / "r.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert "warning: int8 left" in result.stderr and "NEG" in result.stderr and "SQUARE" in result.stderr
+    if path == "recipe":
+        report = (tmp_path / "dist" / "report.md").read_text()
+        assert "warning: left in float by int8" in report and "NEG#" in report and "SQUARE#" in report
+
+
+def test_int8_names_the_operators_it_left_in_float(run, tmp_path):
+    _square_model(tmp_path)
     out = tmp_path / "sq.tflite"
     result = run("quantize", tmp_path / "sq.keras", "-o", out, "--mode", "int8", "--calibration", tmp_path / "cal.npz",
                  "--json")

@@ -48,6 +48,8 @@ class RunResult(BaseModel):
     mixed_precision: MixedPrecision | None = None
     sensitivity: Sensitivity | None = None
     layers: list[LayerRow] | None = None
+    float_ops: list[str] = Field(default_factory=list, description="Operators the int8 conversion left computing "
+                                 "in float (the converter has no int8 kernel for them), as OP#index.")
     explorer: list[str] = Field(default_factory=list, description="Model Explorer node-data files in the bundle "
                                 "(explorer/*.json, relative to it): one overlay each.")
     provenance: dict

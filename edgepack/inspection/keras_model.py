@@ -33,11 +33,19 @@ def _first_shape(get) -> list | None:
 
 
 def _output_shape(layer) -> list | None:
-    return _first_shape(lambda: layer.output)
+    return _first_shape(lambda: layer.output) or _first_shape(lambda: layer._inbound_nodes[0].output_tensors)
 
 
 def _input_shape(layer) -> list | None:
-    return _first_shape(lambda: layer.input)
+    return _first_shape(lambda: layer.input) or _first_shape(lambda: layer._inbound_nodes[0].input_tensors)
+
+
+def calls_in(model, layer) -> int:
+    """How many times ``model``'s graph calls ``layer`` (a shared encoder called on two inputs: 2), from the
+    model's node keys (Keras 3: ``<id>_ib-<n>``; tf_keras: ``<name>_ib-<n>``); 1 when they cannot say."""
+    keys = getattr(model, "_nodes", None) or getattr(model, "_network_nodes", None) or ()
+    prefixes = (f"{id(layer)}_ib-", f"{layer.name}_ib-")
+    return max(1, sum(1 for key in keys if str(key).startswith(prefixes)))
 
 
 def layer_macs(layer, out_shape: list | None) -> int:
@@ -89,7 +97,8 @@ def _wrapped_macs(layer, kind: str, out_shape: list | None, in_shape: list | Non
         steps = out_shape[1] if out_shape and len(out_shape) > 2 else None
         return inner * (steps or 1), free or steps is None
     parts = [_macs(sub, _output_shape(sub), _input_shape(sub)) for sub in layer.layers]
-    return sum(m for m, _ in parts), any(free for _, free in parts)
+    calls = [calls_in(layer, sub) for sub in layer.layers]
+    return sum(m * n for (m, _), n in zip(parts, calls)), any(free for _, free in parts)
 
 
 def _macs(layer, out_shape: list | None, in_shape: list | None) -> tuple[int, bool]:
@@ -140,7 +149,7 @@ def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
                       **_savedmodel_facts(loaded.model))
         return report
     model = loaded.model
-    layers = [_layer_row(layer) for layer in model.layers]
+    layers = [_layer_row(layer, calls_in(model, layer)) for layer in model.layers]
     params = int(sum(math.prod(w.shape) for w in model.weights))
     trainable = int(sum(math.prod(w.shape) for w in model.trainable_weights))
     per_step = [layer["name"] for layer in layers if layer.get("macs_per_time_step")]
@@ -155,16 +164,19 @@ def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
     return report
 
 
-def _layer_row(layer) -> dict:
+def _layer_row(layer, calls: int = 1) -> dict:
+    """One layer's figures; a layer the model calls several times (shared) counts its MACs once per call."""
     out_shape = _output_shape(layer)
     stats = _weight_stats(layer)
     macs, per_step = _macs(layer, out_shape, _input_shape(layer))
     row = {
         "name": layer.name, "class": type(layer).__name__, "output_shape": out_shape,
-        "params": int(sum(math.prod(w.shape) for w in layer.weights)), "macs": macs,
+        "params": int(sum(math.prod(w.shape) for w in layer.weights)), "macs": macs * calls,
         "sparsity": None if stats is None else stats["sparsity"],
         "distinct_values": None if stats is None else stats["distinct_values"],
     }
     if per_step:
         row["macs_per_time_step"] = True
+    if calls > 1:
+        row["calls"] = calls
     return row

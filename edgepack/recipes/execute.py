@@ -122,7 +122,15 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
         mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),
         sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None),
-        layers=_layers(loaded, stages, tflite, inspected))
+        layers=_layers(loaded, stages, tflite, inspected), float_ops=_float_ops(stages))
+
+
+def _float_ops(stages: list[ModelArtifact]) -> list[str]:
+    """The operators the last int8 conversion left computing in float (no int8 kernel), as quantize said."""
+    from edgepack.steps.quantize import TfliteArtifact
+
+    converted = [s.detail for s in stages if isinstance(s.detail, TfliteArtifact)]
+    return list(converted[-1].float_ops) if converted and converted[-1].mixed is None else []
 
 
 def _keras_reports(trust_model: bool) -> Callable[[Path], dict]:

@@ -63,7 +63,17 @@ def key_figures(result: dict) -> list[tuple[str, str]]:
         ("size", f"{result['size_bytes'] / 1024:.1f} KB (gzip {result['gzip_size_bytes'] / 1024:.1f} KB)"),
         *_device_figures(result.get("figures")),
         *_trained_on(result["stages"]),
+        *_float_ops(result.get("float_ops")),
     ]
+
+
+def _float_ops(float_ops: list[str] | None) -> list[tuple[str, str]]:
+    """The int8 conversion's warning: operators left computing in float."""
+    if not float_ops:
+        return []
+    shown = ", ".join(float_ops[:8]) + (" ..." if len(float_ops) > 8 else "")
+    return [("warning: left in float by int8", f"{len(float_ops)} operator(s): {shown} (no int8 kernel; they run in "
+                                               f"float between DEQUANTIZE and QUANTIZE)")]
 
 
 def _trained_on(stages: list[dict]) -> list[tuple[str, str]]:
