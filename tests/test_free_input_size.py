@@ -74,3 +74,35 @@ def test_the_estimate_says_which_shape_it_assumed(run, fcn):
     notes = " ".join(json.loads(result.stdout)["notes"])
     assert "accepts any size [-1, -1, -1, 3]" in notes and "estimated at the stored shape [1, 1, 1, 3]" in notes
     assert "the batch is dynamic; estimated for batch 1" in notes
+
+
+@pytest.fixture(scope="module")
+def unet(run, tmp_path_factory):
+    """A free-size encoder-decoder (stride-2 convolution, pooling, upsampling, transposed convolution, skip
+    connection): at the stored placeholder size 1x1 its pooling leaves nothing, and XNNPACK cannot re-plan
+    it once prepared, so it must be sized to the data before its first allocation."""
+    import keras
+
+    folder = tmp_path_factory.mktemp("unet")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((None, None, 3))
+    down = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
+    inner = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(keras.layers.MaxPooling2D()(down))
+    joined = keras.layers.Concatenate()([down, keras.layers.UpSampling2D()(inner)])
+    up = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(joined)
+    keras.Model(inputs, keras.layers.Softmax()(keras.layers.GlobalAveragePooling2D()(up))).save(folder / "unet.keras")
+    x = np.random.default_rng(64).random((20, 64, 64, 3)).astype(np.float32)
+    np.savez(folder / "data64.npz", x=x, y=np.random.default_rng(1).integers(0, 4, 20))
+    assert run("quantize", folder / "unet.keras", "-o", folder / "unet.tflite", "--mode", "float32").exit_code == 0
+    return folder
+
+
+def test_a_graph_xnnpack_cannot_resize_runs_at_the_datas_size(run, unet):
+    evaluated = run("evaluate", unet / "unet.tflite", "--data", unet / "data64.npz", "--json")
+    assert evaluated.exit_code == 0, evaluated.stderr
+    expected = accuracy_here(unet / "unet.tflite", unet / "data64.npz")  # sized before its first allocation
+    assert json.loads(evaluated.stdout)["tflite"]["value"] == pytest.approx(expected)
+    profiled = run("profile", unet / "unet.tflite", "--data", unet / "data64.npz", "--runs", "5", "--min-seconds", "0",
+                   "--json")
+    assert profiled.exit_code == 0, profiled.stderr
+    assert json.loads(profiled.stdout)["latency_ms"]["count"] >= 5

@@ -129,6 +129,11 @@ def random_input(np, detail, rng):
     return (rng.uniform(0, 1, shape) >= 0.5).astype(dtype) if dtype.kind == "b" else np.zeros(shape, dtype)
 
 
+def reshape_refused(exc):
+    """True for the error a delegate (XNNPACK) raises when it cannot plan the graph at the inputs' sizes."""
+    return "failed to reshape" in str(exc) or "failed to prepare" in str(exc)
+
+
 def free_dims(detail):
     """Whether the input accepts any size in a dimension after the batch (-1 in its signature)."""
     signature = detail.get("shape_signature")
@@ -166,11 +171,18 @@ class InterpreterEngine(object):
                 fail("delegate", "cannot load delegate %s: %s" % (delegate, " ".join(str(exc).split())),
                      delegate=delegate)
         stage("create-interpreter")
+        self._make = lambda: module.Interpreter(model_content=model, num_threads=threads,
+                                                experimental_delegates=delegates or None)
         try:
-            self.it = module.Interpreter(model_content=model, num_threads=threads,
-                                         experimental_delegates=delegates or None)
+            self.it = self._make()
             stage("allocate-tensors")
-            self.it.allocate_tensors()
+            try:
+                self.it.allocate_tensors()
+            except RuntimeError as exc:
+                # a free input size stands at 1 until resized; some graphs cannot run at that size (a stride-2
+                # convolution then a pooling leaves nothing): they are allocated once sized to the data
+                if not (any(free_dims(d) for d in self.it.get_input_details()) and reshape_refused(exc)):
+                    raise
         except SystemError as exc:  # tflite-runtime 2.14 under numpy 2
             fail("missing-dependency", "the runtime cannot work with numpy %s (%s)"
                  % (sys.modules["numpy"].__version__, " ".join(str(exc).split())[:200]),
@@ -186,12 +198,23 @@ class InterpreterEngine(object):
             self.it.set_tensor(detail["index"], array)
 
     def resize(self, shapes):
-        """Size inputs with free dimensions to the data's shapes (one sample each)."""
+        """Size inputs with free dimensions to the data's shapes (one sample each). XNNPACK cannot re-plan
+        some graphs once prepared (UpSampling, TransposeConv): a fresh interpreter sized before its first
+        allocation runs them."""
+        try:
+            self._resize(shapes)
+        except RuntimeError as exc:
+            if not reshape_refused(exc):
+                raise
+            self.it = self._make()
+            self._resize(shapes)
+        self.inputs = self.it.get_input_details()
+
+    def _resize(self, shapes):
         for detail, shape in zip(self.inputs, shapes):
             if free_dims(detail):
                 self.it.resize_tensor_input(detail["index"], [int(d) for d in shape])
         self.it.allocate_tensors()
-        self.inputs = self.it.get_input_details()
 
 
 class CompiledEngine(object):

@@ -10,6 +10,7 @@ import numpy as np
 from edgepack.errors import ConfigError, DataError, ModelError
 from edgepack.loading.outputs import OutputChoice
 from edgepack.runtime.interpreter import RuntimeInfo, make_interpreter, read_model_bytes
+from edgepack.util.quiet import captured_native_output
 
 SIGNATURE = "serving_default"
 
@@ -49,6 +50,12 @@ def dequantize_output(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
+def reshape_refused(exc: BaseException) -> bool:
+    """True for the error a delegate (XNNPACK) raises when it cannot re-plan a prepared graph at a new size."""
+    text = str(exc)
+    return "failed to reshape" in text or "failed to prepare" in text
+
+
 class TflitePredictor:
     """A .tflite model ready to predict; ``runtime`` names what runs it. ``inputs`` maps each
     signature input name to its tensor; ``predict`` takes an array (one input) or a dict of arrays
@@ -58,14 +65,17 @@ class TflitePredictor:
                  output: OutputChoice | None = None):
         self.path = Path(path)
         self.model_bytes = read_model_bytes(self.path)
+        self._threads = threads
         self.interpreter, self.runtime = make_interpreter(
-            self.model_bytes, threads=threads, runtime=runtime, where=str(self.path))
+            self.model_bytes, threads=threads, runtime=runtime, where=str(self.path), allocate=False)
         self.runtime: RuntimeInfo
         self.inputs = self._inputs()
         self.input = next(iter(self.inputs.values()))
         self.output_key, self.output = self._output(output)
         self.batch_size = 1
-        self._current = {name: tuple(int(d) for d in detail["shape"]) for name, detail in self.inputs.items()}
+        self._placeholder = {name: tuple(int(d) for d in detail["shape"]) for name, detail in self.inputs.items()}
+        self._current = dict(self._placeholder)
+        self._allocate_at_placeholder()
         self._prepared: tuple | None = None
         # A fused LSTM/RNN keeps its state in variable tensors between invocations: each batch starts fresh.
         self._stateful = hasattr(self.interpreter, "reset_all_variables")
@@ -142,12 +152,41 @@ class TflitePredictor:
         for name, detail in self.inputs.items():
             free = any(d == -1 for d in self._signature_shape(detail)[1:])
             given = row_shapes.get(name) if row_shapes else None
-            wanted[name] = tuple(given) if given is not None and free else tuple(self._current[name][1:])
+            current = self._current.get(name, self._placeholder[name])
+            wanted[name] = tuple(given) if given is not None and free else tuple(current[1:])
         return wanted
 
     def _size_to(self, batch: int, rows: dict[str, tuple]) -> None:
-        if all(self._current[name] == (batch, *rows[name]) for name in self.inputs):
+        if self._current and all(self._current[name] == (batch, *rows[name]) for name in self.inputs):
             return
+        try:
+            self._resize_and_allocate(batch, rows)
+        except RuntimeError as exc:
+            if not reshape_refused(exc):
+                raise
+            # XNNPACK cannot re-plan some graphs once prepared (UpSampling and TransposeConv at a free size);
+            # a fresh interpreter sized before its first allocation can run them at that size.
+            self.interpreter, _ = make_interpreter(self.model_bytes, threads=self._threads, runtime=self.runtime.name,
+                                                   where=str(self.path), allocate=False)
+            self._resize_and_allocate(batch, rows)
+
+    def _allocate_at_placeholder(self) -> None:
+        """Allocate at the model's own input shapes; a free size (-1) stands at 1 there, which some graphs
+        cannot run at (a stride-2 convolution then a pooling leaves nothing): those are sized to the data
+        before their first allocation."""
+        try:
+            with captured_native_output():
+                self.interpreter.allocate_tensors()
+        except RuntimeError as exc:
+            free = any(d == -1 for detail in self.inputs.values() for d in self._signature_shape(detail)[1:])
+            if not (free and reshape_refused(exc)):
+                raise ModelError(f"{self.path} cannot be prepared by {self.runtime.name} {self.runtime.version}: "
+                                 f"{' '.join(str(exc).split())[:300]}",
+                                 hint="convert or copy the model again; the file is damaged or uses unsupported "
+                                      "operators") from None
+            self._current = {}
+
+    def _resize_and_allocate(self, batch: int, rows: dict[str, tuple]) -> None:
         for name, detail in self.inputs.items():
             self.interpreter.resize_tensor_input(detail["index"], [batch, *rows[name]], strict=True)
             self._current[name] = (batch, *rows[name])
