@@ -287,8 +287,31 @@ class _Walker:
         return self.layers[id(layer)]
 
     def resolve(self, tensor):
-        if id(tensor) in self.tensors:
-            return self.tensors[id(tensor)]
+        """The rebuilt tensor for ``tensor``: the layers that make its inputs are rebuilt first, walking
+        the graph with a stack (a recursion per layer overflows Python's stack on deep models such as
+        EfficientNet, about 240 layers in a chain)."""
+        stack = [tensor]
+        while stack:
+            current = stack[-1]
+            if id(current) in self.tensors:
+                stack.pop()
+                continue
+            pending = [x for x in self._inputs_of(current) if id(x) not in self.tensors]
+            if pending:
+                stack.extend(pending)
+            else:
+                self._resolve_one(current)
+                stack.pop()
+        return self.tensors[id(tensor)]
+
+    def _inputs_of(self, tensor) -> list:
+        layer, node_index, _ = tensor._keras_history
+        if type(layer).__name__ == "InputLayer":
+            return []
+        args, kwargs = self.call_args(layer._inbound_nodes[node_index])
+        return [x for x in self.tf.nest.flatten([list(args), dict(kwargs or {})]) if self.is_tensor(x)]
+
+    def _resolve_one(self, tensor):
         layer, node_index, _ = tensor._keras_history
         node = layer._inbound_nodes[node_index]
         if type(layer).__name__ == "InputLayer":
