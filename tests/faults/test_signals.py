@@ -95,3 +95,64 @@ def test_no_process_outlives_a_terminated_run(model, tmp_path):
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):
         os.killpg(group, 0)
+
+
+STEPS_RECIPE = """\
+name: steps
+device: host-cpu
+model: {model}
+data: {{train: {train}, val: {val}}}
+steps:
+  - prune: {{sparsity: 0.5, epochs: 40}}
+  - quantize: {{mode: int8, samples: 20000}}
+  - evaluate: {{}}
+  - profile: {{where: local, min_seconds: 120, max_seconds: 150}}
+output: {output}
+"""
+STEP_LINES = {"prune": "] prune", "quantize": "] int8 .tflite", "evaluate": "] evaluate", "profile": "] profile"}
+
+
+def _marked_processes(mark: str) -> list[int]:
+    """Processes whose environment carries ``mark`` (every descendant of the run inherits it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if mark.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [pid for pid in found if pid != os.getpid()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("step", list(STEP_LINES))
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_each_step_leaves_no_process(model, tmp_path, step, signum):
+    """SIGINT or SIGTERM while ``run`` is in ``step`` (its progress line printed): exit 128 + N, and no process
+    that the run started is alive afterwards (found by a mark in their environment, not by name)."""
+    mark = f"EDGEPACK_TEST_MARK={tmp_path.name}-{step}-{signum}"
+    (tmp_path / "big").mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "big" / "val.npz", x=rng.random((400_000, 8, 8, 1), dtype=np.float32),
+             y=rng.integers(0, 10, 400_000))
+    recipe = tmp_path / "steps.yaml"
+    recipe.write_text(STEPS_RECIPE.format(model=model / "m.keras", train=model / "train.npz",
+                                          val=tmp_path / "big" / "val.npz", output=tmp_path / "dist" / "{name}"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), mark.split("=")[0]: mark.split("=")[1]}
+    child = subprocess.Popen([sys.executable, "-m", "edgepack", "run", str(recipe)], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    for line in child.stderr:
+        seen.append(line)
+        if STEP_LINES[step] in line:
+            break
+    time.sleep(1.5 if step in ("prune", "profile") else 0.3)
+    assert child.poll() is None, "".join(seen)
+    child.send_signal(signum)
+    _, rest = child.communicate(timeout=120)
+    assert child.returncode == 128 + signum, "".join(seen) + rest
+    deadline = time.time() + 5
+    while _marked_processes(mark.split("=")[1]) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _marked_processes(mark.split("=")[1]) == [], f"alive after the {step} step was stopped"
