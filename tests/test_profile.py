@@ -52,8 +52,8 @@ def test_local_profile_with_ai_edge_litert(run, tflite_models):
 def test_min_seconds_keeps_timed_runs_going(tflite_models):
     result = profile(LatencyConfig(model=tflite_models["float32"], runs=1, warmup=1, warmup_seconds=0,
                                    min_seconds=0.3, threads=1))
-    assert result.latency_ms["count"] > 1
-    assert result.latency_ms["count"] * result.latency_ms["mean"] >= 250  # ~0.3 s of timed runs
+    assert result.latency_ms.count > 1
+    assert result.latency_ms.count * result.latency_ms.mean >= 250  # ~0.3 s of timed runs
 
 
 @pytest.mark.skipif(not DEVICE_PYTHON.exists(), reason="no .venv-device: run scripts/test-deps.sh")
@@ -97,7 +97,7 @@ def test_estimate_matches_the_published_anchor_it_was_calibrated_on(tflite_model
     # Sanity of the cost model on a real graph: a float32 model costs more than its int8 twin on a Pi 4.
     fp32 = profile(LatencyConfig(model=tflite_models["float32"], device="raspberry-pi-4", estimate=True))
     int8 = profile(LatencyConfig(model=tflite_models["int8"], device="raspberry-pi-4", estimate=True))
-    assert fp32.latency_ms["p50"] > int8.latency_ms["p50"] > 0
+    assert fp32.latency_ms.p50 > int8.latency_ms.p50 > 0
 
 
 def test_unknown_device_exit_2_lists_devices(run, tflite_models):
@@ -178,7 +178,7 @@ def test_crashing_child_is_exit_5_and_edgepack_survives(tmp_path, tflite_models)
     assert pid_file.exists() and gone(int(pid_file.read_text()))
     # edgepack is still alive and measures the next model normally
     again = profile(LatencyConfig(model=tflite_models["int8"], runs=2, warmup_seconds=0, min_seconds=0))
-    assert again.latency_ms["count"] >= 2
+    assert again.latency_ms.count >= 2
 
 
 def test_hanging_child_is_killed_and_exit_5(tmp_path, tflite_models):

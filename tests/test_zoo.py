@@ -6,6 +6,7 @@ the Keras 3 -> tf_keras rebuild (RecursionError, exit 1). MobileNetV3Small is in
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 
@@ -13,6 +14,7 @@ from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("zoo", ROOT / "benchmarks" / "zoo.py")
 zoo = importlib.util.module_from_spec(spec)
+sys.modules["zoo"] = zoo  # dataclasses look their module up while the class is built
 spec.loader.exec_module(zoo)
 
 

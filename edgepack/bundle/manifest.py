@@ -69,6 +69,6 @@ def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: Mode
 
 def _without_samples(latency: LatencyResult | None) -> LatencyResult | None:
     """The manifest keeps the statistics; the timing samples live in report.json only."""
-    if latency is None or "samples_ms" not in latency.latency_ms:
+    if latency is None or latency.latency_ms.samples_ms is None:
         return latency
-    return latency.model_copy(update={"latency_ms": {k: v for k, v in latency.latency_ms.items() if k != "samples_ms"}})
+    return latency.model_copy(update={"latency_ms": latency.latency_ms.model_copy(update={"samples_ms": None})})

@@ -187,7 +187,9 @@ def _new_layer(layer, target, name: str, updates: dict | None = None):
         raise
     except Exception as exc:  # from_config raises TypeError/ValueError for options it rejects
         raise ModelError(f"cannot rebuild layer '{layer.name}' ({type(layer).__name__}) in "
-                         f"{target.__name__}: {str(exc).splitlines()[0][:200]}") from exc
+                         f"{target.__name__}: {str(exc).splitlines()[0][:200]}",
+                         hint="prune, cluster and qat fine-tune a tf_keras copy for tfmot, which has no such layer; "
+                              "quantize works on the model as it is (or replace the layer with built-in ones)") from exc
 
 
 def _input_for(tensor, layer_name: str, target):

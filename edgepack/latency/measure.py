@@ -18,7 +18,7 @@ from pathlib import Path
 from edgepack.devices import DeviceProfile, load_device
 from edgepack.errors import ConfigError, DataError, EdgepackError, RuntimeUnavailable
 from edgepack.latency.config import LatencyConfig
-from edgepack.latency.result import LATENCY_KEYS, LatencyResult
+from edgepack.latency.result import LATENCY_KEYS, LatencyResult, LatencyStats
 from edgepack.latency.probe import PROBE_SCRIPT, AcceleratorUnavailable, ProbeSpec, interpret
 from edgepack.runtime.interpreter import read_model_bytes
 
@@ -177,8 +177,7 @@ def _estimated(config: LatencyConfig, device: DeviceProfile, model: bytes, sizes
     from edgepack.latency.op_counts import model_work
 
     estimate = estimate_latency(model_work(config.model, model), device, config.threads)
-    value = estimate.latency_ms
-    latency = {key: value for key in LATENCY_KEYS} | {"count": 0, "std": None}
+    latency = LatencyStats.estimated(estimate.latency_ms)
     runtime = {"name": RUNTIME_NAMES[device.runtime.value], "version": None, "engine": None,
                "accelerator": device.accelerator.value, "delegate": device.delegate, "threads": estimate.threads,
                "fallback": None}
@@ -223,12 +222,12 @@ def profile(config: LatencyConfig, *, device: DeviceProfile | None = None) -> La
             document, where, host, run_notes = _run(config, device, spec, config.model, inputs, Path(tmp), timeout)
         notes += run_notes + ([fallback] if fallback else [])
     runtime = dict(document["runtime"], fallback=fallback)
-    latency = {key: document["latency_ms"].get(key) for key in LATENCY_KEYS}
-    if document["latency_ms"].get("samples_ms"):  # probes older than 0.2 send none
-        latency["samples_ms"] = document["latency_ms"]["samples_ms"]
+    timed = document["latency_ms"]
+    latency = LatencyStats(**{key: timed.get(key) for key in LATENCY_KEYS},
+                           samples_ms=timed.get("samples_ms") or None)  # probes older than 0.2 send none
     try:
         model_notes, split = _model_notes(config, model, None if fallback else device, spec.threads,
-                                          latency["mean"], config.op_profile)
+                                          latency.mean, config.op_profile)
     except EdgepackError as exc:
         if config.op_profile:
             raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from edgepack import __version__
 
@@ -19,13 +19,39 @@ class OpProfile(BaseModel):
     ops: list[dict]
 
 
+class LatencyStats(BaseModel):
+    """Latency statistics in milliseconds over the timed runs (an estimate gives its one figure for all of
+    them, with ``count`` 0 and no ``std``); ``samples_ms``: the runs themselves (every run, or every k-th
+    beyond 5,000) for the report's histogram, absent where none were kept."""
+
+    count: int = 0
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    samples_ms: list[float] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_samples(self, handler):
+        data = handler(self)
+        if self.samples_ms is None:
+            data.pop("samples_ms", None)
+        return data
+
+    @classmethod
+    def estimated(cls, value: float) -> "LatencyStats":
+        """One estimated figure standing for every statistic (nothing was timed)."""
+        return cls(count=0, mean=value, min=value, p50=value, p90=value, p99=value, max=value)
+
+
 class LatencyResult(BaseModel):
     """The result of ``profile``. ``where`` is local, remote (``host`` names it) or estimate.
 
     ``runtime``: name, version, engine, accelerator, delegate, threads, fallback (why the CPU ran
-    instead of the device's accelerator, or None). ``latency_ms``: count, mean, std, min, p50, p90,
-    p99, max (an estimate gives its one figure for all of them, with count 0) and ``samples_ms``, the
-    timed runs themselves (every run, or every k-th beyond 5,000) for the report's histogram.
+    instead of the device's accelerator, or None). ``latency_ms``: the statistics (LatencyStats).
     """
 
     tool: str = f"edgepack {__version__}"
@@ -36,7 +62,7 @@ class LatencyResult(BaseModel):
     estimated: bool
     estimate_source: str | None = None
     runtime: dict
-    latency_ms: dict
+    latency_ms: LatencyStats
     init_ms: float | None = None
     first_inference_ms: float | None = None
     warmup: dict | None = None
@@ -53,5 +79,4 @@ class LatencyResult(BaseModel):
     @property
     def p50(self) -> float | None:
         """The median latency in milliseconds (measured, or estimated when ``estimated``)."""
-        value = self.latency_ms.get("p50")
-        return None if value is None else float(value)
+        return self.latency_ms.p50

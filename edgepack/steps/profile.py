@@ -69,5 +69,5 @@ class ProfileStep(Step):
                                  f"runs, then at least {params.runs} runs and {params.min_seconds:g} s"))
         latency = profile(config, device=ctx.device)
         ctx.say(f"  profile: p50 {latency.p50:.4g} ms"
-                + (" (estimated)" if latency.estimated else f" over {latency.latency_ms['count']} runs"))
+                + (" (estimated)" if latency.estimated else f" over {latency.latency_ms.count} runs"))
         return source.model_copy(update={"latency": latency})

@@ -28,12 +28,12 @@ def _render(result) -> None:
             ("runtime", f"{runtime['name']}{version}, {runtime['accelerator']}{delegate}, "
                         f"{runtime.get('threads')} thread(s)")]
     if result.estimated:
-        rows += [("latency", f"{_ms(lat['p50'])} (estimated)"), ("source", result.estimate_source)]
+        rows += [("latency", f"{_ms(lat.p50)} (estimated)"), ("source", result.estimate_source)]
     else:
-        rows += [("latency", f"mean {_ms(lat['mean'])}  p50 {_ms(lat['p50'])}  p90 {_ms(lat['p90'])}  "
-                             f"p99 {_ms(lat['p99'])}"),
-                 ("spread", f"min {_ms(lat['min'])}  max {_ms(lat['max'])}  std {_ms(lat['std'])}  "
-                            f"({lat['count']} runs)"),
+        rows += [("latency", f"mean {_ms(lat.mean)}  p50 {_ms(lat.p50)}  p90 {_ms(lat.p90)}  "
+                             f"p99 {_ms(lat.p99)}"),
+                 ("spread", f"min {_ms(lat.min)}  max {_ms(lat.max)}  std {_ms(lat.std)}  "
+                            f"({lat.count} runs)"),
                  ("init", _ms(result.init_ms)), ("first inference", _ms(result.first_inference_ms)),
                  ("peak memory", "-" if result.peak_memory_mb is None else f"{result.peak_memory_mb:.1f} MB"),
                  ("inputs", result.inputs)]
