@@ -18,7 +18,7 @@ from pathlib import Path
 from edgepack.devices import DeviceProfile, load_device
 from edgepack.errors import ConfigError, DataError, EdgepackError, RuntimeUnavailable
 from edgepack.latency.config import LatencyConfig
-from edgepack.latency.result import LATENCY_KEYS, LatencyResult, LatencyStats
+from edgepack.latency.result import LATENCY_KEYS, LatencyResult, LatencyStats, RuntimeUsed
 from edgepack.latency.probe import PROBE_SCRIPT, AcceleratorUnavailable, ProbeSpec, interpret
 from edgepack.runtime.interpreter import read_model_bytes
 
@@ -178,9 +178,8 @@ def _estimated(config: LatencyConfig, device: DeviceProfile, model: bytes, sizes
 
     estimate = estimate_latency(model_work(config.model, model), device, config.threads)
     latency = LatencyStats.estimated(estimate.latency_ms)
-    runtime = {"name": RUNTIME_NAMES[device.runtime.value], "version": None, "engine": None,
-               "accelerator": device.accelerator.value, "delegate": device.delegate, "threads": estimate.threads,
-               "fallback": None}
+    runtime = RuntimeUsed(name=RUNTIME_NAMES[device.runtime.value], accelerator=device.accelerator.value,
+                          delegate=device.delegate, threads=estimate.threads)
     return LatencyResult(model=str(config.model), device=device.name, where="estimate", estimated=True,
                          estimate_source=estimate.source, runtime=runtime, latency_ms=latency, inputs="none",
                          settings={"threads": estimate.threads},
@@ -221,7 +220,7 @@ def profile(config: LatencyConfig, *, device: DeviceProfile | None = None) -> La
             spec = _spec(config, device, cpu=True)
             document, where, host, run_notes = _run(config, device, spec, config.model, inputs, Path(tmp), timeout)
         notes += run_notes + ([fallback] if fallback else [])
-    runtime = dict(document["runtime"], fallback=fallback)
+    runtime = RuntimeUsed(**{**document["runtime"], "fallback": fallback})
     timed = document["latency_ms"]
     latency = LatencyStats(**{key: timed.get(key) for key in LATENCY_KEYS},
                            samples_ms=timed.get("samples_ms") or None)  # probes older than 0.2 send none

@@ -19,6 +19,21 @@ class OpProfile(BaseModel):
     ops: list[dict]
 
 
+class RuntimeUsed(BaseModel):
+    """What ran the model: the runtime and its version, the engine (interpreter or compiled model), the
+    accelerator and delegate, threads, whether everything ran on the accelerator, and ``fallback``: why
+    the CPU ran instead of the device's accelerator (None when it did not)."""
+
+    name: str
+    version: str | None = None
+    engine: str | None = None
+    accelerator: str | None = None
+    delegate: str | None = None
+    threads: int | None = None
+    fully_accelerated: bool | None = None
+    fallback: str | None = None
+
+
 class LatencyStats(BaseModel):
     """Latency statistics in milliseconds over the timed runs (an estimate gives its one figure for all of
     them, with ``count`` 0 and no ``std``); ``samples_ms``: the runs themselves (every run, or every k-th
@@ -50,8 +65,7 @@ class LatencyStats(BaseModel):
 class LatencyResult(BaseModel):
     """The result of ``profile``. ``where`` is local, remote (``host`` names it) or estimate.
 
-    ``runtime``: name, version, engine, accelerator, delegate, threads, fallback (why the CPU ran
-    instead of the device's accelerator, or None). ``latency_ms``: the statistics (LatencyStats).
+    ``runtime``: what ran it (RuntimeUsed). ``latency_ms``: the statistics (LatencyStats).
     """
 
     tool: str = f"edgepack {__version__}"
@@ -61,7 +75,7 @@ class LatencyResult(BaseModel):
     host: str | None = None
     estimated: bool
     estimate_source: str | None = None
-    runtime: dict
+    runtime: RuntimeUsed
     latency_ms: LatencyStats
     init_ms: float | None = None
     first_inference_ms: float | None = None

@@ -120,9 +120,16 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
         figures=outcome.figures,
         latency=_in_bundle(final.latency), tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
-        mixed_precision=next((s.detail.mixed for s in stages if getattr(s.detail, "mixed", None)), None),
+        mixed_precision=_mixed_precision(stages),
         sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None),
         layers=_layers(loaded, stages, tflite, inspected), float_ops=_float_ops(stages))
+
+
+def _mixed_precision(stages: list[ModelArtifact]):
+    """What the int8 conversion kept in float or int16x8, and why (None without such a conversion)."""
+    from edgepack.steps.quantize import TfliteArtifact
+
+    return next((s.detail.mixed for s in stages if isinstance(s.detail, TfliteArtifact) and s.detail.mixed), None)
 
 
 def _float_ops(stages: list[ModelArtifact]) -> list[str]:

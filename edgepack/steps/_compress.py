@@ -8,7 +8,7 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from edgepack.compress.result import Trained
+from edgepack.compress.result import KerasArtifact, Trained
 from edgepack.steps.artifacts import ModelArtifact
 from edgepack.steps.base import Step, StepParams
 from edgepack.steps.context import StepContext, data_fingerprint
@@ -79,7 +79,7 @@ def allocation_hook(config, allocation: dict, *, key: str, verb: str, allocate: 
 
 def recorded_allocation(produced: ModelArtifact, params: StepParams, key: str) -> ModelArtifact:
     """``produced`` with the allocation it used written into its params, so the resolved recipe replays it."""
-    allocation = getattr(produced.detail, "allocation", None)
+    allocation = produced.detail.allocation if isinstance(produced.detail, KerasArtifact) else None
     if allocation and not getattr(params, key):
         return produced.model_copy(update={"params": {**produced.params, key: allocation[key]}})
     return produced

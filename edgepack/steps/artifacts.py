@@ -44,7 +44,6 @@ class ModelArtifact(BaseModel):
     trained_on: str | None = None
     detail: BaseModel | None = Field(default=None, exclude=True)
     latency: BaseModel | None = Field(default=None, exclude=True)
-    evaluation: BaseModel | None = Field(default=None, exclude=True)
     sensitivity: BaseModel | None = Field(default=None, exclude=True)
 
     @classmethod

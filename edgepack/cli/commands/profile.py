@@ -19,14 +19,14 @@ def _ms(value) -> str:
 def _render(result) -> None:
     out = console()
     runtime = result.runtime
-    version = f" {runtime['version']}" if runtime.get("version") else ""
-    delegate = f", delegate {runtime['delegate']}" if runtime.get("delegate") else ""
+    version = f" {runtime.version}" if runtime.version else ""
+    delegate = f", delegate {runtime.delegate}" if runtime.delegate else ""
     where = {"local": "this machine", "remote": f"{result.host} (over SSH)",
              "estimate": "ESTIMATE (no device measured)"}[result.where]
     lat = result.latency_ms
     rows = [("device", result.device or "-"), ("where", where),
-            ("runtime", f"{runtime['name']}{version}, {runtime['accelerator']}{delegate}, "
-                        f"{runtime.get('threads')} thread(s)")]
+            ("runtime", f"{runtime.name}{version}, {runtime.accelerator}{delegate}, "
+                        f"{runtime.threads} thread(s)")]
     if result.estimated:
         rows += [("latency", f"{_ms(lat.p50)} (estimated)"), ("source", result.estimate_source)]
     else:
