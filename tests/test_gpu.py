@@ -22,9 +22,16 @@ def _gpus() -> list:
     return import_tf().config.list_physical_devices("GPU")
 
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _gpus(), reason="no GPU visible to TensorFlow "
-                                                  "(tf.config.list_physical_devices('GPU') is empty; install "
-                                                  "'edgepack[gpu]' on a machine with an NVIDIA GPU)")]
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(autouse=True)
+def _needs_a_gpu():
+    """Skip without a GPU. Asked when a test runs, not at collection: importing TensorFlow while collecting
+    would grow the test process (and the peak memory its children inherit) before the fault tests run."""
+    if not _gpus():
+        pytest.skip("no GPU visible to TensorFlow (tf.config.list_physical_devices('GPU') is empty; install "
+                    "'edgepack[gpu]' on a machine with an NVIDIA GPU)")
 
 
 def test_prune_trains_on_the_gpu(run, digits, tmp_path):

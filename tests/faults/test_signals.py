@@ -103,13 +103,15 @@ device: host-cpu
 model: {model}
 data: {{train: {train}, val: {val}}}
 steps:
-  - prune: {{sparsity: 0.5, epochs: 40}}
-  - quantize: {{mode: int8, samples: 20000}}
-  - evaluate: {{}}
-  - profile: {{where: local, min_seconds: 120, max_seconds: 150}}
-output: {output}
+{steps}output: {output}
 """
+# The steps up to the one that receives the signal (the others are left out to keep the test short).
+STEPS = {"prune": "  - prune: {sparsity: 0.5, epochs: 40}\n",
+         "quantize": "  - quantize: {mode: int8, samples: 20000}\n",
+         "evaluate": "  - quantize: {mode: float32}\n  - evaluate: {}\n",
+         "profile": "  - quantize: {mode: float32}\n  - profile: {where: local, min_seconds: 120, max_seconds: 150}\n"}
 STEP_LINES = {"prune": "] prune", "quantize": "] int8 .tflite", "evaluate": "] evaluate", "profile": "] profile"}
+VAL_ROWS = {"evaluate": 400_000}  # long enough to be inside the evaluation when the signal comes
 
 
 def _marked_processes(mark: str) -> list[int]:
@@ -134,10 +136,11 @@ def test_a_signal_during_each_step_leaves_no_process(model, tmp_path, step, sign
     mark = f"EDGEPACK_TEST_MARK={tmp_path.name}-{step}-{signum}"
     (tmp_path / "big").mkdir()
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "big" / "val.npz", x=rng.random((400_000, 8, 8, 1), dtype=np.float32),
-             y=rng.integers(0, 10, 400_000))
+    rows = VAL_ROWS.get(step, 200)
+    np.savez(tmp_path / "big" / "val.npz", x=rng.random((rows, 8, 8, 1), dtype=np.float32),
+             y=rng.integers(0, 10, rows))
     recipe = tmp_path / "steps.yaml"
-    recipe.write_text(STEPS_RECIPE.format(model=model / "m.keras", train=model / "train.npz",
+    recipe.write_text(STEPS_RECIPE.format(model=model / "m.keras", train=model / "train.npz", steps=STEPS[step],
                                           val=tmp_path / "big" / "val.npz", output=tmp_path / "dist" / "{name}"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), mark.split("=")[0]: mark.split("=")[1]}
     child = subprocess.Popen([sys.executable, "-m", "edgepack", "run", str(recipe)], cwd=tmp_path, env=env,
