@@ -90,7 +90,8 @@ def read_model_bytes(path: str | Path) -> bytes:
     return data
 
 
-def _rejected(exc: Exception, where: str, runtime: str) -> ModelError:
+def rejected(exc: Exception, where: str, runtime: str) -> ModelError:
+    """The one-line error for a model the runtime refused to load or prepare (an unknown operator, or damage)."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "Didn't find op" in detail or "Encountered unresolved custom op" in detail:
         return ModelError(f"{where} uses an operator {runtime} does not have: {detail}",
@@ -145,7 +146,7 @@ def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str =
                 interpreter.get_input_details()  # decode the I/O tensor names now: a damaged one is a
                 interpreter.get_output_details()  # UnicodeDecodeError (a ValueError) here, not in the caller
         except (ValueError, RuntimeError) as exc:
-            raise _rejected(exc, where, f"{name} {version}") from None
+            raise rejected(exc, where, f"{name} {version}") from None
         except SystemError as exc:  # tflite-runtime 2.14 under numpy 2
             errors.append(f"{name}: {exc}")
             continue

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgepack.errors import ConfigError, DataError, ModelError
 from edgepack.loading.outputs import OutputChoice
-from edgepack.runtime.interpreter import RuntimeInfo, make_interpreter, read_model_bytes
+from edgepack.runtime.interpreter import RuntimeInfo, make_interpreter, read_model_bytes, rejected
 from edgepack.util.quiet import captured_native_output
 
 SIGNATURE = "serving_default"
@@ -180,10 +180,7 @@ class TflitePredictor:
         except RuntimeError as exc:
             free = any(d == -1 for detail in self.inputs.values() for d in self._signature_shape(detail)[1:])
             if not (free and reshape_refused(exc)):
-                raise ModelError(f"{self.path} cannot be prepared by {self.runtime.name} {self.runtime.version}: "
-                                 f"{' '.join(str(exc).split())[:300]}",
-                                 hint="convert or copy the model again; the file is damaged or uses unsupported "
-                                      "operators") from None
+                raise rejected(exc, str(self.path), f"{self.runtime.name} {self.runtime.version}") from None
             self._current = {}
 
     def _resize_and_allocate(self, batch: int, rows: dict[str, tuple]) -> None:
