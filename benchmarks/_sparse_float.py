@@ -76,7 +76,7 @@ def sparse_float_rows(folder: Path, measure, accuracy, sparsities=(0.75, 0.9)) -
             files[kind] = quantize(QuantizeConfig(model=pruned, output=folder / f"{sparsity}-{kind}.tflite",
                                                   mode="float32", sparse=kind == "sparse")).path
         timings = {threads: measure(files, threads=threads) for threads in (1, 2)}
-        verdict = edgepack.inspect(files["sparse"])["xnnpack_sparse"]
+        verdict = edgepack.inspect(files["sparse"]).xnnpack_sparse.model_dump()
         rows.append({"sparsity": sparsity, "bytes": {k: p.stat().st_size for k, p in files.items()},
                      "ms": {t: m for t, m in timings.items()}, "ready": verdict["ready"],
                      "failed": verdict["failed"], "zeros": verdict["zero_fraction"],

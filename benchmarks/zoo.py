@@ -139,8 +139,10 @@ def check(step: str, code: int, stdout: str, stderr: str, output: Path) -> str:
     return f"{int8} of {total} compute ops int8"
 
 
-def run_family(family: str, folder: Path, size: int | None = None) -> list[StepOutcome]:
-    """inspect, prune, cluster and quantize one family; each outcome checked (AssertionError on a wrong one)."""
+def run_family(family: str, folder: Path, size: int | None = None,
+               only: tuple[str, ...] | None = None) -> list[StepOutcome]:
+    """inspect, prune, cluster and quantize one family (or the steps in ``only``); each outcome checked
+    (AssertionError on a wrong one)."""
     model, data = build(family, folder, size)
     steps = {
         "inspect": (["inspect", model, "--json"], None),
@@ -153,6 +155,8 @@ def run_family(family: str, folder: Path, size: int | None = None) -> list[StepO
     }
     outcomes = []
     for step, (args, output) in steps.items():
+        if only is not None and step not in only:
+            continue
         code, stdout, stderr, seconds = edgepack(*args, *(["-o", output] if output else []))
         outcomes.append(StepOutcome(step, code, round(seconds, 1), check(step, code, stdout, stderr, output)))
     return outcomes

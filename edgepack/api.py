@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from edgepack.compress.result import KerasArtifact
 from edgepack.errors import ConfigError
 from edgepack.evaluation.params import EvaluateParams
+from edgepack.inspection.result import KerasInspection, TfliteInspection
 from edgepack.latency.params import MeasureParams
 from edgepack.loading.spec import DataSpec
 from edgepack.steps.cluster import ClusterParams
@@ -32,7 +33,7 @@ from edgepack.steps.sensitivity import SensitivityParams
 
 if TYPE_CHECKING:
     from edgepack.bundle.checksums import Verification
-    from edgepack.bundle.result import RunResult
+    from edgepack.report.result import RunResult
     from edgepack.evaluation.evaluate import Evaluation
     from edgepack.latency.result import LatencyResult
     from edgepack.layer_sensitivity.analysis import Sensitivity
@@ -205,7 +206,8 @@ def tune(recipe: str | Path, *, trials: int | None = None, timeout: float | None
     return tune_recipe(options, say=say or (lambda message: None))
 
 
-def inspect(model: str | Path, *, trust_model: bool = False, device: str | Path | None = None) -> dict:
+def inspect(model: str | Path, *, trust_model: bool = False,
+            device: str | Path | None = None) -> TfliteInspection | KerasInspection:
     """Describe a Keras model or a .tflite (the latter without TensorFlow): layers or operators,
     parameters, MACs, tensor types, quantization, Edge TPU and GPU readiness; ``kind`` says which.
     A .tflite's ``device_figures`` say what the device pays (flash, tensor arena, MACs), with the
@@ -214,18 +216,17 @@ def inspect(model: str | Path, *, trust_model: bool = False, device: str | Path 
 
     report = inspect_model(model, trust_model=trust_model)
     profile = None if device is None else load_device(device)
-    if report["kind"] == "tflite":
+    if isinstance(report, TfliteInspection):
         from edgepack.errors import RuntimeUnavailable
 
         if profile is not None:  # the fix-it list that matters is the device's accelerator's
-            report["accelerator"] = getattr(profile.accelerator, "value", profile.accelerator)
+            report.accelerator = getattr(profile.accelerator, "value", profile.accelerator)
         from edgepack.footprint.figures import tflite_figures
 
         try:
-            report["device_figures"] = tflite_figures(model, profile).model_dump(mode="json")
+            report.device_figures = tflite_figures(model, profile)
         except RuntimeUnavailable as exc:  # tflite-runtime alone has no schema reader to count the work
-            report["device_figures"] = None
-            report.setdefault("notes", []).append(f"device figures not computed: {exc.message}")
+            report.notes.append(f"device figures not computed: {exc.message}")
     return report
 
 
@@ -246,44 +247,44 @@ def explore(model: str | Path | None = None, *, bundle: str | Path | None = None
     beside, decisions = None, None
     if bundle is not None:  # the files go beside the bundle: inside, its checksums would no longer match
         report = _bundle_report(Path(bundle))
-        model, device = Path(bundle) / "model.tflite", device or report.get("device")
+        model, device = Path(bundle) / "model.tflite", device or report.device
         beside = Path(bundle).with_name(Path(bundle).name + ".explorer")
-        decisions = Decisions(sensitivity=report.get("sensitivity"), mixed_precision=report.get("mixed_precision"),
-                              op_layers={op["index"]: layer["name"] for layer in report.get("layers") or []
-                                         if layer["name"] != "(converter)" for op in layer.get("ops") or []})
+        decisions = report.decisions()
     if sensitivity is not None:
-        decisions = (decisions or Decisions()).model_copy(update={"sensitivity": _sensitivity_file(Path(sensitivity))})
+        errors = _sensitivity_file(Path(sensitivity)).int8_errors()
+        decisions = (decisions or Decisions()).model_copy(update={"int8_errors": errors})
     model = Path(model)
     output = Path(output) if output else beside or model.with_name(model.stem + ".explorer")
     return write_overlays(model, output, None if device is None else load_device(device), decisions)
 
 
-def _bundle_report(bundle: Path) -> dict:
+def _bundle_report(bundle: Path):
+    """The RunResult in ``bundle``'s report.json (ConfigError / DataError when it has none or cannot be read)."""
+    from edgepack.report.compare import load_bundle
+
+    return load_bundle(bundle)
+
+
+def _sensitivity_file(path: Path):
+    """The Sensitivity result ``edgepack sensitivity --json`` wrote."""
     import json
 
-    report = bundle / "report.json"
-    if not report.is_file():
-        from edgepack.errors import ConfigError
-
-        raise ConfigError(f"{bundle} is not a bundle (no report.json)", hint="give a folder edgepack run wrote")
-    return json.loads(report.read_text())
-
-
-def _sensitivity_file(path: Path) -> dict:
-    """The result ``edgepack sensitivity --json`` wrote, checked to have per-layer rows."""
-    import json
+    from pydantic import ValidationError
 
     from edgepack.errors import ConfigError
+    from edgepack.layer_sensitivity.analysis import Sensitivity
 
     hint = "give the JSON of 'edgepack sensitivity MODEL --json > FILE'"
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read {path} as JSON: {exc}", hint=hint) from exc
-    rows = document.get("layers") if isinstance(document, dict) else None
-    if not isinstance(rows, list) or not all(isinstance(row, dict) and "layer" in row for row in rows):
-        raise ConfigError(f"{path} is not a sensitivity result (no 'layers' rows with a 'layer')", hint=hint)
-    return document
+    try:
+        return Sensitivity.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise ConfigError(f"{path} is not a sensitivity result ({where}: {first['msg']})", hint=hint) from None
 
 
 def open_in_model_explorer(exploration) -> None:

@@ -86,9 +86,15 @@ def test_parses_a_partly_mapped_log_with_its_operator_table():
 
 def test_compare_with_the_prediction():
     log = parse_compiler_log(PARTLY_MAPPED)
-    result = compare(log, {"ops_mappable": 112, "ops_total": 120})
+    result = compare(log, _predicted(112, 120)).model_dump()
     assert result["agrees"] and [r["op"] for r in result["cpu_ops"]] == ["LEAKY_RELU", "ADD", "DEQUANTIZE"]
-    assert not compare(log, {"ops_mappable": 60, "ops_total": 120})["agrees"]
+    assert not compare(log, _predicted(60, 120)).model_dump()["agrees"]
+
+
+def _predicted(mappable: int, total: int):
+    from edgepack.inspection.result import EdgeTpuReadiness
+
+    return EdgeTpuReadiness(ready=mappable == total, ops_mappable=mappable, ops_total=total, source="test")
 
 
 def _stand_in(folder, log_text: str, *, exit_code: int = 0, write_output: bool = True):

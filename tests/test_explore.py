@@ -63,7 +63,7 @@ def test_precision_reads_the_operators_arithmetic(run, tflite_models, tmp_path):
         result = run("explore", tflite_models[name], "-o", tmp_path / name, "--json")
         values = json.loads(Path(json.loads(result.stdout)["files"]["precision"]).read_text())
         got = {int(k): v["value"] for k, v in next(iter(values.values()))["results"].items()}
-        ops = inspect_tflite(tflite_models[name])["ops"]
+        ops = inspect_tflite(tflite_models[name]).model_dump()["ops"]
         assert set(got.values()) <= bits
         for op in ops:  # shape arithmetic (int32) counts 32; every compute op of int8 is 8
             assert got[op["index"]] == {"int8": 8, "float32": 32, "int32": 32}[op["type"]], op

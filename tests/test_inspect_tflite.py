@@ -81,7 +81,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reports(models):
-    return {name: inspect_tflite(path) for name, path in models.items()}
+    return {name: inspect_tflite(path).model_dump() for name, path in models.items()}
 
 
 def _rewrite_opcodes(src, dst, change):
@@ -202,7 +202,7 @@ def test_readiness_on_a_hand_made_graph():
     tensors = [TensorInfo(i, f"t{i}", "uint8", [1, 4], [1, 4], False) for i in range(4)]
     ops = [OpInfo(0, "RELU", (0,), (1,)), OpInfo(1, "ADD", (1, 1), (2,)),
            OpInfo(2, "CUSTOM:my-op", (2,), (3,))]
-    readiness = edgetpu.edgetpu_readiness(Graph(tensors, ops, [0], [3]))
+    readiness = edgetpu.edgetpu_readiness(Graph(tensors, ops, [0], [3])).model_dump()
     assert readiness["ops_mappable"] == 2 and readiness["ops_total"] == 3
     assert readiness["first_unsupported"]["op"] == "CUSTOM:my-op"
 
@@ -225,7 +225,7 @@ def test_custom_op_is_named_with_its_code(models, tmp_path):
             code.customCode = "my-custom-op"
 
     path = _rewrite_opcodes(models["leaky_int8"], tmp_path / "custom.tflite", to_custom)
-    report = inspect_tflite(path)
+    report = inspect_tflite(path).model_dump()
     assert report["operators"]["CUSTOM:my-custom-op"] == 1 and "LEAKY_RELU" not in report["operators"]
     assert report["edgetpu"]["first_unsupported"]["op"] == "CUSTOM:my-custom-op"
 
@@ -236,7 +236,7 @@ def test_model_with_only_the_deprecated_opcode_field(models, tmp_path):
         code.builtinCode = 0
 
     path = _rewrite_opcodes(models["int8"], tmp_path / "old.tflite", deprecated_only)
-    assert inspect_tflite(path)["operators"] == CNN_OPS
+    assert inspect_tflite(path).model_dump()["operators"] == CNN_OPS
 
 
 @pytest.mark.parametrize("builtin, deprecated, name", [
@@ -265,7 +265,7 @@ def test_without_the_schema_the_histogram_is_skipped(models, monkeypatch):
     monkeypatch.setitem(sys.modules, "ai_edge_litert.schema_py_generated", None)
     monkeypatch.setitem(sys.modules, "tflite_runtime", types.ModuleType("tflite_runtime"))
     monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", fake)
-    report = inspect_tflite(models["int8"])
+    report = inspect_tflite(models["int8"]).model_dump()
     assert report["runtime"]["name"] == "tflite-runtime"
     assert report["operators"] is None and report["operator_count"] is None
     assert report["notes"] and "ai-edge-litert" in report["notes"][0]
@@ -277,11 +277,11 @@ def test_no_runtime_at_all_is_runtime_unavailable(models, monkeypatch):
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
     monkeypatch.setitem(sys.modules, "tflite_runtime", None)
     with pytest.raises(RuntimeUnavailable):
-        inspect_tflite(models["int8"])
+        inspect_tflite(models["int8"]).model_dump()
 
 
 def test_inspecting_does_not_import_tensorflow(models):
-    code = ("import edgepack.inspection.tflite_model as m, sys; m.inspect_tflite(sys.argv[1]); "
+    code = ("import edgepack.inspection.tflite_model as m, sys; m.inspect_tflite(sys.argv[1]).model_dump(); "
             "print('tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code, str(models["int8"])],
                             capture_output=True, text=True, timeout=120, check=True)
@@ -309,7 +309,7 @@ def _bad_file(kind: str, folder, good):
 def test_bad_files_raise_model_error_naming_the_file(kind, tmp_path, models):
     path = _bad_file(kind, tmp_path, models["int8"])
     with pytest.raises(ModelError) as caught:
-        inspect_tflite(path)
+        inspect_tflite(path).model_dump()
     error = caught.value
     assert error.exit_code == 4 and str(path) in error.message
     assert error.hint and "\n" not in error.one_line() and "Traceback" not in error.one_line()

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import assert_one_line_error
-from test_report_html import CHROMIUM, FLAGS, Dom, latency_stats, sample_result
+from test_report_html import CHROMIUM, FLAGS, Dom, latency_result, latency_stats, sample_result
 
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by scripts/test-deps.sh")
 
@@ -38,8 +38,9 @@ def bundles(tmp_path) -> list:
     pi["gates"][1].update(value=pi["latency"]["latency_ms"]["p50"], passed=False)
     coral = sample_result()
     coral.update(name="digits-coral", device="coral-usb", gzip_size_bytes=12_000)
-    coral["latency"] = {"estimated": True, "estimate_source": "device profile", "runtime": {"name": "tflite-runtime"},
-                        "latency_ms": {"count": 0, "p50": 0.4, "p90": 0.4, "p99": 0.4, "min": 0.4, "max": 0.4}}
+    coral["latency"] = latency_result({"count": 0, "p50": 0.4, "p90": 0.4, "p99": 0.4, "min": 0.4, "max": 0.4},
+                                      estimated=True, source="device profile")
+    coral["latency"]["runtime"] = {"name": "tflite-runtime"}
     dist = tmp_path / "dist"
     return [_bundle(dist / r["name"], r) for r in (host, pi, coral)]
 

@@ -11,11 +11,36 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from edgepack.report.render import render_markdown, write_reports
+from edgepack.report import render
+from edgepack.report.result import RunResult
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def write_reports(folder, result: dict):
+    """The renderer takes a RunResult; the dicts here are report.json documents, read as a RunResult."""
+    return render.write_reports(folder, RunResult.model_validate(result))
+
+
+def render_markdown(result: dict) -> str:
+    return render.render_markdown(RunResult.model_validate(result))
+
+
+def latency_result(stats: dict, *, estimated: bool = False, source: str | None = None) -> dict:
+    """A profile result (LatencyResult as report.json holds it) around ``stats``."""
+    return {"model": "model.tflite", "device": "host-cpu", "where": "estimate" if estimated else "local",
+            "estimated": estimated, "estimate_source": source,
+            "runtime": {"name": "ai-edge-litert", "version": "2.3.0"}, "latency_ms": stats,
+            "size_bytes": 24_000, "gzip_size_bytes": 9_000, "inputs": "random rows", "settings": {}}
+
+
+def sensitivity_result(ranking: list[str], layers: list[dict], int8_drop: float | None = None) -> dict:
+    """A sensitivity result (as ``edgepack sensitivity --json`` writes it) with the given per-layer rows."""
+    return {"model": "m.keras", "data": "val.npz", "samples": 100, "metric": "accuracy",
+            "drop_unit": "percentage points", "reference": 0.97, "int8_drop": int8_drop, "ranking": ranking,
+            "layers": [{"class_name": "Dense", "weights": 10, **layer} for layer in layers], "seconds": 1.0}
 
 
 def latency_stats(samples: list[float]) -> dict:
@@ -42,10 +67,10 @@ def sample_result(passed: bool = True) -> dict:
                    "passed": True, "note": None},
                   {"gate": "max_latency_ms", "threshold": 20, "value": float(np.percentile(samples, 50)),
                    "unit": "ms p50", "passed": passed, "note": None}],
-        "latency": {"estimated": False, "estimate_source": None,
-                    "runtime": {"name": "ai-edge-litert", "version": "2.3.0"},
-                    "latency_ms": latency_stats(samples)},
-        "tflite": {}, "provenance": {"edgepack": "0.1.0", "created": "2026-11-22T14:00:00+00:00"},
+        "latency": latency_result(latency_stats(samples)),
+        "tflite": {"full_integer": True},
+        "provenance": {"edgepack": "0.1.0", "created": "2026-11-22T14:00:00+00:00", "python": "3.11",
+                       "platform": "Linux"},
     }
 
 
@@ -305,11 +330,12 @@ def sample_layers() -> list[dict]:
 def test_per_layer_table_has_one_row_per_layer_with_its_sparsity(tmp_path):
     result = sample_result()
     result["layers"] = sample_layers()
-    result["sensitivity"] = {"ranking": ["dense", "conv2d"], "int8_drop": 2.0,
-                             "layers": [{"layer": "dense", "int8_error": 0.31, "int8_drop_if_float": 0.2,
-                                         "prune_drop": {"0.9": 3.0}, "cluster_drop": {"8": 1.0}},
-                                        {"layer": "conv2d", "int8_error": 0.05, "int8_drop_if_float": 1.9,
-                                         "prune_drop": {}, "cluster_drop": {}}]}
+    result["sensitivity"] = sensitivity_result(["dense", "conv2d"], int8_drop=2.0,
+                                               layers=[{"layer": "dense", "int8_error": 0.31, "int8_drop_if_float": 0.2,
+                                                        "prune_drop": {"0.9": 3.0}, "cluster_drop": {"8": 1.0}},
+                                                       {"layer": "conv2d", "int8_error": 0.05,
+                                                        "int8_drop_if_float": 1.9, "prune_drop": {},
+                                                        "cluster_drop": {}}])
     result["mixed_precision"] = {"patterns": ["dense"], "float_layers": ["dense"], "layers_total": 3, "control": None}
     dom = chromium_dom(tmp_path, result)
     rows = [e for e in dom.find("tr") if "data-layer" in e.attrs]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -13,7 +12,7 @@ import yaml
 from edgepack.bundle.checksums import write_sha256sums
 from edgepack.bundle.manifest import Manifest
 from edgepack.errors import OutputError
-from edgepack.bundle.result import RunResult
+from edgepack.report.result import RunResult
 from edgepack.report.render import write_reports
 
 MODEL_FILE = "model.tflite"
@@ -46,7 +45,7 @@ def write_bundle(stage: Path, *, result: RunResult, manifest: Manifest, resolved
     result.explorer = write_node_data(stage, result, device)
     (stage / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     (stage / "recipe.resolved.yaml").write_text(yaml.safe_dump(resolved_recipe, sort_keys=False, allow_unicode=True))
-    write_reports(stage, json.loads(result.model_dump_json()))
+    write_reports(stage, result)
     write_sha256sums(stage)
 
 
@@ -58,16 +57,10 @@ def write_node_data(stage: Path, result: RunResult, device) -> list[str]:
     ``device``, and the int8 error and accuracy control's choices where the run has them) in ``explorer/``;
     their paths relative to the bundle. A model the schema reader cannot read gets none (the report says)."""
     from edgepack.errors import EdgepackError
-    from edgepack.explore import Decisions, explore
+    from edgepack.explore import explore
 
-    op_layers = {op.index: layer.name for layer in result.layers or [] if layer.name != "(converter)"
-                 for op in layer.ops}
-    decisions = Decisions(
-        sensitivity=None if result.sensitivity is None else result.sensitivity.model_dump(mode="json"),
-        mixed_precision=None if result.mixed_precision is None else result.mixed_precision.model_dump(mode="json"),
-        op_layers=op_layers or None)
     try:
-        exploration = explore(stage / MODEL_FILE, stage / EXPLORER, device, decisions)
+        exploration = explore(stage / MODEL_FILE, stage / EXPLORER, device, result.decisions())
     except EdgepackError:
         return []
     return [Path(path).relative_to(stage).as_posix() for path in exploration.files.values()]

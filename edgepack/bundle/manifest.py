@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from edgepack.devices.schema import DeviceProfile
+from edgepack.inspection.result import TensorIO, TfliteInspection
 from edgepack.latency.result import LatencyResult
-from edgepack.bundle.result import GateVerdict, RunResult
+from edgepack.report.result import GateVerdict, Provenance, RunResult
 from edgepack.steps.artifacts import ModelArtifact
 
 
@@ -24,8 +26,8 @@ class BundledModel(BaseModel):
     size_bytes: int
     gzip_size_bytes: int
     quantization: str | None = None
-    inputs: list[dict]
-    outputs: list[dict]
+    inputs: list[TensorIO]
+    outputs: list[TensorIO]
 
 
 class Metrics(BaseModel):
@@ -41,9 +43,9 @@ class Manifest(BaseModel):
 
     name: str
     description: str
-    provenance: dict
+    provenance: Provenance
     source_model: SourceModel
-    device: dict
+    device: DeviceProfile
     steps: list[dict]
     model: BundledModel
     metrics: Metrics
@@ -52,16 +54,16 @@ class Manifest(BaseModel):
     passed: bool
 
 
-def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: ModelArtifact, tflite: dict,
+def build_manifest(loaded, result: RunResult, source: ModelArtifact, final: ModelArtifact, tflite: TfliteInspection,
                    steps: list[dict]) -> Manifest:
     """The manifest of a run of ``loaded`` (a LoadedRecipe) from its typed result and artifacts;
     ``steps`` are the effective params of every step."""
     return Manifest(
         name=loaded.recipe.name, description=loaded.recipe.description, provenance=result.provenance,
         source_model=SourceModel(path=loaded.relative_to_recipe(source.path), sha256=source.sha256),
-        device=loaded.device.model_dump(mode="json"), steps=steps,
+        device=loaded.device, steps=steps,
         model=BundledModel(sha256=final.sha256, size_bytes=final.size_bytes, gzip_size_bytes=final.gzip_size_bytes,
-                           quantization=tflite.get("quantization"), inputs=tflite["inputs"], outputs=tflite["outputs"]),
+                           quantization=tflite.quantization, inputs=tflite.inputs, outputs=tflite.outputs),
         metrics=Metrics(metric=result.metric, reference=result.reference, final=result.final, drop=result.drop,
                         drop_unit=result.drop_unit),
         latency=_without_samples(result.latency), gates=result.gates, passed=result.passed)

@@ -8,8 +8,10 @@ sparsity, every large kernel with at most 256 distinct values means clusters.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel
 
 from edgepack.compress import bridge
+from edgepack.compress.batchnorm import BatchNormReport
 from edgepack.compress.pipeline import Technique, _prepare, refresh_batchnorm
 from edgepack.compress.training import Plan, fine_tune, make_strategy, scope, training_targets
 from edgepack.errors import ModelError
@@ -88,7 +90,21 @@ def _convert(tf, model, io: str, static_batch: bool, input_shape: tuple) -> byte
         raise conversion_error(exc, captured) from exc
 
 
-def train_and_convert(config, progress=None) -> tuple[bytes, dict]:
+class QatTraining(BaseModel):
+    """What the QAT fine-tuning did: what it preserved, the equalized pairs, the training run and its device."""
+
+    preserve: str
+    equalized: list[dict] | None = None
+    train_samples: int
+    steps: int
+    final_loss: float | None = None
+    seconds: float
+    source_sha256: str
+    batchnorm: BatchNormReport | None = None
+    trained_on: str | None = None
+
+
+def train_and_convert(config, progress=None) -> tuple[bytes, QatTraining]:
     """QAT-fine-tune ``config.model`` on ``config.data`` and convert it to full int8; ``(bytes, facts)``."""
     strategy = make_strategy(config.distribute)
     everything = Technique(name="qat", flag="quantized", needs="Conv1D, Conv2D or Dense layer",
@@ -111,8 +127,8 @@ def train_and_convert(config, progress=None) -> tuple[bytes, dict]:
     with scope(strategy):  # tfmot keeps BatchNormalization (wrapped) in the QAT model; the converter folds it
         batchnorm = refresh_batchnorm(config, prepared, result.model, progress, "qat")
     flatbuffer = _convert(tf, result.model, config.io.value, bool(config.static_batch), prepared.loaded.input_shape)
-    facts = {"preserve": preserve, "equalized": None if equalized is None else [p.model_dump() for p in equalized],
-             "train_samples": len(prepared.train), "steps": plan.total_steps,
-             "final_loss": result.final_loss, "seconds": round(result.seconds, 3), "source_sha256": prepared.source_sha,
-             "batchnorm": batchnorm, "trained_on": result.device}
-    return flatbuffer, facts
+    return flatbuffer, QatTraining(
+        preserve=preserve, equalized=None if equalized is None else [p.model_dump() for p in equalized],
+        train_samples=len(prepared.train), steps=plan.total_steps, final_loss=result.final_loss,
+        seconds=round(result.seconds, 3), source_sha256=prepared.source_sha, batchnorm=batchnorm,
+        trained_on=result.device)

@@ -26,6 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from edgepack.errors import ModelError, RuntimeUnavailable
+from edgepack.inspection.result import EdgeTpuReadiness
 
 COMPILER = "edgetpu_compiler"
 MAPPED = "Mapped to Edge TPU"
@@ -116,11 +117,21 @@ def compile_model(model: Path, out_dir: Path, *, timeout_s: float = 300) -> tupl
     return output, log
 
 
-def compare(log: CompilerLog, readiness: dict) -> dict:
+class Comparison(BaseModel):
+    """The compiler's mapping beside edgepack's prediction."""
+
+    predicted_ops_on_edgetpu: int | None = None
+    compiler_ops_on_edgetpu: int | None = None
+    ops_total: int | None = None
+    compiler_total_ops: int | None = None
+    agrees: bool
+    cpu_ops: list[OperatorRow] = []
+
+
+def compare(log: CompilerLog, readiness: EdgeTpuReadiness) -> Comparison:
     """Set the compiler's mapping beside edgepack's prediction (from ``inspect``'s ``edgetpu``)."""
-    predicted = readiness.get("ops_mappable")
-    actual = log.ops_on_edgetpu
-    return {"predicted_ops_on_edgetpu": predicted, "compiler_ops_on_edgetpu": actual,
-            "ops_total": readiness.get("ops_total"), "compiler_total_ops": log.total_ops,
-            "agrees": predicted is not None and actual is not None and predicted == actual,
-            "cpu_ops": [row.model_dump() for row in log.operators if not row.mapped]}
+    predicted, actual = readiness.ops_mappable, log.ops_on_edgetpu
+    return Comparison(predicted_ops_on_edgetpu=predicted, compiler_ops_on_edgetpu=actual,
+                      ops_total=readiness.ops_total, compiler_total_ops=log.total_ops,
+                      agrees=predicted is not None and actual is not None and predicted == actual,
+                      cpu_ops=[row for row in log.operators if not row.mapped])

@@ -56,6 +56,14 @@ class Score(BaseModel):
     seconds: float
 
 
+class EvaluationRuntime(BaseModel):
+    """The runtime that ran the .tflite: its name, version and threads."""
+
+    name: str
+    version: str
+    threads: int | None = None
+
+
 class Evaluation(BaseModel):
     """The result of ``evaluate``, as printed and as written into reports."""
 
@@ -65,7 +73,7 @@ class Evaluation(BaseModel):
     metric: Metric
     output: str | None = None
     tflite: Score
-    runtime: dict
+    runtime: EvaluationRuntime
     batch_size: int
     preprocess: Preprocess | None = None
     reference: Score | None = None
@@ -114,7 +122,7 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     result = Evaluation(data=dataset.source, samples=tflite.rows, metric=config.metric,
                         tflite=Score(model=str(config.model), value=tflite.value(), seconds=seconds),
                         output=runner.output_key if choice is None else choice.name,
-                        runtime=runner.runtime.as_dict(), batch_size=runner.batch_size,
+                        runtime=EvaluationRuntime(**runner.runtime.as_dict()), batch_size=runner.batch_size,
                         max_drop=config.max_drop, relative=config.relative, preprocess=config.data.preprocess)
     if reference is not None:
         reference.record(result)

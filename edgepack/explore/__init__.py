@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from edgepack.devices.schema import DeviceProfile
-from edgepack.inspection.fixes import FixIt, fix_list
+from edgepack.inspection.fixes import fix_list
+from edgepack.inspection.result import FixIt
+from edgepack.quantization.mixed import MixedPrecision
 
 
 class Exploration(BaseModel):
@@ -37,8 +39,8 @@ class Decisions(BaseModel):
     """What a sensitivity or accuracy-control result says per Keras layer, and which operators each layer
     became (``op_layers``: a bundle's report knows; else read from the operators' tensor names)."""
 
-    sensitivity: dict | None = None       # `edgepack sensitivity --json`, or a report's `sensitivity`
-    mixed_precision: dict | None = None   # a report's `mixed_precision` (accuracy control's choices)
+    int8_errors: dict[str, float] | None = None    # per layer, from a sensitivity result
+    mixed_precision: MixedPrecision | None = None  # accuracy control's choices, from a report
     op_layers: dict[int, str] | None = None
 
 
@@ -47,8 +49,8 @@ def _op_layers(graph, decisions: Decisions) -> dict[int, str]:
         return decisions.op_layers
     from edgepack.inspection.fixes import keras_layer
 
-    names = {row["layer"] for row in (decisions.sensitivity or {}).get("layers") or []}
-    names |= set((decisions.mixed_precision or {}).get("float_layers") or [])
+    names = set(decisions.int8_errors or {})
+    names |= set(decisions.mixed_precision.float_layers if decisions.mixed_precision else [])
     found = {op.index: keras_layer(op, graph) for op in graph.operators}
     return {index: layer for index, layer in found.items() if layer in names}
 
@@ -60,9 +62,9 @@ def _decision_overlays(graph, decisions: Decisions | None) -> list:
         return []
     op_layers = _op_layers(graph, decisions)
     layers = []
-    if decisions.sensitivity:
-        layers.append(overlays.int8_error(op_layers, decisions.sensitivity))
-    if (decisions.mixed_precision or {}).get("control"):
+    if decisions.int8_errors:
+        layers.append(overlays.int8_error(op_layers, decisions.int8_errors))
+    if decisions.mixed_precision and decisions.mixed_precision.control:
         layers.append(overlays.control_decisions(op_layers, decisions.mixed_precision))
     return layers
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgepack.inspection.edgetpu import fix_for, op_blocker
+from edgepack.inspection.result import GpuReadiness
 from edgepack.inspection.tflite_graph import Graph, op_type
+from edgepack.quantization.mixed import MixedPrecision
 
 PRECISION_BITS = {"int4": 4, "int8": 8, "hybrid": 8, "int16": 16, "float16": 16, "float32": 32,
                   "int32": 32, "int64": 64, "bool": 1}
@@ -65,9 +67,9 @@ def edgetpu_placement(graph: Graph) -> Overlay:
     return Overlay("edgetpu", "Edge TPU: 1 mapped, 0 on the CPU", values, PLACED_COLORS, notes)
 
 
-def gpu_placement(graph: Graph, readiness: dict) -> Overlay:
+def gpu_placement(graph: Graph, readiness: GpuReadiness) -> Overlay:
     """1 for an operator in the GPU delegate's partition, 0 for one left on the CPU (with why)."""
-    cpu = {row["index"]: row["reason"] for row in readiness["cpu_ops"]}
+    cpu = {row.index: row.reason for row in readiness.cpu_ops}
     values = {op.index: 0 if op.index in cpu else 1 for op in graph.operators}
     return Overlay("gpu", "GPU delegate: 1 delegated, 0 on the CPU", values, PLACED_COLORS, cpu)
 
@@ -90,22 +92,20 @@ def layer_values(op_layers: dict[int, str], by_layer: dict[str, float], title: s
     return Overlay(name, title, values, thresholds, notes)
 
 
-def int8_error(op_layers: dict[int, str], sensitivity: dict) -> Overlay:
+def int8_error(op_layers: dict[int, str], by_layer: dict[str, float]) -> Overlay:
     """Each operator's layer's int8 error from a sensitivity result (RMSE of the int8 output over its
     quantization scale: about 0.3 is rounding alone)."""
-    by_layer = {row["layer"]: row["int8_error"] for row in sensitivity["layers"] if row.get("int8_error") is not None}
     top = max(by_layer.values(), default=1.0) or 1.0
     thresholds = [(top * share, color) for share, color in ((0.25, "#1a9850"), (0.5, "#fee08b"), (1.0, "#d73027"))]
     return layer_values(op_layers, by_layer, "int8 error of the operator's layer (sensitivity)", "int8_error",
                         thresholds, lambda layer: f"layer {layer}: int8 error {by_layer[layer]:.3g}")
 
 
-def control_decisions(op_layers: dict[int, str], mixed: dict) -> Overlay:
+def control_decisions(op_layers: dict[int, str], mixed: MixedPrecision) -> Overlay:
     """What accuracy control chose for each operator's layer: 32 kept in float, 16 raised to int16x8,
     8 raised from int4 to int8 weights, 0 left as quantized."""
-    chosen = {**{layer: 8 for layer in mixed.get("int8_layers") or []},
-              **{layer: 16 for layer in mixed.get("int16_layers") or []},
-              **{layer: 32 for layer in mixed.get("float_layers") or []}}
+    chosen = {**{layer: 8 for layer in mixed.int8_layers}, **{layer: 16 for layer in mixed.int16_layers},
+              **{layer: 32 for layer in mixed.float_layers}}
     by_layer = {layer: float(chosen.get(layer, 0)) for layer in set(op_layers.values())}
     words = {32: "kept in float", 16: "raised to int16x8", 8: "raised to int8 weights", 0: "left quantized"}
     return layer_values(op_layers, by_layer, "accuracy control: 32 float, 16 int16x8, 8 int8 weights, 0 kept",

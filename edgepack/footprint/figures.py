@@ -11,41 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from edgepack.devices.schema import DeviceProfile
 from edgepack.errors import EdgepackError
+from edgepack.inspection.result import DeviceFigures, KerasInspection
 from edgepack.latency.result import LatencyResult
-
-
-class DeviceFigures(BaseModel):
-    """One model's cost on the device. ``None`` means not known for this model (the notes say why).
-
-    ``flash_bytes``: bytes the device stores and maps (the .tflite file; for a Keras model, its float32
-    weights, and ``flash_estimated`` is then true). ``download_bytes``: gzip -9 of the file.
-    ``arena_bytes``: the tensor arena the LiteRT interpreter plans (activations and kernel scratch, no
-    delegate). ``peak_memory_mb``: the measuring process's peak resident memory while it ran the model
-    (``profile``, measured only). ``macs``: multiply-accumulates of one inference.
-    ``latency_estimated_ms``: the recipe's device profile's estimate; ``latency_measured_ms``: the
-    measured p50 and ``latency_where`` (local or remote).
-    """
-
-    flash_bytes: int | None = None
-    flash_estimated: bool = False
-    download_bytes: int | None = None
-    arena_bytes: int | None = None
-    peak_memory_mb: float | None = None
-    macs: int | None = None
-    latency_estimated_ms: float | None = None
-    latency_device: str | None = None
-    latency_measured_ms: float | None = None
-    latency_where: str | None = None
-    notes: list[str] = []
-
-    @property
-    def ram_bytes(self) -> int | None:
-        """The RAM figure gates and objectives use: the tensor arena."""
-        return self.arena_bytes
 
 
 def tflite_figures(path: str | Path, device: DeviceProfile | None = None,
@@ -93,10 +62,9 @@ def with_measured(figures: DeviceFigures, latency: LatencyResult | None) -> Devi
                                       "peak_memory_mb": latency.peak_memory_mb})
 
 
-def keras_figures(report: dict) -> DeviceFigures:
+def keras_figures(report: KerasInspection) -> DeviceFigures:
     """The figures of a Keras model from its ``inspect`` report: float32 weight bytes (as a .tflite would
     hold them) and MACs."""
-    return DeviceFigures(flash_bytes=report.get("float32_size_bytes"), flash_estimated=True,
-                         macs=report.get("macs"),
+    return DeviceFigures(flash_bytes=report.float32_size_bytes, flash_estimated=True, macs=report.macs,
                          notes=["flash: the float32 weights a converted .tflite would hold (estimated); "
                                 "a Keras model has no tensor arena of its own"])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgepack.inspection.result import KerasInspection, TfliteInspection
 
-def inspect_model(path: str | Path, *, trust_model: bool = False) -> dict:
-    """Describe ``path``: a .tflite (without TensorFlow) or a Keras model; the dict's ``kind`` says which."""
+
+def inspect_model(path: str | Path, *, trust_model: bool = False) -> TfliteInspection | KerasInspection:
+    """Describe ``path``: a .tflite (without TensorFlow) or a Keras model; ``kind`` says which."""
     if Path(path).suffix.lower() == ".tflite":
         from edgepack.inspection.tflite_model import inspect_tflite
 

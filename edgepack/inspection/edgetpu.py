@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from edgepack.inspection.result import EdgeTpuReadiness, OpBlock
+
 if TYPE_CHECKING:
     from edgepack.inspection.tflite_graph import Graph, OpInfo, TensorInfo
 
@@ -171,12 +173,10 @@ def _cut_reason(index: int, op: "OpInfo", why: str, total: int) -> str:
             f" operator(s) after it would run on the CPU — {fix}")
 
 
-def edgetpu_readiness(graph: "Graph") -> dict:
+def edgetpu_readiness(graph: "Graph") -> EdgeTpuReadiness:
     """Predict how the Edge TPU compiler treats the main subgraph of ``graph``.
 
-    Returns ``ready`` (bool), ``reasons`` (one line each, with what to do), ``ops_total``,
-    ``ops_mappable`` (operations before the predicted cut), ``first_unsupported``
-    (``{index, op, reason}`` or None) and ``source`` (where the rules come from).
+    ``ops_mappable`` counts the operations before the predicted cut; ``source`` says where the rules come from.
     """
     reasons = _dtype_reasons(graph) + _shape_reasons(graph)
     total = len(graph.operators)
@@ -184,17 +184,15 @@ def edgetpu_readiness(graph: "Graph") -> dict:
     for op in graph.operators:
         why = op_blocker(op, graph)
         if why:
-            first = {"index": op.index, "op": op.name, "reason": why}
+            first = OpBlock(index=op.index, op=op.name, reason=why)
             reasons.append(_cut_reason(op.index, op, why, total))
             break
     if total == 0:
         reasons.append("the model has no operators — convert it again")
-    return {"ready": not reasons, "reasons": reasons, "ops_total": total,
-            "ops_mappable": first["index"] if first else total, "first_unsupported": first,
-            "source": SOURCE}
+    return EdgeTpuReadiness(ready=not reasons, reasons=reasons, ops_total=total,
+                            ops_mappable=first.index if first else total, first_unsupported=first, source=SOURCE)
 
 
-def not_checked(why: str) -> dict:
+def not_checked(why: str) -> EdgeTpuReadiness:
     """The readiness summary when the operators could not be read (``ready`` is False)."""
-    return {"ready": False, "reasons": [why], "ops_total": None, "ops_mappable": None,
-            "first_unsupported": None, "source": SOURCE}
+    return EdgeTpuReadiness(ready=False, reasons=[why], source=SOURCE)

@@ -12,12 +12,10 @@ GATHER_ND in tensorflow/tensorflow#45902 and the MoveNet thread on discuss.ai.go
 from __future__ import annotations
 
 import re
-from typing import Literal
-
-from pydantic import BaseModel
 
 from edgepack.inspection.edgetpu import SHAPE_OPS, STATIC_BATCH_FIX, fix_for, op_blocker
 from edgepack.inspection.edgetpu import SOURCE as EDGETPU_SOURCE
+from edgepack.inspection.result import FixIt, GpuReadiness
 
 GPU_SOURCE = "https://ai.google.dev/edge/litert/performance/gpu (supported ops, split execution)"
 PARTITION = "outside the largest delegated partition"
@@ -35,17 +33,6 @@ GPU_ALTERNATIVES = {
     "QUANTIZE": FLOAT_FOR_GPU,
     "DEQUANTIZE": FLOAT_FOR_GPU,
 }
-
-
-class FixIt(BaseModel):
-    """One operator that leaves an accelerator, where it comes from, and what to change."""
-
-    target: Literal["edgetpu", "gpu"]
-    index: int
-    op: str
-    layer: str | None = None   # the Keras layer, read from the operator's tensor names
-    reason: str
-    fix: str
 
 
 WEIGHTED = re.compile(r"conv|matmul|depthwise|tensordot", re.IGNORECASE)
@@ -92,7 +79,7 @@ def gpu_fix(op_name: str, reason: str) -> str:
     return f"build the layer from operators the GPU delegate implements (see {GPU_SOURCE})"
 
 
-def fix_list(graph, gpu_prediction: dict) -> list[FixIt]:
+def fix_list(graph, gpu_prediction: GpuReadiness) -> list[FixIt]:
     """Every operator the Edge TPU compiler would not map (the first cuts the graph; fixing it shows the
     next) and every operator the GPU delegate is predicted to leave on the CPU, with its layer and fix."""
     fixes = []
@@ -101,10 +88,10 @@ def fix_list(graph, gpu_prediction: dict) -> list[FixIt]:
         if why:
             fixes.append(FixIt(target="edgetpu", index=op.index, op=op.name, layer=keras_layer(op, graph),
                                reason=why, fix=fix_for(op, why)))
-    for row in gpu_prediction.get("cpu_ops") or []:
-        op = graph.operators[row["index"]]
+    for row in gpu_prediction.cpu_ops:
+        op = graph.operators[row.index]
         fixes.append(FixIt(target="gpu", index=op.index, op=op.name, layer=keras_layer(op, graph),
-                           reason=row["reason"], fix=gpu_fix(op.name, row["reason"])))
+                           reason=row.reason, fix=gpu_fix(op.name, row.reason)))
     return fixes
 
 

@@ -10,6 +10,8 @@ Per-op parameter limits (e.g. a transpose conv's options) are not checked: it is
 
 from __future__ import annotations
 
+from edgepack.inspection.result import GpuReadiness, OpBlock
+
 GPU_OPS = frozenset({
     "ABS", "ADD", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D", "COS", "DEPTHWISE_CONV_2D",
     "DIV", "ELU", "EXP", "FULLY_CONNECTED", "HARD_SWISH", "LOGISTIC", "LOG", "LSTM", "MAXIMUM", "MAX_POOL_2D",
@@ -40,7 +42,7 @@ def _blocker(op, graph, allow_quant: bool) -> str | None:
     return None
 
 
-def gpu_readiness(graph, *, allow_quant: bool = False) -> dict:
+def gpu_readiness(graph, *, allow_quant: bool = False) -> GpuReadiness:
     """``fully_delegated``, ``ops_total``, ``ops_on_gpu`` (the largest run of supported ops, which is
     what the delegate takes by default), ``cpu_ops`` (``{index, op, reason}`` each) and ``source``."""
     blockers = [_blocker(op, graph, allow_quant) for op in graph.operators]
@@ -53,9 +55,9 @@ def gpu_readiness(graph, *, allow_quant: bool = False) -> dict:
                 best_start, best_len = start, index - start
             start = None
     on_gpu = set(range(best_start, best_start + best_len))
-    cpu_ops = [{"index": op.index, "op": op.name,
-                "reason": blockers[i] or "outside the largest delegated partition (the delegate takes one)"}
+    cpu_ops = [OpBlock(index=op.index, op=op.name,
+                       reason=blockers[i] or "outside the largest delegated partition (the delegate takes one)")
                for i, op in enumerate(graph.operators) if i not in on_gpu]
     total = len(graph.operators)
-    return {"fully_delegated": total > 0 and not cpu_ops, "ops_total": total, "ops_on_gpu": best_len,
-            "cpu_ops": cpu_ops, "source": SOURCE}
+    return GpuReadiness(fully_delegated=total > 0 and not cpu_ops, ops_total=total, ops_on_gpu=best_len,
+                        cpu_ops=cpu_ops, source=SOURCE)

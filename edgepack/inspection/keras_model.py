@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgepack.inspection.result import KerasInspection, KerasLayerRow
 from edgepack.loading.model import load_model
 
 
@@ -138,8 +139,9 @@ def _savedmodel_facts(model) -> dict:
             "outputs": list(serving["outputs"].values())}
 
 
-def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
-    """Describe a Keras model file or SavedModel folder; JSON-serialisable."""
+def inspect_keras(path: str | Path, *, trust_model: bool = False) -> KerasInspection:
+    """Describe a Keras model file or SavedModel folder: inputs, outputs, parameters, MACs and each layer's
+    figures (a plain SavedModel: its signatures and parameters, no layers)."""
     loaded = load_model(path, trust_model=trust_model)
     info = loaded.info
     report = {"kind": "keras", "path": str(info.path), "format": info.format.value, "flavor": info.flavor.value,
@@ -147,36 +149,31 @@ def inspect_keras(path: str | Path, *, trust_model: bool = False) -> dict:
     if not loaded.is_keras:
         report.update(inputs=[list(loaded.input_shape)], layers=[], note="plain SavedModel: no Keras layers",
                       **_savedmodel_facts(loaded.model))
-        return report
+        return KerasInspection.model_validate(report)
     model = loaded.model
     layers = [_layer_row(layer, calls_in(model, layer)) for layer in model.layers]
     params = int(sum(math.prod(w.shape) for w in model.weights))
     trainable = int(sum(math.prod(w.shape) for w in model.trainable_weights))
-    per_step = [layer["name"] for layer in layers if layer.get("macs_per_time_step")]
+    per_step = [layer.name for layer in layers if layer.macs_per_time_step]
     report.update(
         name=model.name, inputs=[_shape(t) for t in model.inputs], outputs=[_shape(t) for t in model.outputs],
-        params=params, trainable_params=trainable, macs=int(sum(layer["macs"] for layer in layers)),
+        params=params, trainable_params=trainable, macs=int(sum(layer.macs for layer in layers)),
         float32_size_bytes=params * 4, layers=layers,
     )
     if per_step:
         report["macs_note"] = (f"the sequence length is free: the MACs of {', '.join(per_step)} are for one "
                                f"time step; multiply by the length of your sequences")
-    return report
+    return KerasInspection.model_validate(report)
 
 
-def _layer_row(layer, calls: int = 1) -> dict:
+def _layer_row(layer, calls: int = 1) -> KerasLayerRow:
     """One layer's figures; a layer the model calls several times (shared) counts its MACs once per call."""
     out_shape = _output_shape(layer)
     stats = _weight_stats(layer)
     macs, per_step = _macs(layer, out_shape, _input_shape(layer))
-    row = {
-        "name": layer.name, "class": type(layer).__name__, "output_shape": out_shape,
-        "params": int(sum(math.prod(w.shape) for w in layer.weights)), "macs": macs * calls,
-        "sparsity": None if stats is None else stats["sparsity"],
-        "distinct_values": None if stats is None else stats["distinct_values"],
-    }
-    if per_step:
-        row["macs_per_time_step"] = True
-    if calls > 1:
-        row["calls"] = calls
-    return row
+    return KerasLayerRow(
+        name=layer.name, class_name=type(layer).__name__, output_shape=out_shape,
+        params=int(sum(math.prod(w.shape) for w in layer.weights)), macs=macs * calls,
+        sparsity=None if stats is None else stats["sparsity"],
+        distinct_values=None if stats is None else stats["distinct_values"],
+        macs_per_time_step=bool(per_step), calls=calls)

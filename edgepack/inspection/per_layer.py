@@ -12,6 +12,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgepack.inspection.result import KerasLayerRow, TfliteInspection
+
 CONVERTER = "(converter)"
 
 
@@ -51,39 +53,39 @@ def _owner(names: list[str], layers: list[str], weighted: set[str], suffixed: bo
     return max(matching, key=lambda layer: (layer in weighted, len(layer)))
 
 
-def _numbered_scope(tflite: dict, model_name: str | None) -> bool:
+def _numbered_scope(tflite: TfliteInspection, model_name: str | None) -> bool:
     """Whether the converter numbered the model's scope (``digits_cnn_1/...``), and so every layer's."""
     if not model_name:
         return False
     pattern = re.compile(rf"(^|;){re.escape(model_name)}_\d+/")
-    return any(pattern.search(name) for op in tflite.get("ops") or [] for name in op["outputs"])
+    return any(pattern.search(name) for op in tflite.ops for name in op.outputs)
 
 
-def _accelerated(index: int, tflite: dict, accelerator: str | None) -> tuple[bool | None, bool | None]:
+def _accelerated(index: int, tflite: TfliteInspection, accelerator: str | None) -> tuple[bool | None, bool | None]:
     edgetpu = gpu = None
-    if accelerator == "edgetpu" and (tflite.get("edgetpu") or {}).get("ops_mappable") is not None:
-        edgetpu = index < tflite["edgetpu"]["ops_mappable"]
-    if accelerator == "gpu" and tflite.get("gpu"):
-        gpu = index not in {op["index"] for op in tflite["gpu"].get("cpu_ops", [])}
+    if accelerator == "edgetpu" and tflite.edgetpu.ops_mappable is not None:
+        edgetpu = index < tflite.edgetpu.ops_mappable
+    if accelerator == "gpu" and tflite.gpu is not None:
+        gpu = index not in {op.index for op in tflite.gpu.cpu_ops}
     return edgetpu, gpu
 
 
-def layer_rows(keras_layers: list[dict], tflite: dict, accelerator: str | None,
+def layer_rows(keras_layers: list[KerasLayerRow], tflite: TfliteInspection, accelerator: str | None,
                model_name: str | None = None) -> list[LayerRow]:
     """One row per Keras layer (the report's per-layer section), plus ``(converter)`` when some
-    operators belong to no layer. ``keras_layers`` is ``inspect_keras(...)["layers"]``; ``tflite`` is
+    operators belong to no layer. ``keras_layers`` is ``inspect_keras(...).layers``; ``tflite`` is
     ``inspect_tflite(...)`` of the bundled model."""
-    names = [layer["name"] for layer in keras_layers]
-    weighted = {layer["name"] for layer in keras_layers if layer.get("sparsity") is not None}
+    names = [layer.name for layer in keras_layers]
+    weighted = {layer.name for layer in keras_layers if layer.sparsity is not None}
     suffixed = _numbered_scope(tflite, model_name)
     ops_of: dict[str, list[OpRow]] = {name: [] for name in names}
-    for op in tflite.get("ops") or []:
-        edgetpu, gpu = _accelerated(op["index"], tflite, accelerator)
-        row = OpRow(index=op["index"], op=op["op"], type=op["type"], edgetpu=edgetpu, gpu=gpu)
-        ops_of.setdefault(_owner(op["outputs"], names, weighted, suffixed) or CONVERTER, []).append(row)
-    rows = [LayerRow(name=layer["name"], layer_class=layer.get("class"), params=layer.get("params"),
-                     sparsity=layer.get("sparsity"), distinct_values=layer.get("distinct_values"),
-                     ops=ops_of[layer["name"]]) for layer in keras_layers]
+    for op in tflite.ops:
+        edgetpu, gpu = _accelerated(op.index, tflite, accelerator)
+        row = OpRow(index=op.index, op=op.op, type=op.type, edgetpu=edgetpu, gpu=gpu)
+        ops_of.setdefault(_owner(op.outputs, names, weighted, suffixed) or CONVERTER, []).append(row)
+    rows = [LayerRow(name=layer.name, layer_class=layer.class_name, params=layer.params,
+                     sparsity=layer.sparsity, distinct_values=layer.distinct_values,
+                     ops=ops_of[layer.name]) for layer in keras_layers]
     if ops_of.get(CONVERTER):
         rows.append(LayerRow(name=CONVERTER, ops=ops_of[CONVERTER]))
     return rows

@@ -15,6 +15,7 @@ import numpy as np
 from edgepack.errors import ModelError
 from edgepack.inspection.edgetpu import edgetpu_readiness, not_checked
 from edgepack.inspection.fixes import fix_list
+from edgepack.inspection.result import OpEntry, RuntimeName, TensorIO, TfliteInspection
 from edgepack.inspection.gpu import gpu_readiness
 from edgepack.inspection.xnnpack_sparse import sparse_readiness
 from edgepack.inspection.tflite_graph import (FLOAT_DTYPES, INTEGER_DTYPES, Graph, as_ints, as_text, op_type,
@@ -28,16 +29,15 @@ def _histogram(values) -> dict:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _io_details(details: list) -> list:
+def _io_details(details: list) -> list[TensorIO]:
     rows = []
-    for d in details:
+    for d in details:  # the interpreter's own tensor details are dicts
         scale, zero_point = d.get("quantization", (0.0, 0))
         quantized = bool(scale)
-        rows.append({"name": d["name"], "shape": as_ints(d["shape"]),
-                     "shape_signature": as_ints(d.get("shape_signature", d["shape"])),
-                     "dtype": np.dtype(d["dtype"]).name,
-                     "scale": float(scale) if quantized else None,
-                     "zero_point": int(zero_point) if quantized else None})
+        rows.append(TensorIO(name=d["name"], shape=as_ints(d["shape"]),
+                             shape_signature=as_ints(d.get("shape_signature", d["shape"])),
+                             dtype=np.dtype(d["dtype"]).name, scale=float(scale) if quantized else None,
+                             zero_point=int(zero_point) if quantized else None))
     return rows
 
 
@@ -91,10 +91,10 @@ def _schema_fields(model, graph: Graph) -> dict:
         "quantization": quantization_scheme(graph),
         "edgetpu": edgetpu_readiness(graph),
         "gpu": gpu,
-        "fixes": [fix.model_dump() for fix in fix_list(graph, gpu)],
+        "fixes": fix_list(graph, gpu),
         "xnnpack_sparse": sparse_readiness(model, graph),
-        "ops": [{"index": op.index, "op": op.name, "type": op_type(op, graph),
-                 "outputs": [graph.tensors[i].name for i in op.outputs if i >= 0]} for op in graph.operators],
+        "ops": [OpEntry(index=op.index, op=op.name, type=op_type(op, graph),
+                        outputs=[graph.tensors[i].name for i in op.outputs if i >= 0]) for op in graph.operators],
     }
 
 
@@ -111,14 +111,10 @@ def _interpreter_fields(interpreter) -> dict:
             "edgetpu": not_checked(why), "notes": [why]}
 
 
-def inspect_tflite(path: str | Path) -> dict:
-    """Describe the .tflite file at ``path`` as a JSON-ready dict (no TensorFlow import).
-
-    Keys: kind, path, size_bytes, gzip_size_bytes, sha256, runtime, schema_version, description,
-    min_runtime_version, subgraphs, operator_count, operators, tensor_count, tensor_dtypes, inputs,
-    outputs, full_integer, float_tensor_count, quantization, edgetpu, gpu, xnnpack_sparse (whether XNNPACK
-    runs it with its sparse float kernels, and the first condition that fails), notes. Raises ModelError for a
-    missing, empty, truncated or non-TFLite file; RuntimeUnavailable when no runtime is installed.
+def inspect_tflite(path: str | Path) -> TfliteInspection:
+    """Describe the .tflite file at ``path`` (no TensorFlow import): operators, tensor types, I/O, size,
+    quantization scheme, Edge TPU / GPU / XNNPACK-sparse readiness and the fix-it list. Raises ModelError for
+    a missing, empty, truncated or non-TFLite file; RuntimeUnavailable when no runtime is installed.
     """
     path = Path(path)
     data = read_model_bytes(path)
@@ -128,7 +124,7 @@ def inspect_tflite(path: str | Path) -> dict:
         "kind": "tflite", "path": str(path), "size_bytes": len(data),
         "gzip_size_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "runtime": {"name": runtime.name, "version": runtime.version},
+        "runtime": RuntimeName(name=runtime.name, version=runtime.version),
         "inputs": _io_details(interpreter.get_input_details()),
         "outputs": _io_details(interpreter.get_output_details()),
     }
@@ -141,5 +137,4 @@ def inspect_tflite(path: str | Path) -> dict:
         except (IndexError, KeyError, TypeError, ValueError) as exc:  # tensor indices the verifier let through
             raise ModelError(f"{path} could not be read as a TFLite model: {type(exc).__name__}: {exc}",
                              hint=CORRUPT_HINT) from None
-    summary.setdefault("notes", [])
-    return summary
+    return TfliteInspection.model_validate(summary)

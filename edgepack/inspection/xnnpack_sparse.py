@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgepack.inspection.result import SparseCondition, SparseReadiness
+
 SOURCE = "XNNPACK src/subgraph.c (xnn_check_nchw_compatibility), read from the graph; not run"
 WHERE = ("XNNPACK takes its sparse path on ARM (and x86 without AVX); on x86 with AVX it runs every model dense "
          "(src/xnnpack/hardware-config.h: dense is faster there), so the speed-up shows on phones and boards")
@@ -115,8 +117,8 @@ def _first_conv(model, graph, op, producers) -> str | None:
     return None
 
 
-def sparse_readiness(model, graph) -> dict:
-    """``{"ready", "failed", "conditions": [{"condition", "holds", "detail"}], "zero_fraction", "source"}``
+def sparse_readiness(model, graph) -> SparseReadiness:
+    """Each of XNNPACK's sparse-inference conditions, whether it holds, and the first that fails,
     for the main graph (``model`` the flatbuffer object, ``graph`` its parsed Graph)."""
     producers = {out: op for op in graph.operators for out in op.outputs}
     work = [op for op in graph.operators if op.name not in PREP and not (
@@ -146,7 +148,7 @@ def sparse_readiness(model, graph) -> dict:
         ("at least 2/3 of the 1x1 weights are zero", fraction >= MIN_ZEROS,
          f"{fraction:.1%} of {total:,} 1x1-convolution weights are zero"),
     ]
-    rows = [{"condition": name, "holds": bool(holds), "detail": detail} for name, holds, detail in conditions]
-    failed = next((row["condition"] for row in rows if not row["holds"]), None)
-    return {"ready": failed is None, "failed": failed, "conditions": rows, "zero_fraction": round(fraction, 4),
-            "where": WHERE, "source": SOURCE}
+    rows = [SparseCondition(condition=name, holds=bool(holds), detail=detail) for name, holds, detail in conditions]
+    failed = next((row.condition for row in rows if not row.holds), None)
+    return SparseReadiness(ready=failed is None, failed=failed, conditions=rows, zero_fraction=round(fraction, 4),
+                           where=WHERE, source=SOURCE)

@@ -112,10 +112,10 @@ def _readiness_note(device: DeviceProfile, work: ModelWork) -> list[str]:
     from edgepack.inspection.edgetpu import edgetpu_readiness
 
     readiness = edgetpu_readiness(work.graph)
-    if readiness["ready"]:
+    if readiness.ready:
         return []
     return ["the estimate assumes edgetpu_compiler accepts the model; edgepack inspect predicts it would not "
-            f"as is: {readiness['reasons'][0]}"]
+            f"as is: {readiness.reasons[0]}"]
 
 
 def _streamed_parameters(device: DeviceProfile, work: ModelWork, placed: list[bool]) -> tuple[list[int], int]:

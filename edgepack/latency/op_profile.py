@@ -9,19 +9,15 @@ measured mean latency is split in those proportions. The label says so, every ti
 from __future__ import annotations
 
 from edgepack.devices.schema import DeviceProfile
-from edgepack.latency.result import OpProfile
+from edgepack.latency.result import OpProfile, OpTime
 from edgepack.latency.estimate import Estimate
 
 
-def _rows(estimate: Estimate, total_ms: float) -> list[dict]:
+def _rows(estimate: Estimate, total_ms: float) -> list[OpTime]:
     model_total = sum(op.ms for op in estimate.ops) or 1.0
-    rows = []
-    for op in estimate.ops:
-        share = op.ms / model_total
-        rows.append({"index": op.index, "op": op.op, "dtype": op.dtype, "unit": op.unit, "macs": op.macs,
-                     "bytes": op.bytes, "bound": op.bound, "ms": round(share * total_ms, 6),
-                     "percent": round(100 * share, 3)})
-    return rows
+    return [OpTime(index=op.index, op=op.op, dtype=op.dtype, unit=op.unit, macs=op.macs, bytes=op.bytes,
+                   bound=op.bound, ms=round(op.ms / model_total * total_ms, 6),
+                   percent=round(100 * op.ms / model_total, 3)) for op in estimate.ops]
 
 
 def estimated_breakdown(estimate: Estimate) -> OpProfile:
@@ -38,6 +34,6 @@ def measured_split(estimate: Estimate, figures_from: DeviceProfile, measured_mea
     return OpProfile(measured=False, label=label, ops=_rows(estimate, measured_mean_ms))
 
 
-def top_ops(profile: OpProfile, count: int = 10) -> list[dict]:
+def top_ops(profile: OpProfile, count: int = 10) -> list[OpTime]:
     """The ``count`` costliest operators, for the table view."""
-    return sorted(profile.ops, key=lambda row: -row["ms"])[:count]
+    return sorted(profile.ops, key=lambda row: -row.ms)[:count]

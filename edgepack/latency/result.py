@@ -11,12 +11,54 @@ from edgepack import __version__
 LATENCY_KEYS = ("count", "mean", "std", "min", "p50", "p90", "p99", "max")
 
 
+class OpTime(BaseModel):
+    """One operator's share of the time: its cost-model figures and the milliseconds given to it."""
+
+    index: int
+    op: str
+    dtype: str
+    unit: str
+    macs: int
+    bytes: int
+    bound: str
+    ms: float
+    percent: float
+
+
 class OpProfile(BaseModel):
     """Time per operator. ``measured`` says whether a runtime timed them; ``label`` says how."""
 
     measured: bool
     label: str
-    ops: list[dict]
+    ops: list[OpTime]
+
+
+class MemorySnapshot(BaseModel):
+    """A process's memory in MB: peak resident (ru_maxrss), and VmHWM/VmRSS where /proc exists."""
+
+    ru_maxrss_mb: float | None = None
+    vmhwm_mb: float | None = None
+    vmrss_mb: float | None = None
+
+
+class ProcessMemory(BaseModel):
+    """The measuring process's memory before the model was loaded and at its peak."""
+
+    before_model: MemorySnapshot | None = None
+    peak: MemorySnapshot | None = None
+
+
+class ProbeSettings(BaseModel):
+    """How the latency was taken: runs and warm-up asked for, time limits, the wall time, threads."""
+
+    runs: int | None = None
+    warmup: int | None = None
+    warmup_seconds: float | None = None
+    min_seconds: float | None = None
+    max_seconds: float | None = None
+    timeout_s: float | None = None
+    wall_seconds: float | None = None
+    threads: int | None = None
 
 
 class RuntimeUsed(BaseModel):
@@ -79,13 +121,13 @@ class LatencyResult(BaseModel):
     latency_ms: LatencyStats
     init_ms: float | None = None
     first_inference_ms: float | None = None
-    warmup: dict | None = None
+    warmup: LatencyStats | None = None
     peak_memory_mb: float | None = None
-    memory: dict | None = None
+    memory: ProcessMemory | None = None
     size_bytes: int
     gzip_size_bytes: int
     inputs: str
-    settings: dict
+    settings: ProbeSettings
     op_profile: OpProfile | None = None
     python: str | None = None
     notes: list[str] = Field(default_factory=list)

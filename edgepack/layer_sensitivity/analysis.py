@@ -54,6 +54,10 @@ class Sensitivity(BaseModel):
     layers: list[LayerSensitivity]
     seconds: float
 
+    def int8_errors(self) -> dict[str, float]:
+        """Each layer's int8 error (RMSE over its quantization step), for the layers that have one."""
+        return {row.layer: row.int8_error for row in self.layers if row.int8_error is not None}
+
 
 def _rmse_over_scale(floats, quantized, scale, zero_point) -> float:
     f = np.concatenate([np.asarray(t, np.float64).ravel() for t in floats])

@@ -33,6 +33,19 @@ class Int4Cost(BaseModel):
                 f"against {self.int8_ms:.3f} ms here ({self.int8_ms / max(self.int4_ms, 1e-9):.2f}x as fast)")
 
 
+class QatFallback(BaseModel):
+    """Accuracy control's fallback: QAT of the whole model in int8, used when it beats the float layers."""
+
+    method: str = "qat"
+    drop: float
+    float_layers_drop: float
+    met: bool
+    used: bool
+    steps: int
+    seconds: float
+    preserve: str
+
+
 class MixedPrecision(BaseModel):
     """Which layers run in float in an otherwise full-int8 model, and why."""
 
@@ -44,14 +57,14 @@ class MixedPrecision(BaseModel):
     int8_layers: list[str] = []   # with int4 weights: the layers accuracy control raised to int8 weights
     int4_cost: Int4Cost | None = None
     control: AccuracyControl | None = None
-    fallback: dict | None = None
+    fallback: QatFallback | None = None
 
     @property
     def summary(self) -> str:
-        if self.fallback is not None and self.fallback.get("used"):
+        if self.fallback is not None and self.fallback.used:
             return (f"quantization-aware training (fallback), every layer int8: {self.control.metric.value} drop "
-                    f"{self.fallback['drop']:.2f} {self.control.drop_unit} (max {self.control.max_drop:g}); "
-                    f"keeping layers float reached {self.fallback['float_layers_drop']:.2f}")
+                    f"{self.fallback.drop:.2f} {self.control.drop_unit} (max {self.control.max_drop:g}); "
+                    f"keeping layers float reached {self.fallback.float_layers_drop:.2f}")
         if self.control is not None:
             return self.control.summary
         return f"{len(self.float_layers)} of {self.layers_total} layers kept in float ({', '.join(self.float_layers)})"

@@ -18,7 +18,8 @@ from edgepack.bundle.staging import failed_bundle_path, publish, staging_folder
 from edgepack.recipes.accelerators import edgetpu_stage, gpu_stage, is_edgetpu
 from edgepack.recipes.gates import judge
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
-from edgepack.bundle.result import RunResult
+from edgepack.inspection.result import KerasInspection, TfliteInspection
+from edgepack.report.result import RunResult, TfliteSummary
 from edgepack.steps.artifacts import ModelArtifact, StageSummary
 from edgepack.steps.artifacts import ModelKind
 from edgepack.steps.context import ArtifactCache, StepContext
@@ -103,11 +104,11 @@ def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lam
     return current, stages
 
 
-def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, stage: Path, bundle: Path,
+def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: TfliteInspection, stage: Path, bundle: Path,
             trust_model: bool) -> RunResult:
     recipe, final = loaded.recipe, stages[-1]
     outcome = judge(recipe, final, stages[0].metric,
-                    edgetpu=(tflite.get("edgetpu") or {}) if is_edgetpu(loaded.device) else None, device=loaded.device)
+                    edgetpu=tflite.edgetpu if is_edgetpu(loaded.device) else None, device=loaded.device)
     edgetpu = edgetpu_stage(stage, stage / "model.tflite", tflite, loaded.device)
     gates, passed = outcome.gates, outcome.passed
     inspected = _keras_reports(trust_model)
@@ -118,7 +119,8 @@ def _result(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, sta
         reference=outcome.reference, final=outcome.final, drop=outcome.drop, drop_unit=outcome.drop_unit,
         size_bytes=outcome.size_bytes, gzip_size_bytes=outcome.gzip_size_bytes, stages=_stage_rows(loaded, stages, outcome.figures, inspected), gates=gates,
         figures=outcome.figures,
-        latency=_in_bundle(final.latency), tflite={k: tflite.get(k) for k in ("quantization", "full_integer", "operators")},
+        latency=_in_bundle(final.latency), tflite=TfliteSummary(quantization=tflite.quantization, full_integer=tflite.full_integer,
+                                                              operators=tflite.operators),
         edgetpu=edgetpu, gpu=gpu_stage(tflite, loaded.device), provenance=provenance(),
         mixed_precision=_mixed_precision(stages),
         sensitivity=next((s.sensitivity for s in stages if s.sensitivity is not None), None),
@@ -140,13 +142,13 @@ def _float_ops(stages: list[ModelArtifact]) -> list[str]:
     return list(converted[-1].float_ops) if converted and converted[-1].mixed is None else []
 
 
-def _keras_reports(trust_model: bool) -> Callable[[Path], dict]:
+def _keras_reports(trust_model: bool) -> Callable[[Path], KerasInspection]:
     """``inspect`` of a Keras stage, each file loaded once (the stage figures and the layer rows share it)."""
     from edgepack.inspection.keras_model import inspect_keras
 
-    reports: dict[Path, dict] = {}
+    reports: dict[Path, KerasInspection] = {}
 
-    def inspected(path: Path) -> dict:
+    def inspected(path: Path) -> KerasInspection:
         if path not in reports:
             reports[path] = inspect_keras(path, trust_model=trust_model)
         return reports[path]
@@ -154,7 +156,8 @@ def _keras_reports(trust_model: bool) -> Callable[[Path], dict]:
     return inspected
 
 
-def _stage_rows(loaded: LoadedRecipe, stages: list[ModelArtifact], final_figures, inspected: Callable[[Path], dict]):
+def _stage_rows(loaded: LoadedRecipe, stages: list[ModelArtifact], final_figures,
+                inspected: Callable[[Path], KerasInspection]):
     """Each stage with what the device pays for it (the final stage's figures are the judge's)."""
     from edgepack.footprint.figures import keras_figures, tflite_figures
 
@@ -177,7 +180,8 @@ def _in_bundle(latency):
     return None if latency is None else latency.model_copy(update={"model": MODEL_FILE})
 
 
-def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, inspected: Callable[[Path], dict]):
+def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: TfliteInspection,
+            inspected: Callable[[Path], KerasInspection]):
     """The per-layer rows of the report, from the last Keras stage (the model that was converted)."""
     from edgepack.inspection.per_layer import layer_rows
 
@@ -186,7 +190,7 @@ def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: dict, ins
         return None
     keras = inspected(keras_stage.path)
     accelerator = getattr(loaded.device.accelerator, "value", loaded.device.accelerator)
-    return layer_rows(keras["layers"], tflite, accelerator, model_name=keras.get("name"))
+    return layer_rows(keras.layers, tflite, accelerator, model_name=keras.name)
 
 
 def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda message: None,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from edgepack.bundle.result import GateVerdict
+from edgepack.report.result import GateVerdict
 from edgepack.devices.schema import DeviceProfile
 from edgepack.evaluation.metrics import drop as metric_drop
-from edgepack.footprint.figures import DeviceFigures, tflite_figures
+from edgepack.footprint.figures import tflite_figures
+from edgepack.inspection.result import DeviceFigures, EdgeTpuReadiness
 from edgepack.latency.result import LatencyResult
 from edgepack.recipes.schema import Gates, Recipe
 from edgepack.steps.artifacts import ModelArtifact
@@ -50,7 +51,7 @@ class Outcome(BaseModel):
         return values or [0.0]
 
 
-def judge(recipe: Recipe, final: ModelArtifact, reference: float | None, *, edgetpu: dict | None = None,
+def judge(recipe: Recipe, final: ModelArtifact, reference: float | None, *, edgetpu: EdgeTpuReadiness | None = None,
           device: DeviceProfile | None = None) -> Outcome:
     """``final`` (the last stage) against ``recipe``'s gates, its metric drop measured from ``reference``
     (the source model's metric). ``edgetpu`` is the .tflite's Edge TPU readiness (``inspect``'s), given
@@ -127,8 +128,8 @@ def _at_most(gate: str, threshold: float, value: float | None, unit: str) -> Gat
                        note=None if value is not None else "not measured for this model")
 
 
-def edgetpu_gate(readiness: dict) -> GateVerdict:
+def edgetpu_gate(readiness: EdgeTpuReadiness) -> GateVerdict:
     """The ``edgetpu_ready`` gate from the .tflite's predicted Edge TPU mapping."""
-    note = "; ".join(readiness.get("reasons", [])[:2]) or None
-    return GateVerdict(gate="edgetpu_ready", threshold=1, value=1.0 if readiness.get("ready") else 0.0,
-                       unit="(1 = every op maps to the Edge TPU)", passed=bool(readiness.get("ready")), note=note)
+    note = "; ".join(readiness.reasons[:2]) or None
+    return GateVerdict(gate="edgetpu_ready", threshold=1, value=1.0 if readiness.ready else 0.0,
+                       unit="(1 = every op maps to the Edge TPU)", passed=readiness.ready, note=note)

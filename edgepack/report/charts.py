@@ -17,6 +17,9 @@ from html import escape
 
 import numpy as np
 
+from edgepack.latency.result import LatencyResult, LatencyStats
+from edgepack.report.result import RunResult
+from edgepack.steps.artifacts import StageSummary
 from edgepack.report.svg import (GATE, INK, MUTED, WIDTH, Axis, LOG_SPAN, log_range, padded_range, svg_open,
                                  x_axis)
 
@@ -75,21 +78,21 @@ def _markers(axis: Axis, values: dict[str, float], first_row: float, bottom: flo
     return parts
 
 
-def latency_histogram(latency: dict, *, estimated: bool, chart_id: str = "latency", width: int = WIDTH,
+def latency_histogram(latency: LatencyStats, *, estimated: bool, chart_id: str = "latency", width: int = WIDTH,
                       domain: tuple[float, float] | None = None, log: bool | None = None) -> str:
-    """The histogram of ``latency["samples_ms"]`` (at least 2 samples) with p50/p90/p99 lines.
+    """The histogram of ``latency.samples_ms`` (at least 2 samples) with p50/p90/p99 lines.
 
     The percentiles are computed from the samples drawn (as the probe computes them), so the lines
     and the bars always agree. ``domain``/``log`` fix the axis (small multiples share one); the
     bins still span this chart's own runs.
     """
-    samples = [float(v) for v in latency["samples_ms"]]
+    samples = [float(v) for v in latency.samples_ms or []]
     counts, edges, log = latency_bins(samples, log=log)
     top, bottom, height = 74, 214, 266
     axis = latency_axis(*(domain or (edges[0], edges[-1])), log, LEFT, width - RIGHT)
     peak = max(counts) or 1
     stats = {f"p{p}": float(np.percentile(samples, p)) for p in (50, 90, 99)}
-    runs = latency.get("count") or len(samples)
+    runs = latency.count or len(samples)
     kept = f"{len(samples)} runs" if runs <= len(samples) else f"{len(samples)} of {runs} runs"
     title = f"Latency distribution ({'estimated' if estimated else 'measured'}, {kept})"
     label = (f"{title}: histogram of {len(samples)} timed runs on a {'log' if log else 'linear'} axis; "
@@ -114,16 +117,17 @@ def latency_histogram(latency: dict, *, estimated: bool, chart_id: str = "latenc
     return "".join(parts) + "</svg>"
 
 
-def percentile_strip(latency: dict, *, estimated: bool, chart_id: str = "latency", width: int = WIDTH,
+def percentile_strip(latency: LatencyStats, *, estimated: bool, chart_id: str = "latency", width: int = WIDTH,
                      domain: tuple[float, float] | None = None, log: bool | None = None) -> str:
     """The recorded min/p50/p90/p99/max on one axis, for a report that kept no samples (no bars:
     without the runs there is no distribution to draw)."""
-    marks = {key: float(latency[key]) for key in ("min", "p50", "p90", "p99", "max") if latency.get(key) is not None}
+    marks = {key: float(getattr(latency, key)) for key in ("min", "p50", "p90", "p99", "max")
+             if getattr(latency, key) is not None}
     lo, hi = domain or (min(marks.values()), max(marks.values()))
     if log is None:
         log = lo > 0 and hi / lo > LOG_SPAN
     axis = latency_axis(lo, hi if hi > lo else lo * 1.1 + 1e-6, log, LEFT, width - RIGHT)
-    runs = latency.get("count") or 0
+    runs = latency.count
     title = f"Latency percentiles ({'estimated' if estimated else 'measured'}, {runs} runs; runs not kept)"
     label = f"{title}: " + ", ".join(f"{k} {v:.4g} ms" for k, v in marks.items())
     top, bottom = 104, 136
@@ -138,19 +142,19 @@ def percentile_strip(latency: dict, *, estimated: bool, chart_id: str = "latency
     return "".join(parts) + "</svg>"
 
 
-def latency_figure(latency: dict | None, *, chart_id: str = "latency", width: int = WIDTH,
+def latency_figure(latency: LatencyResult | None, *, chart_id: str = "latency", width: int = WIDTH,
                    domain: tuple[float, float] | None = None, log: bool | None = None) -> str:
     """The latency ``<figure>`` for a run's ``latency`` (a profile result): a histogram of the kept
     samples, the recorded percentiles when none were kept, a sentence for an estimate or no figure."""
-    if not latency:
+    if latency is None:
         return f'<p class="no-chart" id="{chart_id}-none">Latency was not measured.</p>'
-    stats = latency.get("latency_ms") or {}
-    if latency.get("estimated"):
-        source = latency.get("estimate_source") or "the device profile's figures"
+    stats = latency.latency_ms
+    if latency.estimated:
+        source = latency.estimate_source or "the device profile's figures"
         return (f'<p class="no-chart" id="{chart_id}-none">Latency is an estimate, not a measurement: one figure, '
-                f'{stats.get("p50", 0):.4g} ms, which has no spread, so no distribution is drawn. '
+                f'{stats.p50 or 0:.4g} ms, which has no spread, so no distribution is drawn. '
                 f'Source: {escape(source)}.</p>')
-    samples = stats.get("samples_ms") or []
+    samples = stats.samples_ms or []
     if len(samples) >= 2:
         svg = latency_histogram(stats, estimated=False, chart_id=chart_id, width=width, domain=domain, log=log)
         spread = max(samples) / min(samples) if min(samples) > 0 else 0
@@ -161,7 +165,7 @@ def latency_figure(latency: dict | None, *, chart_id: str = "latency", width: in
         return f'<figure>{svg}<figcaption>{caption}</figcaption></figure>'
     svg = percentile_strip(stats, estimated=False, chart_id=chart_id, width=width, domain=domain, log=log)
     caption = (f'<span id="{chart_id}-none">No timing samples in this report</span>: it holds only the statistics '
-               f'of the {stats.get("count") or 0} timed runs, so the distribution cannot be drawn. The marks show '
+               f'of the {stats.count} timed runs, so the distribution cannot be drawn. The marks show '
                "the recorded percentiles; the shaded band spans min to max.")
     return f'<figure>{svg}<figcaption>{caption}</figcaption></figure>'
 
@@ -171,20 +175,20 @@ def is_percent(metric: str) -> bool:
     return metric in PERCENT_METRICS
 
 
-def metric_gate(result: dict) -> float | None:
+def metric_gate(result: RunResult) -> float | None:
     """The ``max_accuracy_drop`` gate as a metric value (accuracy: reference minus the drop in
     points; mae/mse: reference plus the allowed increase; relative gates as a share of the
     reference), or None without the gate or a reference."""
-    gate = next((g for g in result.get("gates", []) if g["gate"] == "max_accuracy_drop"), None)
-    reference = result.get("reference")
+    gate = next((g for g in result.gates if g.gate == "max_accuracy_drop"), None)
+    reference = result.reference
     if gate is None or reference is None:
         return None
-    allowed = float(gate["threshold"])
-    if (gate.get("unit") or result.get("drop_unit")) == "percent of reference":
+    allowed = float(gate.threshold)
+    if (gate.unit or result.drop_unit) == "percent of reference":
         change = reference * allowed / 100.0
     else:
-        change = allowed / 100.0 if is_percent(result["metric"]) else allowed
-    return reference - change if is_percent(result["metric"]) else reference + change
+        change = allowed / 100.0 if is_percent(result.metric) else allowed
+    return reference - change if is_percent(result.metric) else reference + change
 
 
 def metric_axis(values: list[float], percent: bool, start: float, end: float) -> Axis:
@@ -197,11 +201,11 @@ def metric_axis(values: list[float], percent: bool, start: float, end: float) ->
     return Axis(*padded_range(values, pad=0.15, floor=floor), start, end)
 
 
-def _metric_gate_line(axis: Axis, gate: float, result: dict, top: float, bottom: float) -> list[str]:
-    gate_row = next(g for g in result["gates"] if g["gate"] == "max_accuracy_drop")
-    percent = is_percent(result["metric"])
+def _metric_gate_line(axis: Axis, gate: float, result: RunResult, top: float, bottom: float) -> list[str]:
+    gate_row = next(g for g in result.gates if g.gate == "max_accuracy_drop")
+    percent = is_percent(result.metric)
     shown = f"{gate * 100:.2f}%" if percent else f"{gate:.4g}"
-    allowed, unit = gate_row["threshold"], gate_row.get("unit") or ""
+    allowed, unit = gate_row.threshold, gate_row.unit or ""
     if unit == "percent of reference":
         rule = f"{allowed:g}% of the reference"
     else:
@@ -216,73 +220,65 @@ def _metric_gate_line(axis: Axis, gate: float, result: dict, top: float, bottom:
             f'fill="{GATE}">{escape(text)}</text>']
 
 
-def metric_chart(result: dict, *, chart_id: str = "metric", width: int = WIDTH) -> str:
+def metric_chart(result: RunResult, *, chart_id: str = "metric", width: int = WIDTH) -> str:
     """The metric of each scored stage as a dot on an axis fitted to the values, the gate dashed."""
-    metric, percent = result["metric"], is_percent(result["metric"])
-    stages = [s for s in result["stages"] if s.get("metric") is not None]
+    metric, percent = result.metric, is_percent(result.metric)
+    stages = [s for s in result.stages if s.metric is not None]
     gate = metric_gate(result)
     label_w, row_h, top = 170, 26, 50
     bottom = top + row_h * len(stages)
-    axis = metric_axis([s["metric"] for s in stages] + ([gate] if gate is not None else []), percent,
+    axis = metric_axis([s.metric for s in stages] + ([gate] if gate is not None else []), percent,
                        label_w, width - RIGHT - 40)
     shown = (lambda v: f"{v * 100:.2f}%") if percent else (lambda v: f"{v:.4g}")
     title = f"{metric} of each stage on the validation data"
     label = f"{title}, axis from {shown(axis.lo)} to {shown(axis.hi)}: " + "; ".join(
-        f"{s['name']} {shown(s['metric'])}" for s in stages)
+        f"{s.name} {shown(s.metric)}" for s in stages)
     parts = svg_open(chart_id, title, label, bottom + 44, width=width,
                      data=axis.data() + ("" if gate is None else f' data-gate="{gate:.6g}"'))
     parts += x_axis(axis, top - 6, bottom, metric + (" (%)" if percent else "")
                     + ("" if axis.lo == 0 else f" — axis starts at {shown(axis.lo)}, not 0"), percent=percent)
     for index, stage in enumerate(stages):
-        y, value = top + row_h * index + row_h / 2, stage["metric"]
+        y, value = top + row_h * index + row_h / 2, stage.metric
         fails = gate is not None and (value < gate if percent else value > gate)
         color = GATE if fails else METRIC_COLOR
         x = axis.at(value)
         parts.append(f'<line x1="{axis.start}" x2="{axis.end}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>'
                      f'<text x="{label_w - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="12">'
-                     f'{escape(stage["name"])}</text>'
+                     f'{escape(stage.name)}</text>'
                      f'<circle class="point" data-value="{value:.6g}" cx="{x:.2f}" cy="{y:.1f}" r="6" fill="{color}">'
-                     f'<title>{escape(stage["name"])}: {shown(value)}</title></circle>'
+                     f'<title>{escape(stage.name)}: {shown(value)}</title></circle>'
                      f'<text x="{x + 10:.1f}" y="{y + 4:.1f}" font-size="12" fill="{INK}">{shown(value)}</text>')
     if gate is not None:
         parts += _metric_gate_line(axis, gate, result, top, bottom)
     return "".join(parts) + "</svg>"
 
 
-def stage_format(stage: dict) -> str:
-    """The stage's file format as the report names it: ``.tflite`` or ``Keras .keras`` (etc.)."""
-    fmt = stage.get("format")
-    if fmt:
-        return fmt
-    return ".tflite" if ".tflite" in stage["name"] else "Keras file"
-
-
-def size_chart(stages: list[dict], *, chart_id: str = "size", width: int = WIDTH, top: float | None = None,
+def size_chart(stages: list[StageSummary], *, chart_id: str = "size", width: int = WIDTH, top: float | None = None,
                title: str = "gzip size of each stage, by format") -> str:
     """Bars from zero of each stage's gzip size (raw size where gzip is unknown), each labelled and
     coloured by format; ``top`` (bytes) fixes the full-length bar so small multiples compare."""
     label_w, bar_h, gap, y0 = 170, 24, 10, 52
-    sizes = [(s, s.get("gzip_size_bytes") or s["size_bytes"], s.get("gzip_size_bytes") is not None) for s in stages]
+    sizes = [(s, s.gzip_size_bytes or s.size_bytes, s.gzip_size_bytes is not None) for s in stages]
     top = top or max((size for _, size, _ in sizes), default=1) or 1
     span = width - label_w - 195
     height = y0 + len(sizes) * (bar_h + gap) + 6
-    summary = "; ".join(f"{s['name']} ({stage_format(s)}): {size / 1024:.1f} KB {'gzip' if gz else 'raw'}"
+    summary = "; ".join(f"{s.name} ({s.format}): {size / 1024:.1f} KB {'gzip' if gz else 'raw'}"
                         for s, size, gz in sizes)
     parts = svg_open(chart_id, title, f"{title}, bars from zero, coloured by format. {summary}", height, width=width)
     parts.append(f'<rect x="0" y="26" width="10" height="10" fill="{KERAS_COLOR}"/><text x="14" y="35" font-size="11">'
                  f'Keras file</text><rect x="90" y="26" width="10" height="10" fill="{TFLITE_COLOR}"/>'
                  f'<text x="104" y="35" font-size="11">.tflite</text>')
     for index, (stage, size, gz) in enumerate(sizes):
-        fmt = stage_format(stage)
+        fmt = stage.format
         y = y0 + index * (bar_h + gap)
         bar = max(1.0, span * size / top)
         color = TFLITE_COLOR if "tflite" in fmt else KERAS_COLOR
-        text = f"{size / 1024:.1f} KB {'gzip' if gz else 'raw'} · {stage['size_bytes'] / 1024:.1f} KB file"
-        parts.append(f'<text x="{label_w - 8}" y="{y + 10}" text-anchor="end" font-size="12">{escape(stage["name"])}'
+        text = f"{size / 1024:.1f} KB {'gzip' if gz else 'raw'} · {stage.size_bytes / 1024:.1f} KB file"
+        parts.append(f'<text x="{label_w - 8}" y="{y + 10}" text-anchor="end" font-size="12">{escape(stage.name)}'
                      f'</text><text class="format" x="{label_w - 8}" y="{y + 22}" text-anchor="end" font-size="10" '
                      f'fill="{MUTED}">{escape(fmt)}</text>'
                      f'<rect class="bar" data-format="{escape(fmt)}" data-value="{size}" x="{label_w}" y="{y}" '
-                     f'width="{bar:.1f}" height="{bar_h}" fill="{color}"><title>{escape(stage["name"])} '
+                     f'width="{bar:.1f}" height="{bar_h}" fill="{color}"><title>{escape(stage.name)} '
                      f'({escape(fmt)}): {escape(text)}</title></rect>'
                      f'<text x="{label_w + bar + 6:.1f}" y="{y + 16}" font-size="12">{escape(text)}</text>')
     return "".join(parts) + "</svg>"
@@ -294,9 +290,9 @@ SIZE_NOTE = ("Bars are gzip sizes (how much a compressed download or a zipped fi
              "bars show how compressible pruning and clustering made the weights.")
 
 
-def size_figure(stages: list[dict], *, chart_id: str = "size", width: int = WIDTH, top: float | None = None) -> str:
+def size_figure(stages: list[StageSummary], *, chart_id: str = "size", width: int = WIDTH, top: float | None = None) -> str:
     """The size chart in a ``<figure>`` with the note on formats when the stages mix them."""
     svg = size_chart(stages, chart_id=chart_id, width=width, top=top)
-    mixed = len({"tflite" in stage_format(s) for s in stages}) > 1
+    mixed = len({"tflite" in s.format for s in stages}) > 1
     note = f'<figcaption class="size-note">{SIZE_NOTE}</figcaption>' if mixed else ""
     return f"<figure>{svg}{note}</figure>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgepack.evaluation.metrics import compute, drop as metric_drop
 from edgepack.loading.model import LoadedModel
-from edgepack.quantization.mixed import MixedPrecision, _val
+from edgepack.quantization.mixed import MixedPrecision, QatFallback, _val
 from edgepack.quantization.selective import BytesPredictor
 
 
@@ -28,8 +28,8 @@ def qat_fallback(config, loaded: LoadedModel, best: bytes, mixed: MixedPrecision
     drop = metric_drop(config.metric, control.reference, value)
     used = drop < control.drop_after
     say(f"  qat: drop {drop:.2f} {control.drop_unit}" + (" (used)" if used else " (not better; not used)"))
-    fallback = {"method": "qat", "drop": drop, "float_layers_drop": control.drop_after, "met": drop <= control.max_drop, "used": used,
-                "steps": facts["steps"], "seconds": facts["seconds"], "preserve": facts["preserve"]}
+    fallback = QatFallback(drop=drop, float_layers_drop=control.drop_after, met=drop <= control.max_drop, used=used,
+                           steps=facts.steps, seconds=facts.seconds, preserve=facts.preserve)
     if not used:
         return best, mixed.model_copy(update={"fallback": fallback})
     met = control.model_copy(update={"met": drop <= control.max_drop, "drop_after": drop, "float_layers": []})

@@ -10,7 +10,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edgepack.footprint.figures import DeviceFigures
+from edgepack.inspection.result import DeviceFigures
 from edgepack.util.files import sha256_file
 
 

@@ -82,16 +82,13 @@ def qat(config: QatConfig, *, progress=None) -> QatArtifact:
     metrics = _val_metrics(config, flatbuffer) if config.val is not None else None
     write_bytes_atomic(config.output, flatbuffer)
     sha = sha256_file(config.output)
-    batchnorm = facts.pop("batchnorm")
-    sidecar = write_sidecar(config.output, {"step": "qat", "config": config.model_dump(mode="json"), **facts,
-                                            "batchnorm": None if batchnorm is None else batchnorm.model_dump(mode="json"),
-                                            "output_sha256": sha, "metrics": metrics})
+    sidecar = write_sidecar(config.output, {"step": "qat", "config": config.model_dump(mode="json"),
+                                            **facts.model_dump(mode="json"), "output_sha256": sha, "metrics": metrics})
     return QatArtifact(path=config.output, size_bytes=len(flatbuffer), sha256=sha, io=config.io,
-                       preserve=facts["preserve"], equalized=facts["equalized"], source=config.model,
-                       source_sha256=facts["source_sha256"],
-                       train_samples=facts["train_samples"], steps=facts["steps"], final_loss=facts["final_loss"],
-                       seconds=facts["seconds"], config_path=sidecar, metrics=metrics, batchnorm=batchnorm,
-                       trained_on=facts["trained_on"])
+                       preserve=facts.preserve, equalized=facts.equalized, source=config.model,
+                       source_sha256=facts.source_sha256, train_samples=facts.train_samples, steps=facts.steps,
+                       final_loss=facts.final_loss, seconds=facts.seconds, config_path=sidecar, metrics=metrics,
+                       batchnorm=facts.batchnorm, trained_on=facts.trained_on)
 
 
 def _val_metrics(config: QatConfig, flatbuffer: bytes) -> dict:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgepack.errors import EdgepackError, GateFailed, RemoteError
+from edgepack.inspection.result import EdgeTpuReadiness
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.plan import plan_steps
 from edgepack.recipes.schema import Recipe, entry_name, entry_params
@@ -245,7 +246,7 @@ def _early_stop(trial, loaded: LoadedRecipe, reference: float | None):
     return check
 
 
-def _edgetpu_readiness(loaded: LoadedRecipe, final) -> dict | None:
+def _edgetpu_readiness(loaded: LoadedRecipe, final) -> EdgeTpuReadiness | None:
     """The final .tflite's Edge TPU readiness when the recipe's device is an Edge TPU (its gate), else None."""
     from edgepack.recipes.accelerators import is_edgetpu
 
@@ -253,7 +254,7 @@ def _edgetpu_readiness(loaded: LoadedRecipe, final) -> dict | None:
         return None
     from edgepack.inspection.tflite_model import inspect_tflite
 
-    return inspect_tflite(final.path).get("edgetpu") or {}
+    return inspect_tflite(final.path).edgetpu
 
 
 def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path,

@@ -31,7 +31,7 @@ def _preprocess_text(preprocess) -> str:
 def _render(result) -> None:
     rows = [("data", f"{result.data} ({result.samples} samples)" + (f", output {result.output}" if result.output else "")),
             ("tflite", f"{_fmt(result.metric, result.tflite.value)}  {result.tflite.model}"),
-            ("runtime", f"{result.runtime['name']} {result.runtime['version']}, batch {result.batch_size}")]
+            ("runtime", f"{result.runtime.name} {result.runtime.version}, batch {result.batch_size}")]
     if result.preprocess is not None:
         rows.insert(1, ("preprocess", _preprocess_text(result.preprocess)))
     if result.reference is not None:

@@ -52,8 +52,8 @@ def _render_ops(out, op_profile) -> None:
     table = Table("#", "op", "dtype", "unit", "MACs", "ms", "%", "bound", title_justify="left",
                   title=f"costliest operators — {op_profile.label}")
     for row in top_ops(op_profile):
-        table.add_row(str(row["index"]), row["op"], row["dtype"], row["unit"], f"{row['macs']:,}",
-                      f"{row['ms']:.4f}", f"{row['percent']:.1f}", row["bound"])
+        table.add_row(str(row.index), row.op, row.dtype, row.unit, f"{row.macs:,}", f"{row.ms:.4f}",
+                      f"{row.percent:.1f}", row.bound)
     out.print(table)
 
 

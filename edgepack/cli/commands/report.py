@@ -10,7 +10,7 @@ from edgepack.cli.options import json_option
 from edgepack.cli.output import console, emit
 
 
-def _render(document: dict) -> None:
+def _render(document) -> None:
     from rich.table import Table
 
     from edgepack.report.compare import table_rows, verdict_line
@@ -21,7 +21,7 @@ def _render(document: dict) -> None:
     for row in rows:
         table.add_row(*row)
     out.print(table)
-    out.print(f"comparison page: {document['page']}")
+    out.print(f"comparison page: {document.page}")
 
 
 @click.command("report")
@@ -42,7 +42,7 @@ def report_command(bundles, output, as_markdown, as_json):
     document = write_comparison(list(bundles), output)
     if as_markdown:
         click.echo(comparison_markdown(document), nl=False)
-        click.echo(f"comparison page: {document['page']}", err=True)
+        click.echo(f"comparison page: {document.page}", err=True)
         return
     emit(document, as_json, _render)
 

@@ -14,7 +14,7 @@ def _render_run(result) -> None:
     from edgepack.report.render import key_figures
 
     out = console()
-    out.print(key_value_table(f"{result.name} → {result.bundle}", key_figures(result.model_dump(mode="json"))))
+    out.print(key_value_table(f"{result.name} → {result.bundle}", key_figures(result)))
     for gate in result.gates:
         value = "-" if gate.value is None else f"{gate.value:.3f}"
         note = f" ({gate.note})" if gate.note else ""

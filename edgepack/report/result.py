@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from edgepack.edgetpu.compiler import CompilerLog, Comparison
 from edgepack.errors import GateFailed
-from edgepack.footprint.figures import DeviceFigures
-from edgepack.inspection.per_layer import LayerRow
+from edgepack.inspection.result import DeviceFigures, EdgeTpuReadiness, FixIt, GpuReadiness
+from edgepack.explore import Decisions
+from edgepack.inspection.per_layer import CONVERTER, LayerRow
 from edgepack.latency.result import LatencyResult
 from edgepack.quantization.mixed import MixedPrecision
 from edgepack.layer_sensitivity.analysis import Sensitivity
@@ -20,6 +22,44 @@ class GateVerdict(BaseModel):
     unit: str
     passed: bool
     note: str | None = None
+
+
+class EdgeTpuCheck(BaseModel):
+    """An Edge TPU device's section of the result: the prediction, the partition point, the fix-it rows and,
+    where ``edgetpu_compiler`` is installed, its log set beside the prediction."""
+
+    prediction: EdgeTpuReadiness
+    partition: str | None = None
+    fixes: list[FixIt] = Field(default_factory=list)
+    compiler: CompilerLog | None = None
+    comparison: Comparison | None = None
+    compiler_note: str | None = None
+
+
+class GpuCheck(BaseModel):
+    """A GPU device's section: the operators the delegate is predicted to leave on the CPU (no gate)."""
+
+    prediction: GpuReadiness
+    summary: str
+    fixes: list[FixIt] = Field(default_factory=list)
+
+
+class TfliteSummary(BaseModel):
+    """What the bundled .tflite is: its quantization scheme and operator counts."""
+
+    quantization: str | None = None
+    full_integer: bool
+    operators: dict[str, int] | None = None
+
+
+class Provenance(BaseModel):
+    """What produced the result (``util.provenance.provenance()``)."""
+
+    edgepack: str
+    libraries: dict[str, str] = Field(default_factory=dict)
+    python: str
+    platform: str
+    created: str
 
 
 class RunResult(BaseModel):
@@ -42,9 +82,9 @@ class RunResult(BaseModel):
     gates: list[GateVerdict]
     latency: LatencyResult | None = None
     figures: DeviceFigures | None = None
-    tflite: dict
-    edgetpu: dict | None = None
-    gpu: dict | None = None
+    tflite: TfliteSummary
+    edgetpu: EdgeTpuCheck | None = None
+    gpu: GpuCheck | None = None
     mixed_precision: MixedPrecision | None = None
     sensitivity: Sensitivity | None = None
     layers: list[LayerRow] | None = None
@@ -52,7 +92,18 @@ class RunResult(BaseModel):
                                  "in float (the converter has no int8 kernel for them), as OP#index.")
     explorer: list[str] = Field(default_factory=list, description="Model Explorer node-data files in the bundle "
                                 "(explorer/*.json, relative to it): one overlay each.")
-    provenance: dict
+    provenance: Provenance
+
+    def decisions(self) -> Decisions:
+        """What the graph view overlays from this result: each layer's int8 error, accuracy control's choices,
+        and the operators each layer became (from the per-layer rows)."""
+        op_layers = {op.index: layer.name for layer in self.layers or [] if layer.name != CONVERTER for op in layer.ops}
+        return Decisions(int8_errors=self.sensitivity.int8_errors() if self.sensitivity else None,
+                         mixed_precision=self.mixed_precision, op_layers=op_layers or None)
+
+    def fixes(self) -> list[FixIt]:
+        """The fix-it rows of the device's accelerator (Edge TPU, then GPU)."""
+        return [*(self.edgetpu.fixes if self.edgetpu else []), *(self.gpu.fixes if self.gpu else [])]
 
     def raise_for_gates(self) -> None:
         """Raise GateFailed (exit 7) naming the failed gates; the bundle path says where the report is."""
