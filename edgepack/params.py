@@ -36,6 +36,7 @@ class Domain(BaseModel):
     choices: tuple[Any, ...] = ()
     digits: int = 3  # a float is rounded to this many decimals (a recipe shows 0.812, not 0.81234...)
     when: tuple[tuple[str, Any], ...] = ()  # searched only in trials whose step has these values (structure: channels)
+    corner: Any = None  # the value tune's second trial takes: far toward compression, trained long enough to hold
 
     def applies(self, params: dict) -> bool:
         """Whether the field is searched for a step configured as ``params``."""
@@ -78,14 +79,16 @@ class Domain(BaseModel):
 
 
 def searched(*, low: float | None = None, high: float | None = None, choices: list | None = None,
-             integer: bool = False, when: dict | None = None) -> dict:
+             integer: bool = False, when: dict | None = None, corner: Any = None) -> dict:
     """The ``json_schema_extra`` of a tunable field: a range (``low``, ``high``) or ``choices``; ``when`` names
-    the values of other fields of the step under which the field is searched (e.g. ``{"structure": "channels"}``)."""
+    the values of other fields of the step under which the field is searched (e.g. ``{"structure": "channels"}``);
+    ``corner`` is the field's value in the compressing corner tune tries second (high sparsity, few clusters,
+    the longer fine-tuning such a model needs), None to leave it to the sampler there."""
     condition = tuple((when or {}).items())
     if choices is not None:
-        domain = Domain(kind="choice", choices=tuple(choices), when=condition)
+        domain = Domain(kind="choice", choices=tuple(choices), when=condition, corner=corner)
     else:
-        domain = Domain(kind="int" if integer else "float", low=low, high=high, when=condition)
+        domain = Domain(kind="int" if integer else "float", low=low, high=high, when=condition, corner=corner)
     return {"search": domain.model_dump()}
 
 

@@ -51,7 +51,7 @@ def completed(db: Path) -> int:
 
 
 def test_tune_writes_a_recipe_whose_bundle_passes_its_gates_again_from_a_clean_folder(run, digits, tmp_path):
-    recipe = write_recipe(tmp_path, digits)
+    recipe = write_recipe(tmp_path, digits, extra_tune=", allocate: [uniform]")  # trial 1, the corner, stays quick
     result = run("tune", recipe, "--trials", "2", "-o", tmp_path / "tuned.yaml", "--json")
     assert result.exit_code == 0, result.stderr[-2000:]
     study = json.loads(result.stdout)
@@ -99,7 +99,7 @@ def test_gates_no_trial_meets_are_exit_7_naming_the_closest_trials(run, digits, 
                                                   (", clusters: []", "clusters"),
                                                   (", space: {prune.sparsity: [0.5, 1.2]}", "less than 1"),
                                                   (", space: {cluster.clusters: [1, 8]}", "cluster.clusters"),
-                                                  (", space: {prune.epochs: [1, 3]}", "not a searched field"),
+                                                  (", space: {prune.learning_rate: [0.001, 0.01]}", "not a searched field"),
                                                   (", steps: [], accuracy_control: [false]", "empty"),
                                                   (", qat: [true], modes: [float16]", "needs int8")])
 def test_an_empty_or_contradictory_search_space_is_exit_2(run, digits, tmp_path, extra_tune, fragment):
@@ -499,3 +499,23 @@ def test_a_float_cpu_recipe_searches_xnnpack_pruning_stored_sparse(digits, tmp_p
     _, problems = plan_steps(trial_recipe.steps, loaded.setting)
     assert not problems, problems
     assert recipe_trial(loaded.recipe, space, True)["prune.structure"] == "unstructured"
+
+
+def test_a_new_study_tries_the_compressing_corner_second(digits, tmp_path):
+    """Size or flash as an objective: the trial after the recipe's own prunes and clusters with every searched
+    field at its domain's corner (narrowed by the recipe's tune: section), so ~20 trials reach the compressing
+    end of the space; a latency objective gets no such trial."""
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import corner_trial, recipe_trial, tune_space
+
+    recipe = write_recipe(tmp_path, digits)
+    loaded = load_recipe(recipe)
+    corner = corner_trial(loaded.recipe, tune_space(loaded))
+    assert corner == {"use_prune": True, "use_cluster": True, "prune.sparsity": 0.85, "prune.allocate": "sensitivity",
+                      "prune.distill": False, "cluster.allocate": "uniform", "cluster.distill": False}
+    assert corner != recipe_trial(loaded.recipe, tune_space(loaded))
+    recipe.write_text(recipe.read_text().replace("epochs: 1, clusters: [16]", "clusters: [8, 16]"))
+    corner = corner_trial(load_recipe(recipe).recipe, tune_space(load_recipe(recipe)))
+    assert (corner["prune.epochs"], corner["cluster.epochs"], corner["cluster.clusters"]) == (8, 4, 8)
+    recipe.write_text(recipe.read_text().replace("clusters: [8, 16]", "clusters: [8, 16], objectives: [latency, drop]"))
+    assert corner_trial(load_recipe(recipe).recipe, tune_space(load_recipe(recipe))) is None

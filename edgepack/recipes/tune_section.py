@@ -20,8 +20,8 @@ SHORTHANDS = {"sparsity": ("prune.sparsity",), "allocate": ("prune.allocate",), 
 class TuneSection(BaseModel):
     """What ``edgepack tune`` searches and minimises. Without a ``tune:`` section the defaults search
     around the recipe's own steps: prune and cluster may be added or dropped, every field that
-    declares a search domain in its params model varies (prune's sparsity and allocation, cluster's
-    count and allocation, distillation on or off, and those of any step added later), and accuracy
+    declares a search domain in its params model varies (prune's sparsity, allocation and epochs, cluster's
+    count, allocation and epochs, distillation on or off, and those of any step added later), and accuracy
     control is tried on and off. ``space`` overrides a field's domain by its key path:
     ``{prune.sparsity: [0.6, 0.9], cluster.clusters: [8, 16]}`` (a range as ``[low, high]``, choices
     as a list), each value checked by the field itself; ``sparsity``, ``allocate``, ``clusters``,
@@ -36,7 +36,8 @@ class TuneSection(BaseModel):
     sparse); a channel trial searches the MACs kept (``prune.target_macs``) and its
     allocation among the ``prune.allocate`` choices plus ``latency`` when latency is an objective.
     ``modes`` unset keeps the recipe's quantization mode; ``qat`` adds quantization-aware training as
-    an alternative to post-training int8; ``epochs`` fixes the fine-tuning epochs of every trial."""
+    an alternative to post-training int8; ``epochs`` fixes the fine-tuning epochs of every trial (they are
+    searched otherwise: prune 2-8, cluster 1-4; a higher sparsity often needs the longer fine-tuning)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +98,8 @@ class TuneSection(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"space: {path} {values}: {exc}") from None
             found[name][field] = domain
+        if self.epochs is not None:  # fixed for every trial by this section
+            found = {name: {f: d for f, d in fields.items() if f != "epochs"} for name, fields in found.items()}
         return found
 
     @model_validator(mode="after")

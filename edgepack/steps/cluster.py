@@ -38,15 +38,16 @@ class ClusterParams(CompressParams):
     """The ``cluster`` step's parameters: the recipe keys, the CLI options and the API's arguments."""
 
     clusters: int = Field(default=16, ge=2, le=65_536, description="Distinct values per clustered kernel.",
-                          json_schema_extra=searched(choices=[8, 16, 32]))
+                          json_schema_extra=searched(choices=[8, 16, 32], corner=8))
     init: ClusterInit = Field(default=ClusterInit.KMEANS_PLUS_PLUS, description="How centroids start.")
     preserve_sparsity: bool = Field(default=False, description="Keep the zeros of a pruned model at zero.")
-    epochs: int = Field(default=1, ge=1, le=10_000, description="Fine-tuning epochs.")
+    epochs: int = Field(default=1, ge=1, le=10_000, description="Fine-tuning epochs.",
+                        json_schema_extra=searched(low=1, high=4, integer=True, corner=4))
     learning_rate: float = Field(default=1e-4, gt=0, le=1, description="Adam learning rate.")
     allocate: Literal["uniform", "sensitivity"] = Field(
         default="uniform", description="uniform: every clustered kernel gets the clusters; sensitivity: the same "
                                        "bits per weight on average, spread by measured damage per layer.",
-        json_schema_extra=searched(choices=["uniform", "sensitivity"]))
+        json_schema_extra=searched(choices=["uniform", "sensitivity"], corner="uniform"))
     layer_clusters: dict[str, int] = Field(
         default_factory=dict, description="Clusters per layer name (overrides the clusters for those layers; "
                                           "allocate: sensitivity fills it in and the resolved recipe records it).",

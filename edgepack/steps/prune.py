@@ -43,7 +43,8 @@ class PruneParams(CompressParams):
     sparsity: float = Field(default=0.5, ge=0.0, lt=1.0,
                             description="Final fraction of zero weights in each pruned kernel, in [0, 1) (structure "
                                         "channels: the fraction of prunable channels removed).",
-                            json_schema_extra=searched(low=0.5, high=0.95, when={"structure": "unstructured"}))
+                            json_schema_extra=searched(low=0.5, high=0.95, when={"structure": "unstructured"},
+                                                       corner=0.9))
     schedule: Schedule = Field(default=Schedule.POLYNOMIAL,
                                description="Ramp sparsity up gradually, or prune to the target at once.")
     structure: Structure = Field(default=Structure.UNSTRUCTURED,
@@ -58,7 +59,7 @@ class PruneParams(CompressParams):
                                        "sensitivity: the same fraction of all prunable weights (channels), spread by "
                                        "measured damage per layer (group); latency (channels): spread by measured "
                                        "damage per millisecond saved on the device's cost model.",
-        json_schema_extra=searched(choices=["uniform", "sensitivity"]))
+        json_schema_extra=searched(choices=["uniform", "sensitivity"], corner="sensitivity"))
     criterion: Criterion = Field(default=Criterion.L1, description="channels: how channels are ranked within a "
                                  "group (l1/l2 weight norms, bn BatchNorm scale, taylor first-order loss change on "
                                  "the training data).")

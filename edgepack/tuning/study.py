@@ -210,6 +210,29 @@ def recipe_trial(recipe: Recipe, space: TuneSection, float_cpu: bool = False) ->
             and (key not in allowed or value in allowed[key])}
 
 
+def corner_trial(recipe: Recipe, space: TuneSection) -> dict | None:
+    """A new study's second trial when size or flash is an objective: prune and cluster with every searched
+    field at its domain's ``corner`` (high sparsity, few clusters, the longer fine-tuning such a model needs),
+    the rest left to the sampler; None when the space cannot prune and cluster, or when it is the recipe
+    itself. It puts the compressing end of the space in front of the sampler at once, where ~20 trials of
+    random start would seldom land."""
+    if not {"size", "flash"} & set(space.objectives) or not {"prune", "cluster"} <= set(space.steps):
+        return None
+    params: dict = {"use_prune": True, "use_cluster": True} if space.optional else {}
+    if "prune-cluster" in space.orders and len(space.orders) > 1:
+        params["order"] = "prune-cluster"
+    if space.structure_choices() and len(space.structure_choices()) > 1:
+        if "unstructured" not in space.structure_choices():
+            return None
+        params["prune.structure"] = "unstructured"
+    for step, fields in space.domains().items():
+        for field, domain in fields.items():
+            value = None if domain.corner is None else domain.nearest(domain.corner)
+            if step in ("prune", "cluster") and value is not None and domain.applies({"structure": "unstructured"}):
+                params[f"{step}.{field}"] = value
+    return params if params != recipe_trial(recipe, space) else None
+
+
 def _lost_a_race(exc: Exception) -> bool:
     """Workers that open a new database at once race to create Optuna's tables (a unique violation)."""
     text = f"{type(exc).__name__} {exc}"
@@ -345,6 +368,9 @@ def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
     if earlier == 0:
         study.enqueue_trial(recipe_trial(loaded.recipe, space, float_cpu_target(loaded.recipe, loaded.device)),
                             skip_if_exists=True)
+        corner = corner_trial(loaded.recipe, space)
+        if corner is not None:
+            study.enqueue_trial(corner, skip_if_exists=True)
     say(f"study {study.study_name} in {_masked(storage)}: {earlier} trial(s) so far; "
         f"{stop.describe()}; objectives {', '.join(space.objectives)}")
     _optimize(study, loaded, space, stop, options, progress or TrialLines(say))
