@@ -220,7 +220,7 @@ def inspect(model: str | Path, *, trust_model: bool = False,
         from edgepack.errors import RuntimeUnavailable
 
         if profile is not None:  # the fix-it list that matters is the device's accelerator's
-            report.accelerator = getattr(profile.accelerator, "value", profile.accelerator)
+            report.accelerator = profile.accelerator.value
         from edgepack.footprint.figures import tflite_figures
 
         try:

@@ -519,3 +519,22 @@ def test_a_new_study_tries_the_compressing_corner_second(digits, tmp_path):
     assert (corner["prune.epochs"], corner["cluster.epochs"], corner["cluster.clusters"]) == (8, 4, 8)
     recipe.write_text(recipe.read_text().replace("clusters: [8, 16]", "clusters: [8, 16], objectives: [latency, drop]"))
     assert corner_trial(load_recipe(recipe).recipe, tune_space(load_recipe(recipe))) is None
+
+
+def test_a_relative_gate_reaches_accuracy_control_in_the_metrics_own_unit(regression, tmp_path):
+    """Accuracy control judges drops in the metric's unit (here an MSE increase): a trial that turns it on under
+    a relative gate (0.5% of the reference MSE) asks it for 0.5% of the reference, not for 0.5."""
+    import optuna
+
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import suggest_steps, tune_space
+
+    recipe = tmp_path / "reg.yaml"
+    recipe.write_text(RELATIVE_RECIPE.format(model=regression["model"], train=regression["train"],
+                                             val=regression["val"], output=tmp_path / "dist" / "{name}", gate=0.5))
+    loaded = load_recipe(recipe)
+    trial = optuna.trial.FixedTrial({"mode": "int8", "qat": False, "accuracy_control": True, "promote": "float",
+                                     "quantize.weights": "int8"})
+    steps = suggest_steps(trial, loaded.recipe, tune_space(loaded), reference=0.04)
+    assert steps[0]["quantize"]["max_drop"] == pytest.approx(0.0002)
+    assert "max_drop" not in suggest_steps(trial, loaded.recipe, tune_space(loaded))[0]["quantize"]

@@ -110,6 +110,13 @@ def compute(metric: Metric, y_true: np.ndarray, y_pred: np.ndarray, source: str)
     return accumulator.value()
 
 
+def absolute_allowance(metric: Metric, reference: float, percent: float) -> float:
+    """A relative gate (``percent`` of the reference) in the metric's own drop unit at ``reference``: accuracy
+    points, or the error increase; the inverse of :func:`drop` with ``relative=True``."""
+    base = reference * 100.0 if metric.higher_is_better else reference
+    return percent * base / 100.0
+
+
 def drop(metric: Metric, reference: float, candidate: float, *, relative: bool = False) -> float:
     """How much worse ``candidate`` is: accuracy points lost, or error increase (percent if relative)."""
     if metric.higher_is_better:

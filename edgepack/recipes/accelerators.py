@@ -10,7 +10,7 @@ from edgepack.report.result import EdgeTpuCheck, GpuCheck
 
 def is_edgetpu(device) -> bool:
     """True for a device whose accelerator is the Edge TPU (its runs get the ``edgetpu_ready`` gate)."""
-    return device is not None and getattr(device.accelerator, "value", device.accelerator) == "edgetpu"
+    return device is not None and device.accelerator.value == "edgetpu"
 
 
 def edgetpu_stage(stage: Path, model: Path, tflite: TfliteInspection, device) -> EdgeTpuCheck | None:
@@ -39,7 +39,7 @@ def edgetpu_stage(stage: Path, model: Path, tflite: TfliteInspection, device) ->
 def gpu_stage(tflite: TfliteInspection, device) -> GpuCheck | None:
     """For a GPU device: which ops the GPU delegate is predicted to leave on the CPU (no gate: a
     fallback is slow, not wrong). Measured delegation, where a GPU is at hand, is in the profile."""
-    if getattr(device.accelerator, "value", device.accelerator) != "gpu" or tflite.gpu is None:
+    if device.accelerator.value != "gpu" or tflite.gpu is None:
         return None
     prediction = tflite.gpu
     cpu_ops = prediction.cpu_ops

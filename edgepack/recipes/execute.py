@@ -189,7 +189,7 @@ def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: TfliteIns
     if keras_stage is None:
         return None
     keras = inspected(keras_stage.path)
-    accelerator = getattr(loaded.device.accelerator, "value", loaded.device.accelerator)
+    accelerator = loaded.device.accelerator.value
     return layer_rows(keras.layers, tflite, accelerator, model_name=keras.name)
 
 

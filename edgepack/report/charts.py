@@ -121,8 +121,8 @@ def percentile_strip(latency: LatencyStats, *, estimated: bool, chart_id: str = 
                      domain: tuple[float, float] | None = None, log: bool | None = None) -> str:
     """The recorded min/p50/p90/p99/max on one axis, for a report that kept no samples (no bars:
     without the runs there is no distribution to draw)."""
-    marks = {key: float(getattr(latency, key)) for key in ("min", "p50", "p90", "p99", "max")
-             if getattr(latency, key) is not None}
+    marks = {key: float(value) for key, value in (("min", latency.min), ("p50", latency.p50), ("p90", latency.p90),
+                                                  ("p99", latency.p99), ("max", latency.max)) if value is not None}
     lo, hi = domain or (min(marks.values()), max(marks.values()))
     if log is None:
         log = lo > 0 and hi / lo > LOG_SPAN

@@ -133,8 +133,7 @@ def compare(paths: list[str | Path]) -> tuple[BundleComparison, list[RunResult]]
     return document, results
 
 
-def _ms(row: BundleRow, key: str) -> str:
-    value = getattr(row.latency_ms, key) if row.latency_ms else None
+def _ms(row: BundleRow, value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.4g} ms" + (" (est.)" if row.latency_estimated else "")
@@ -156,7 +155,8 @@ def table_rows(document: BundleComparison) -> tuple[tuple[str, ...], list[tuple[
     for row in document.bundles:
         rows.append((row.bundle, row.device, "PASS" if row.passed else "FAIL",
                      metric_text(row.metric, row.final) + ("" if one else f" {row.metric}"), _drop(row),
-                     _ms(row, "p50"), _ms(row, "p90"),
+                     _ms(row, row.latency_ms.p50 if row.latency_ms else None),
+                     _ms(row, row.latency_ms.p90 if row.latency_ms else None),
                      f"{row.gzip_size_bytes / 1024:.1f} KB", f"{row.gates.passed} of {row.gates.total}"
                      + (f" (failed: {', '.join(row.gates.failed)})" if row.gates.failed else "")))
     return header, rows

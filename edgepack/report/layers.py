@@ -19,8 +19,17 @@ from edgepack.report.result import RunResult
 from edgepack.report.svg import bar_chart
 
 
-def _mapping(ops: list[OpRow], key: str) -> str | None:
-    flags = [getattr(op, key) for op in ops if getattr(op, key) is not None]
+def _edgetpu(ops: list[OpRow]) -> str | None:
+    return _mapping([op.edgetpu for op in ops])
+
+
+def _gpu(ops: list[OpRow]) -> str | None:
+    return _mapping([op.gpu for op in ops])
+
+
+def _mapping(placed: list[bool | None]) -> str | None:
+    """yes / no / partly (k of n ops) over the operators with a placement (None: no accelerator of that kind)."""
+    flags = [flag for flag in placed if flag is not None]
     if not flags:
         return None
     if all(flags):
@@ -55,8 +64,8 @@ def layer_table(result: RunResult) -> tuple[list[str], list[list[str]]]:
         return [], []
     sensitivity = {s.layer: s for s in result.sensitivity.layers} if result.sensitivity else {}
     mixed = result.mixed_precision
-    edgetpu = any(_mapping(layer.ops, "edgetpu") for layer in layers)
-    gpu = any(_mapping(layer.ops, "gpu") for layer in layers)
+    edgetpu = any(_edgetpu(layer.ops) for layer in layers)
+    gpu = any(_gpu(layer.ops) for layer in layers)
     header = ["layer", "class", "params", "sparsity", "distinct values", "ops (type)"]
     header += ["Edge TPU"] * edgetpu + ["GPU delegate"] * gpu
     header += ["int8 error", "drop if float"] * bool(sensitivity) + ["accuracy control"] * bool(mixed)
@@ -65,7 +74,7 @@ def layer_table(result: RunResult) -> tuple[list[str], list[list[str]]]:
         row = [layer.name, layer.layer_class or "-", _figure(layer.params, ","),
                "-" if layer.sparsity is None else f"{layer.sparsity * 100:.1f}%", _figure(layer.distinct_values, ","),
                _ops_text(layer.ops)]
-        row += [_mapping(layer.ops, "edgetpu") or "-"] * edgetpu + [_mapping(layer.ops, "gpu") or "-"] * gpu
+        row += [_edgetpu(layer.ops) or "-"] * edgetpu + [_gpu(layer.ops) or "-"] * gpu
         if sensitivity:
             entry = sensitivity.get(layer.name)
             row += [_figure(entry and entry.int8_error, ".3f"), _figure(entry and entry.int8_drop_if_float, ".2f")]

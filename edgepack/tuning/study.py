@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from edgepack.errors import EdgepackError, GateFailed, RemoteError
+from edgepack.evaluation.metrics import absolute_allowance
 from edgepack.inspection.result import EdgeTpuReadiness
 from edgepack.recipes.loader import LoadedRecipe, load_recipe
 from edgepack.recipes.plan import plan_steps
@@ -104,14 +105,16 @@ def _suggest_prune(trial, base: dict, space: TuneSection, domains: dict, float_c
 def float_cpu_target(recipe: Recipe, device) -> bool:
     """Whether the recipe converts to float (float32/float16) for a CPU device: XNNPACK's float target."""
     mode = _base_params(recipe).get("quantize", {}).get("mode")
-    return mode in ("float32", "float16") and getattr(device.accelerator, "value", device.accelerator) == "cpu"
+    return mode in ("float32", "float16") and device.accelerator.value == "cpu"
 
 
-def suggest_steps(trial, recipe: Recipe, space: TuneSection, float_cpu: bool = False) -> list[dict]:
+def suggest_steps(trial, recipe: Recipe, space: TuneSection, float_cpu: bool = False,
+                  reference: float | None = None) -> list[dict]:
     """The step list of one trial: the recipe's steps, every searched field varied in its domain
     (declared on the params field, overridden by ``space``), prune and cluster added or dropped and
     ordered, and the quantization chosen. ``float_cpu``: the recipe converts to float for a CPU device
-    (xnnpack pruning, stored sparse, joins the structures a felt objective searches)."""
+    (xnnpack pruning, stored sparse, joins the structures a felt objective searches). ``reference``: the
+    source model's metric, which turns a relative accuracy gate into accuracy control's absolute target."""
     base, domains = _base_params(recipe), space.domains()
     wanted = {name: name in space.steps and (not space.optional or
                                              trial.suggest_categorical(f"use_{name}", [True, False]))
@@ -126,7 +129,7 @@ def suggest_steps(trial, recipe: Recipe, space: TuneSection, float_cpu: bool = F
         cluster = cluster | training | searched_values(trial, "cluster", domains)
         cluster["preserve_sparsity"] = order == "prune-cluster"
         entries.insert(0 if order == "cluster-prune" else len(entries), {"cluster": cluster})
-    quantization = _suggest_quantization(trial, recipe, space, base, domains)
+    quantization = _suggest_quantization(trial, recipe, space, base, domains, reference)
     if any(entry.get("prune", {}).get("structure") == "xnnpack" for entry in entries) and "quantize" in quantization:
         quantization["quantize"]["sparse"] = True  # what makes XNNPACK pick its sparse kernels
     entries.append(quantization)
@@ -134,8 +137,11 @@ def suggest_steps(trial, recipe: Recipe, space: TuneSection, float_cpu: bool = F
                       if name not in STRUCTURED]
 
 
-def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[str, dict], domains: dict) -> dict:
-    """The trial's quantization: a mode, then for int8 post-training (with or without accuracy control) or QAT."""
+def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[str, dict], domains: dict,
+                          reference: float | None = None) -> dict:
+    """The trial's quantization: a mode, then for int8 post-training (with or without accuracy control) or QAT.
+    Accuracy control targets the recipe's gate; a relative gate (percent of the reference) is given to it in
+    the metric's own unit at ``reference`` (it judges drops in that unit), and is not tried without one."""
     quantize = dict(base.get("quantize", {"mode": "int8"}))
     if space.modes is not None:
         mode = trial.suggest_categorical("mode", [m.value for m in space.modes])
@@ -148,6 +154,8 @@ def _suggest_quantization(trial, recipe: Recipe, space: TuneSection, base: dict[
         qat = {"io": quantize.get("io", "float32")} | ({"epochs": space.epochs} if space.epochs else {})
         return {"qat": qat | searched_values(trial, "qat", domains)}
     gate = recipe.gates.max_accuracy_drop
+    if gate is not None and recipe.gates.relative:
+        gate = None if reference is None else round(absolute_allowance(recipe.metric, reference, gate), 6)
     if gate is not None and recipe.data.val and trial.suggest_categorical("accuracy_control", space.accuracy_control):
         quantize["max_drop"] = gate
         if trial.suggest_categorical("promote", space.promote) == "int16x8" and quantize.get("io") != "uint8":
@@ -294,17 +302,17 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
     from edgepack.steps.base import ModelKind
 
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    recipe = _trial_recipe(loaded, suggest_steps(trial, loaded.recipe, space,
-                                                 float_cpu_target(loaded.recipe, loaded.device)))
-    planned, problems = plan_steps(recipe.steps, loaded.setting)
-    if problems:
-        trial.set_user_attr("note", problems[0].message)
-        raise optuna.TrialPruned(problems[0].message)
     with tempfile.TemporaryDirectory(prefix="edgepack-trial-") as work:
         ctx = make_context(loaded, Path(work), trust_model=options.trust_model, trust_code=options.trust_code,
                            cache_dir=cache, scorer=scorer)
-        source = ModelArtifact.of_file(Path(recipe.model), ModelKind.KERAS, label="float (Keras)")
-        source = source.model_copy(update={"metric": ctx.scorer.score(source)})
+        source = ModelArtifact.of_file(Path(loaded.recipe.model), ModelKind.KERAS, label="float (Keras)")
+        source = source.model_copy(update={"metric": ctx.scorer.score(source)})  # scored once per study
+        recipe = _trial_recipe(loaded, suggest_steps(trial, loaded.recipe, space,
+                                                     float_cpu_target(loaded.recipe, loaded.device), source.metric))
+        planned, problems = plan_steps(recipe.steps, loaded.setting)
+        if problems:
+            trial.set_user_attr("note", problems[0].message)
+            raise optuna.TrialPruned(problems[0].message)
         entries: list[dict] = []
         final, _ = run_plan(ctx, planned, source, entries=entries, check=_early_stop(trial, loaded, source.metric))
         outcome = judge(recipe, final, source.metric, edgetpu=_edgetpu_readiness(loaded, final), device=loaded.device)
