@@ -103,8 +103,8 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
 
         reference_model = load_model(config.reference, trust_model=config.trust_model)
         choice = reference_model.choose_output(config.output)
-    runner = TflitePredictor(config.model, threads=config.threads, output=choice)
-    specs = runner.input_specs
+    predictor = TflitePredictor(config.model, threads=config.threads, output=choice)
+    specs = predictor.input_specs
     dataset = load_data(config.data.model_copy(update={"output": choice.name if choice else None}), inputs=specs)
     dataset = fit_to_inputs(dataset, specs, model_name=str(config.model))
     if not dataset.has_targets:
@@ -114,15 +114,15 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     tflite, seconds = MetricAccumulator(config.metric, dataset.source), 0.0
     for x, y in dataset.batches(max(config.batch_size, READ_ROWS)):
         start = time.perf_counter()
-        predictions = runner.predict(x, batch_size=config.batch_size)
+        predictions = predictor.predict(x, batch_size=config.batch_size)
         seconds += time.perf_counter() - start
         tflite.update(y, predictions)
         if reference is not None:
             reference.update(x, y, predictions)
     result = Evaluation(data=dataset.source, samples=tflite.rows, metric=config.metric,
                         tflite=Score(model=str(config.model), value=tflite.value(), seconds=seconds),
-                        output=runner.output_key if choice is None else choice.name,
-                        runtime=EvaluationRuntime(**runner.runtime.as_dict()), batch_size=runner.batch_size,
+                        output=predictor.output_key if choice is None else choice.name,
+                        runtime=EvaluationRuntime(**predictor.runtime.as_dict()), batch_size=predictor.batch_size,
                         max_drop=config.max_drop, relative=config.relative, preprocess=config.data.preprocess)
     if reference is not None:
         reference.record(result)

@@ -56,9 +56,9 @@ class Scorer:
     def _score_tflite(self, path: Path, batch_size: int, threads: int | None) -> float:
         from edgepack.runtime.predict import TflitePredictor
 
-        runner = TflitePredictor(path, threads=threads, output=self.choice)
-        data = self._dataset(runner.input_specs, str(path))
+        predictor = TflitePredictor(path, threads=threads, output=self.choice)
+        data = self._dataset(predictor.input_specs, str(path))
         accumulator = MetricAccumulator(self.metric, data.source)
         for x, y in data.batches(max(batch_size, READ_ROWS)):
-            accumulator.update(y, runner.predict(x, batch_size=batch_size))
+            accumulator.update(y, predictor.predict(x, batch_size=batch_size))
         return accumulator.value()
