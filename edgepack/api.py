@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from edgepack.compress.result import KerasArtifact
-from edgepack.errors import ConfigError
+from edgepack.errors import ConfigError, validation_problem
 from edgepack.evaluation.params import EvaluateParams
 from edgepack.inspection.result import KerasInspection, TfliteInspection
 from edgepack.latency.params import MeasureParams
@@ -55,9 +55,7 @@ def build(model_cls: type[BaseModel], **values) -> Any:
     try:
         return model_cls(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        message = first.get("msg", str(exc)).removeprefix("Value error, ")
+        where, message = validation_problem(exc)
         raise ConfigError(f"{where}: {message}" if where else message) from None
 
 
@@ -282,9 +280,9 @@ def _sensitivity_file(path: Path):
     try:
         return Sensitivity.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the document"
-        raise ConfigError(f"{path} is not a sensitivity result ({where}: {first['msg']})", hint=hint) from None
+        where, message = validation_problem(exc)
+        raise ConfigError(f"{path} is not a sensitivity result ({where or 'the document'}: {message})",
+                          hint=hint) from None
 
 
 def open_in_model_explorer(exploration) -> None:

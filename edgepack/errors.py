@@ -69,3 +69,11 @@ class OutputError(EdgepackError):
 
 
 EXIT_INTERRUPTED = 130
+
+
+def validation_problem(exc) -> tuple[str, str]:
+    """The first problem of a pydantic ``ValidationError``: its key path (``a.b.0``; "" at the top) and its
+    message without pydantic's ``Value error, `` prefix, for a one-line error."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
+    return where, first.get("msg", str(exc)).removeprefix("Value error, ")

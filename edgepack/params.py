@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from edgepack.errors import validation_problem
+
 
 class StepParams(BaseModel):
     """Base of every step's parameters: unknown keys are errors, values are checked on assignment."""
@@ -109,5 +111,5 @@ def check_domain(params_cls: type[BaseModel], name: str, domain: Domain) -> None
         try:
             params_cls.__pydantic_validator__.validate_assignment(params_cls.model_construct(), name, value)
         except ValidationError as exc:
-            reason = exc.errors()[0].get("msg", str(exc)).removeprefix("Value error, ")
+            reason = validation_problem(exc)[1]
             raise ValueError(f"{value!r} is not a valid value: {reason}") from None

@@ -6,7 +6,7 @@ import click
 from pydantic import ValidationError
 
 from edgepack.cli.params import flag_names
-from edgepack.errors import ConfigError
+from edgepack.errors import ConfigError, validation_problem
 from edgepack.loading.spec import DataSpec
 
 
@@ -51,8 +51,7 @@ def build_config(model_cls, **values):
     try:
         return model_cls(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
-        message = flag_names(first.get("msg", str(exc)).removeprefix("Value error, "), model_cls)
+        where, message = validation_problem(exc)
+        message = flag_names(message, model_cls)
         option = f"--{where.replace('_', '-')}: " if where else ""
         raise ConfigError(f"{option}{message}") from None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from edgepack.errors import ConfigError, DataError
+from edgepack.errors import ConfigError, DataError, validation_problem
 
 if TYPE_CHECKING:
     import numpy as np
@@ -152,6 +152,6 @@ def parse_preprocess(text: str | None) -> Preprocess | None:
     try:
         return Preprocess.model_validate(text)
     except ValidationError as exc:
-        message = exc.errors()[0].get("msg", str(exc)).removeprefix("Value error, ")
+        message = validation_problem(exc)[1]
         raise ConfigError(f"--preprocess {text!r}: {message}",
                           hint="give a family such as mobilenet_v2, or 'scale=1/255 mean=R,G,B std=R,G,B'") from None

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from edgepack.errors import ConfigError, DataError, OutputError
+from edgepack.errors import ConfigError, DataError, OutputError, validation_problem
 from edgepack.report.charts import SIZE_NOTE, latency_figure, size_chart
 from edgepack.report.page import page, table
 from edgepack.report.render import metric_text
@@ -98,10 +98,9 @@ def load_bundle(path: str | Path) -> RunResult:
     try:
         return RunResult.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the document"
-        raise DataError(f"{report} is not an edgepack run report of this version ({where}: {first['msg']})",
-                        hint="rebuild the bundle with 'edgepack run'") from None
+        where, message = validation_problem(exc)
+        raise DataError(f"{report} is not an edgepack run report of this version ({where or 'the document'}: "
+                        f"{message})", hint="rebuild the bundle with 'edgepack run'") from None
 
 
 def bundle_summary(path: str | Path, result: RunResult) -> BundleRow:
