@@ -16,6 +16,7 @@ from edgepack.loading.data import DataSpec, fit_to_inputs, load_data
 from edgepack.loading.inputs import model_inputs, predict_rows
 from edgepack.loading.preprocess import Preprocess
 from edgepack.loading.outputs import OutputChoice
+from edgepack.runtime.interpreter import RuntimeInfo
 from edgepack.runtime.predict import TflitePredictor
 from edgepack.evaluation.params import EvaluateParams
 from edgepack.util.types import FiniteNonNegative
@@ -56,14 +57,6 @@ class Score(BaseModel):
     seconds: float
 
 
-class EvaluationRuntime(BaseModel):
-    """The runtime that ran the .tflite: its name, version and threads."""
-
-    name: str
-    version: str
-    threads: int | None = None
-
-
 class Evaluation(BaseModel):
     """The result of ``evaluate``, as printed and as written into reports."""
 
@@ -73,7 +66,7 @@ class Evaluation(BaseModel):
     metric: Metric
     output: str | None = None
     tflite: Score
-    runtime: EvaluationRuntime
+    runtime: RuntimeInfo
     batch_size: int
     preprocess: Preprocess | None = None
     reference: Score | None = None
@@ -122,7 +115,7 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     result = Evaluation(data=dataset.source, samples=tflite.rows, metric=config.metric,
                         tflite=Score(model=str(config.model), value=tflite.value(), seconds=seconds),
                         output=predictor.output_key if choice is None else choice.name,
-                        runtime=EvaluationRuntime(**predictor.runtime.as_dict()), batch_size=predictor.batch_size,
+                        runtime=predictor.runtime, batch_size=predictor.batch_size,
                         max_drop=config.max_drop, relative=config.relative, preprocess=config.data.preprocess)
     if reference is not None:
         reference.record(result)

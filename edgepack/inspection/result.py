@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from edgepack.runtime.interpreter import RuntimeInfo
+
 
 class OpBlock(BaseModel):
     """One operator an accelerator does not take, and why."""
@@ -87,11 +89,6 @@ class OpEntry(BaseModel):
     outputs: list[str]
 
 
-class RuntimeName(BaseModel):
-    name: str
-    version: str
-
-
 class DeviceFigures(BaseModel):
     """One model's cost on the device. ``None`` means not known for this model (the notes say why).
 
@@ -133,7 +130,7 @@ class TfliteInspection(BaseModel):
     size_bytes: int
     gzip_size_bytes: int
     sha256: str
-    runtime: RuntimeName
+    runtime: RuntimeInfo
     inputs: list[TensorIO]
     outputs: list[TensorIO]
     schema_version: int | None = None

@@ -15,7 +15,7 @@ import numpy as np
 from edgepack.errors import ModelError
 from edgepack.inspection.edgetpu import edgetpu_readiness, not_checked
 from edgepack.inspection.fixes import fix_list
-from edgepack.inspection.result import OpEntry, RuntimeName, TensorIO, TfliteInspection
+from edgepack.inspection.result import OpEntry, TensorIO, TfliteInspection
 from edgepack.inspection.gpu import gpu_readiness
 from edgepack.inspection.xnnpack_sparse import sparse_readiness
 from edgepack.inspection.tflite_graph import (FLOAT_DTYPES, INTEGER_DTYPES, Graph, as_ints, as_text, op_type,
@@ -124,7 +124,7 @@ def inspect_tflite(path: str | Path) -> TfliteInspection:
         "kind": "tflite", "path": str(path), "size_bytes": len(data),
         "gzip_size_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "runtime": RuntimeName(name=runtime.name, version=runtime.version),
+        "runtime": runtime,
         "inputs": _io_details(interpreter.get_input_details()),
         "outputs": _io_details(interpreter.get_output_details()),
     }

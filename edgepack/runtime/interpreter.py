@@ -7,9 +7,10 @@ TensorFlow unless ``tf.lite`` is the only runtime left or is asked for by name.
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
 
 from edgepack.errors import ConfigError, ModelError, RuntimeUnavailable
 from edgepack.util.quiet import captured_native_output
@@ -21,16 +22,14 @@ RUNTIMES = {
 }
 
 
-@dataclass(frozen=True)
-class RuntimeInfo:
-    """Which runtime ran a model: every latency or accuracy figure names it."""
+class RuntimeInfo(BaseModel):
+    """Which runtime ran a model (or read it, for ``inspect``): every latency or accuracy figure names it."""
+
+    model_config = ConfigDict(frozen=True)
 
     name: str
     version: str
-    threads: int | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+    threads: int | None = None
 
 
 def _import_runtime(name: str):
@@ -150,6 +149,6 @@ def make_interpreter(model: bytes, *, threads: int | None = None, runtime: str =
         except SystemError as exc:  # tflite-runtime 2.14 under numpy 2
             errors.append(f"{name}: {exc}")
             continue
-        return interpreter, RuntimeInfo(name, version, threads)
+        return interpreter, RuntimeInfo(name=name, version=version, threads=threads)
     raise RuntimeUnavailable("no TFLite runtime could load the model (" + "; ".join(errors) + ")",
                              hint="pip install ai-edge-litert")
