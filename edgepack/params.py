@@ -39,6 +39,7 @@ class Domain(BaseModel):
     digits: int = 3  # a float is rounded to this many decimals (a recipe shows 0.812, not 0.81234...)
     when: tuple[tuple[str, Any], ...] = ()  # searched only in trials whose step has these values (structure: channels)
     corner: Any = None  # the value tune's second trial takes: far toward compression, trained long enough to hold
+    fast_corner: Any = None  # the value in the fast corner tune tries when latency is an objective (channels cut deep)
 
     def applies(self, params: dict) -> bool:
         """Whether the field is searched for a step configured as ``params``."""
@@ -81,16 +82,19 @@ class Domain(BaseModel):
 
 
 def searched(*, low: float | None = None, high: float | None = None, choices: list | None = None,
-             integer: bool = False, when: dict | None = None, corner: Any = None) -> dict:
+             integer: bool = False, when: dict | None = None, corner: Any = None, fast_corner: Any = None) -> dict:
     """The ``json_schema_extra`` of a tunable field: a range (``low``, ``high``) or ``choices``; ``when`` names
     the values of other fields of the step under which the field is searched (e.g. ``{"structure": "channels"}``);
     ``corner`` is the field's value in the compressing corner tune tries second (high sparsity, few clusters,
-    the longer fine-tuning such a model needs), None to leave it to the sampler there."""
+    the longer fine-tuning such a model needs), None to leave it to the sampler there; ``fast_corner`` its value
+    in the fast corner tune tries when latency is an objective (channels removed deep, distilled, int8)."""
     condition = tuple((when or {}).items())
     if choices is not None:
-        domain = Domain(kind="choice", choices=tuple(choices), when=condition, corner=corner)
+        domain = Domain(kind="choice", choices=tuple(choices), when=condition, corner=corner,
+                        fast_corner=fast_corner)
     else:
-        domain = Domain(kind="int" if integer else "float", low=low, high=high, when=condition, corner=corner)
+        domain = Domain(kind="int" if integer else "float", low=low, high=high, when=condition, corner=corner,
+                        fast_corner=fast_corner)
     return {"search": domain.model_dump()}
 
 
@@ -106,10 +110,15 @@ def tunable_fields(params_cls: type[BaseModel]) -> dict[str, Domain]:
 
 def check_domain(params_cls: type[BaseModel], name: str, domain: Domain) -> None:
     """Raise ValueError unless the field ``name`` of ``params_cls`` accepts every value ``domain`` names
-    (its extremes, or each choice), read from the field's own rules."""
+    (its extremes, or each choice), read from the field's own rules, in a step configured as the domain's
+    ``when`` says (a channels-only field is checked in a channel step)."""
+    try:
+        base = params_cls.model_validate(dict(domain.when))
+    except ValidationError:
+        base = params_cls.model_construct()
     for value in domain.values():
         try:
-            params_cls.__pydantic_validator__.validate_assignment(params_cls.model_construct(), name, value)
+            params_cls.__pydantic_validator__.validate_assignment(base.model_copy(), name, value)
         except ValidationError as exc:
             reason = validation_problem(exc)[1]
             raise ValueError(f"{value!r} is not a valid value: {reason}") from None

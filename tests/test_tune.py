@@ -521,6 +521,29 @@ def test_a_new_study_tries_the_compressing_corner_second(digits, tmp_path):
     assert corner_trial(load_recipe(recipe).recipe, tune_space(load_recipe(recipe))) is None
 
 
+def test_a_latency_objective_tries_the_fast_corner(digits, tmp_path):
+    """Latency as an objective: a new study also tries channels removed at each searched field's fast corner
+    (a deep MACs budget, uniform, distilled, the longest fine-tuning, int8 weights), without clustering; the
+    recipe's tune: section narrows it; a space that cannot prune channels gets no such trial."""
+    from edgepack.recipes.loader import load_recipe
+    from edgepack.tuning.study import fast_corner_trial, tune_space
+
+    recipe = write_recipe(tmp_path, digits, extra_tune=", objectives: [latency, drop]")
+    recipe.write_text(recipe.read_text().replace("epochs: 1, ", ""))
+    loaded = load_recipe(recipe)
+    assert fast_corner_trial(loaded.recipe, tune_space(loaded)) == {
+        "use_prune": True, "use_cluster": False, "prune.structure": "channels", "prune.target_macs": 0.35,
+        "prune.channel_allocate": "uniform", "prune.epochs": 8, "prune.distill": True, "quantize.weights": "int8"}
+    recipe.write_text(recipe.read_text().replace("objectives:", "space: {prune.target_macs: [0.5, 0.8]}, "
+                                                 "distill: [false], objectives:"))
+    narrowed = fast_corner_trial(load_recipe(recipe).recipe, tune_space(load_recipe(recipe)))
+    assert narrowed["prune.target_macs"] == 0.5 and "prune.distill" not in narrowed  # left to the sampler
+    recipe.write_text(recipe.read_text().replace("objectives:", "structures: [unstructured], objectives:"))
+    assert fast_corner_trial(load_recipe(recipe).recipe, tune_space(load_recipe(recipe))) is None
+    recipe.write_text(recipe.read_text().replace("objectives: [latency, drop]", "objectives: [size, drop]"))
+    assert fast_corner_trial(load_recipe(recipe).recipe, tune_space(load_recipe(recipe))) is None
+
+
 def test_a_relative_gate_reaches_accuracy_control_in_the_metrics_own_unit(regression, tmp_path):
     """Accuracy control judges drops in the metric's unit (here an MSE increase): a trial that turns it on under
     a relative gate (0.5% of the reference MSE) asks it for 0.5% of the reference, not for 0.5."""

@@ -19,7 +19,8 @@ class TrainingParams(StepParams):
     """The fine-tuning parameters prune and cluster share; each field is a recipe key and a CLI option."""
 
     epochs: int = Field(default=2, ge=1, le=10_000, description="Fine-tuning epochs.",
-                        json_schema_extra=searched(low=2, high=8, integer=True, corner=8))
+                        json_schema_extra=searched(low=2, high=8, integer=True, corner=8,
+                                                         fast_corner=8))
     batch_size: int = Field(default=32, ge=1, le=1_000_000, description="Fine-tuning batch size (global).")
     learning_rate: float = Field(default=1e-3, gt=0, le=1, description="Adam learning rate.")
     exclude: str | None = Field(default=None, description="Layers whose name matches REGEX (re.search) are left "
@@ -27,7 +28,8 @@ class TrainingParams(StepParams):
     distribute: Distribute = Field(default=Distribute.NONE, description="tf.distribute strategy for fine-tuning.")
     seed: int = Field(default=0, ge=0, description="Random seed (training order, initialisation).")
     distill: bool = Field(default=False, description="Also learn the original model's soft outputs (computed once "
-                          "before training).", json_schema_extra=searched(choices=[False, True], corner=False))
+                          "before training).", json_schema_extra=searched(choices=[False, True], corner=False,
+                                                                       fast_corner=True))
     temperature: float = Field(default=3.0, gt=0, le=100, description="Distillation: softening of the outputs.")
     alpha: float = Field(default=0.5, ge=0, le=1, description="Distillation: weight of the labels' loss (the "
                          "original model's outputs get 1 - alpha).")

@@ -59,14 +59,15 @@ class PruneParams(CompressParams):
                                        "sensitivity: the same fraction of all prunable weights (channels), spread by "
                                        "measured damage per layer (group); latency (channels): spread by measured "
                                        "damage per millisecond saved on the device's cost model.",
-        json_schema_extra=searched(choices=["uniform", "sensitivity"], corner="sensitivity"))
+        json_schema_extra=searched(choices=["uniform", "sensitivity"], corner="sensitivity", fast_corner="uniform"))
     criterion: Criterion = Field(default=Criterion.L1, description="channels: how channels are ranked within a "
                                  "group (l1/l2 weight norms, bn BatchNorm scale, taylor first-order loss change on "
                                  "the training data).")
     target_macs: float | None = Field(default=None, gt=0, lt=1, description="channels: the fraction of the model's "
                                       "MACs to keep (replaces sparsity as the budget).",
                                       json_schema_extra={"metavar": "R", **searched(low=0.25, high=0.8,
-                                                                                    when={"structure": "channels"})})
+                                                                                    when={"structure": "channels"},
+                                                                                    fast_corner=0.35)})
     target_latency: float | None = Field(default=None, gt=0, description="channels: the latency to reach in ms "
                                          "(replaces sparsity as the budget), estimated with the device's cost model (needs "
                                          "--device; a recipe uses its device).", json_schema_extra={"metavar": "MS"})

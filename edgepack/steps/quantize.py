@@ -59,7 +59,7 @@ class QuantizeParams(StepParams):
         default="int8", description="Weight precision of an int8 or int16x8 model: int4 packs two weights a byte on the "
                                     "operators the runtime runs that way (fully-connected and convolution, made "
                                     "with LiteRT Quantizer); every other operator keeps int8 weights.",
-        json_schema_extra=searched(choices=["int8", "int4"], when={"mode": "int8"}))
+        json_schema_extra=searched(choices=["int8", "int4"], when={"mode": "int8"}, fast_corner="int8"))
     int4_ops: list[Literal["fc", "conv"]] = Field(
         default_factory=lambda: ["fc", "conv"], min_length=1,
         description="With --weights int4: the operator kinds given int4 weights (fc: FULLY_CONNECTED, conv: "
