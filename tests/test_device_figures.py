@@ -180,3 +180,18 @@ def test_a_device_profiles_ram_limit_gates_a_recipe_that_sets_none(run, tmp_path
                       .replace("  - profile: {where: local, runs: 20, min_seconds: 0.1}\n", ""))
     message = assert_one_line_error(run("run", recipe), 7, "max_ram_kb", progress=True)
     assert "1.0 KB tensor arena" in message
+
+
+def test_a_tensor_the_runtime_allocates_on_its_own_counts_its_bytes_not_its_distance():
+    """MobileNetV2's int8 .tflite once measured 772 KB, 787 KB or 242 KB of arena in different processes
+    (175 KB planned): a 16-byte kernel temporary the runtime allocates outside the arena lay wherever
+    malloc put it, and the span from the arena to it was counted. A gap no arena tensor could leave (larger
+    than the tensor above it) now starts a block of its own, counted by its bytes."""
+    from edgepack.inspection.arena import _blocks
+
+    arena = [(0, 1000, 1000 + 27648), (1, 1000 + 27648, 1000 + 27648 + 110592), (2, 1000, 1000 + 9216),
+             (3, 200_000, 200_000 + 65536)]  # a 61 KB gap below a 64 KB tensor: the planner's
+    far = (4, 900_000, 900_016)
+    blocks = _blocks([far, *arena])
+    assert [sorted(i for i, _, _ in block) for block in blocks] == [[0, 1, 2, 3], [4]]
+    assert _blocks(arena) == [sorted(arena, key=lambda span: span[1])]

@@ -12,7 +12,7 @@ import optuna
 
 from conftest import ROOT
 from postgres_server import postgres_url  # noqa: F401  (a pytest fixture)
-from test_tune import write_recipe
+from test_tune import QUICK_RECIPE
 
 TRIALS_EACH = 1
 
@@ -22,7 +22,9 @@ def test_two_workers_share_one_postgresql_study_without_losing_or_repeating_a_tr
     for machine in ("a", "b"):
         folder = tmp_path / machine
         folder.mkdir()
-        recipe = write_recipe(folder, digits)
+        recipe = folder / "quick.yaml"  # conversion-only trials: what is tested is the shared study
+        recipe.write_text(QUICK_RECIPE.format(model=digits["model"], train=digits["train"], val=digits["val"],
+                                              output=folder / "dist" / "{name}"))
         # Both start at once on an empty database: Optuna's tables are created by whichever wins.
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "edgepack", "tune", str(recipe), "--storage", postgres_url,
@@ -35,7 +37,7 @@ def test_two_workers_share_one_postgresql_study_without_losing_or_repeating_a_tr
         assert worker.returncode in (0, 7), stderr[-3000:]
         if worker.returncode == 0:
             results.append(json.loads(stdout))
-    study = optuna.load_study(study_name="t", storage=postgres_url)
+    study = optuna.load_study(study_name="quick", storage=postgres_url)
     numbers = sorted(t.number for t in study.trials)
     assert numbers == list(range(2 * TRIALS_EACH)), "every trial once, none lost"
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in study.trials)

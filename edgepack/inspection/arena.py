@@ -77,11 +77,31 @@ def measure(path: Path) -> Arena:
     if not spans:
         return Arena(0)
     scratch = sum(index >= len(graph.tensors) for index, _, _ in spans)
-    extent = max(end for _, _, end in spans) - min(start for _, start, _ in spans)
-    total = sum(end - start for _, start, end in spans)
-    if extent > total + ALIGNMENT * len(spans):
-        return Arena(total, len(spans), scratch, note=f"{HOW}; the tensors are not in one block: their sum")
-    return Arena(extent, len(spans), scratch)
+    blocks = _blocks(spans)
+    main = max(blocks, key=lambda block: sum(end - start for _, start, end in block))
+    extent = max(end for _, _, end in main) - min(start for _, start, _ in main)
+    outside = [span for block in blocks if block is not main for span in block]
+    if not outside:
+        return Arena(extent, len(spans), scratch)
+    return Arena(extent + sum(end - start for _, start, end in outside), len(spans), scratch,
+                 note=f"{HOW}; {len(outside)} tensor(s) the runtime allocated outside the arena counted by their bytes")
+
+
+def _blocks(spans: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+    """The spans grouped into the blocks of memory they lie in, by address. The arena planner puts each
+    tensor in the best-fitting free gap below the arena's end, so an address range no tensor ever holds
+    is smaller than every arena tensor above it: a tensor above a larger gap was allocated on its own
+    (a kernel temporary the runtime resizes, a persistent buffer), wherever the allocator put it."""
+    ordered = sorted(spans, key=lambda span: span[1])
+    blocks, end = [[ordered[0]]], ordered[0][2]
+    for span in ordered[1:]:
+        gap = span[1] - end
+        if gap > ALIGNMENT and gap >= span[2] - span[1]:
+            blocks.append([span])
+        else:
+            blocks[-1].append(span)
+        end = span[2] if blocks[-1] == [span] else max(end, span[2])
+    return blocks
 
 
 def _planned_spans(interpreter, graph) -> list[tuple[int, int, int]]:
