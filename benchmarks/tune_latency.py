@@ -8,7 +8,7 @@ again from a clean folder and this script measures, from the files, against plai
 accuracy drop (LiteRT interpreter on the val set against the float Keras model), p50 here (1 thread, rounds
 interleaved, medians) and the estimated p50 on the Pi 4, Pi 5 and phone profiles.
 
-    .venv/bin/python benchmarks/tune_latency.py [--timeout 900]
+    .venv/bin/python benchmarks/tune_latency.py [--timeout 600]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CACHE  # noqa: E402
-from structured import DEVICES, estimated, keras_accuracy, measured_p50, mobilenet_example, tflite_accuracy  # noqa: E402
+from accuracy_control import tflite_facts  # noqa: E402
+from structured import DEVICES, estimated, keras_accuracy, measured_p50, mobilenet_example  # noqa: E402
 from tune_models import edgepack  # noqa: E402
 
 RECIPE = """\
@@ -43,33 +44,38 @@ tune: {{objectives: [latency, drop], steps: [prune], distill: [true], epochs: 15
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     paths = mobilenet_example()
     val = dict(np.load(paths["val"]))
-    with tempfile.TemporaryDirectory(prefix="tune-latency-", dir=CACHE) as tmp:
-        folder = Path(tmp)
-        recipe = folder / "fast.yaml"
-        recipe.write_text(RECIPE.format(model=paths["model"], train=paths["train"], val=paths["val"],
-                                        output=folder / "dist" / "{name}"))
-        started = time.perf_counter()
-        tuned = edgepack("tune", recipe, "--timeout", args.timeout, "-o", folder / "tuned.yaml", "--json", cwd=folder)
-        seconds = time.perf_counter() - started
-        assert tuned.returncode == 0, tuned.stderr[-3000:]
-        study = json.loads(tuned.stdout)
-        best = next(t for t in study["trials"] if t["number"] == study["best"])
-        clean = folder / "clean"
-        clean.mkdir()
-        again = edgepack("run", folder / "tuned.yaml", "-o", clean / "bundle", "--json", cwd=clean)
-        plain = folder / "int8.tflite"
-        done = edgepack("quantize", paths["model"], "-o", plain, "--mode", "int8", "--io", "int8", "--calibration",
-                        paths["train"], cwd=folder)
-        assert done.returncode == 0, done.stderr[-2000:]
-        files = {"int8": plain, "tuned": clean / "bundle" / "model.tflite"}
-        reference = keras_accuracy(paths["model"], val)
-        drops = {name: round(reference - tflite_accuracy(path, val), 2) for name, path in files.items()}
-        p50 = measured_p50(files)
-        estimates = {name: estimated(path) for name, path in files.items()}
+    folder = CACHE / "tune-latency"  # kept after the run: the study, its page and both bundles
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    recipe = folder / "fast.yaml"
+    recipe.write_text(RECIPE.format(model=paths["model"], train=paths["train"], val=paths["val"],
+                                    output=folder / "dist" / "{name}"))
+    started = time.perf_counter()
+    tuned = edgepack("tune", recipe, "--timeout", args.timeout, "-o", folder / "tuned.yaml", "--json", cwd=folder)
+    seconds = time.perf_counter() - started
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    study = json.loads(tuned.stdout)
+    best = next(t for t in study["trials"] if t["number"] == study["best"])
+    for t in study["trials"]:
+        print(f"trial {t['number']}: {t['state']} latency {t['latency_ms']} drop {t['drop']} feasible {t['feasible']} "
+              f"{json.dumps(t['steps'][0]) if t['steps'] and 'prune' in t['steps'][0] else t['note'] or ''}"[:400],
+              flush=True)
+    clean = folder / "clean"
+    clean.mkdir()
+    again = edgepack("run", folder / "tuned.yaml", "-o", clean / "bundle", "--json", cwd=clean)
+    plain = folder / "int8.tflite"
+    done = edgepack("quantize", paths["model"], "-o", plain, "--mode", "int8", "--io", "int8", "--calibration",
+                    paths["train"], cwd=folder)
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = {"int8": plain, "tuned": clean / "bundle" / "model.tflite"}
+    reference = keras_accuracy(paths["model"], val)
+    drops = {name: round(reference - 100 * tflite_facts(path, val["x"], val["y"])[0], 2) for name, path in files.items()}
+    p50 = measured_p50(files)
+    estimates = {name: estimated(path) for name, path in files.items()}
     print(f"study: {len(study['trials'])} trials ({sum(t['feasible'] for t in study['trials'])} passing) in "
           f"{seconds:.0f} s, ended by its {study['stopped_by']}; best trial {best['number']}: "
           f"{json.dumps(best['steps'][0])}")
