@@ -68,6 +68,9 @@ class Gmacs(Strict):
     dynamic: float | None = Field(default=None, gt=0)
     int8: float | None = Field(default=None, gt=0)
     int16x8: float | None = Field(default=None, gt=0)
+    int4_conv: float | None = Field(default=None, gt=0, description="Convolutions with int4 weights and int8 "
+                                    "activations: XNNPACK has no such kernel, the runtime's own runs them (unset: "
+                                    "as int8). Fully-connected int4 runs at the int8 figure with half the bytes.")
 
     @model_validator(mode="after")
     def _at_least_one(self):

@@ -27,7 +27,7 @@ from edgepack.devices.schema import Accelerator, DeviceProfile, Throughput
 from edgepack.errors import ConfigError
 from edgepack.latency.op_counts import ModelWork, OpWork, parameter_bytes
 
-FALLBACK_DTYPES = {"float16": "float32", "dynamic": "float32"}
+FALLBACK_DTYPES = {"float16": "float32", "dynamic": "float32", "int4_conv": "int8"}
 
 
 @dataclass

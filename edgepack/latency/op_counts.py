@@ -75,11 +75,12 @@ def _bytes(tensor) -> int:
     return int(math.ceil(_elements(tensor.shape) * ITEMSIZE.get(tensor.dtype, 4)))
 
 
-def _compute_dtype(inputs: list, scheme: str) -> str:
+def _compute_dtype(inputs: list, scheme: str, name: str = "") -> str:
     activations = [t for t in inputs if not t.is_constant]
     act = activations[0].dtype if activations else (inputs[0].dtype if inputs else "float32")
     if act in ("int8", "uint8"):
-        return "int8"
+        int4 = name == "CONV_2D" and any(t.is_constant and t.dtype == "int4" for t in inputs)
+        return "int4_conv" if int4 else "int8"
     if act == "int16":
         return "int16x8"
     if act in ("float32", "float64", "bfloat16") and any(t.is_constant and t.dtype in ("int8", "uint8", "int4")
@@ -117,7 +118,7 @@ def op_work(graph, scheme: str) -> list[OpWork]:
     for op in graph.operators:
         inputs = [graph.tensors[i] for i in op.inputs if i >= 0]
         outputs = [graph.tensors[i] for i in op.outputs if i >= 0]
-        dtype = _compute_dtype(inputs, scheme)
+        dtype = _compute_dtype(inputs, scheme, op.name)
         if op.name in FREE_OPS or (op.name == "DEQUANTIZE" and inputs and all(t.is_constant for t in inputs)):
             rows.append(OpWork(op.index, op.name, "folded", dtype, 0, 0, 0))
             continue
