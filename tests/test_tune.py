@@ -58,6 +58,8 @@ def test_tune_writes_a_recipe_whose_bundle_passes_its_gates_again_from_a_clean_f
     assert len(study["trials"]) == 2 and study["best"] is not None and study["best"] in study["pareto"]
     best = next(t for t in study["trials"] if t["number"] == study["best"])
     assert best["feasible"] and best["drop"] <= 1.5
+    building = result.stderr[result.stderr.index("building its bundle"):]  # from the best trial's own models
+    assert "reusing the output of an identical earlier run" in building and "epoch 1/" not in building, building
     clean = tmp_path / "clean"
     clean.mkdir()
     again = run("run", tmp_path / "tuned.yaml", "-o", clean / "bundle", "--json", cwd=clean)
@@ -103,7 +105,7 @@ def test_gates_no_trial_meets_are_exit_7_naming_the_closest_trials(run, digits, 
                                                   (", space: {prune.sparsity: [0.5, 1.2]}", "less than 1"),
                                                   (", space: {cluster.clusters: [1, 8]}", "cluster.clusters"),
                                                   (", space: {prune.learning_rate: [0.001, 0.01]}", "not a searched field"),
-                                                  (", steps: [], accuracy_control: [false]", "empty"),
+                                                  (", steps: [], accuracy_control: [false], space: {quantize.weights: [int8]}", "empty"),
                                                   (", qat: [true], modes: [float16]", "needs int8")])
 def test_an_empty_or_contradictory_search_space_is_exit_2(run, digits, tmp_path, extra_tune, fragment):
     recipe = write_recipe(tmp_path, digits, extra_tune=extra_tune.replace(", sparsity: [0.6, 0.85]", ""))

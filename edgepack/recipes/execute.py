@@ -194,11 +194,13 @@ def _layers(loaded: LoadedRecipe, stages: list[ModelArtifact], tflite: TfliteIns
 
 
 def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda message: None,
-               training_progress: Any = None) -> RunResult:
-    """Run an already loaded recipe and write its bundle (or ``<bundle>.failed`` when a gate fails)."""
+               training_progress: Any = None, cache_dir: Path | None = None) -> RunResult:
+    """Run an already loaded recipe and write its bundle (or ``<bundle>.failed`` when a gate fails).
+    ``cache_dir``: step outputs to reuse (a study's: the tuned recipe's bundle is its best trial's models)."""
     with staging_folder(loaded.output) as stage, tempfile.TemporaryDirectory(prefix="edgepack-work-") as work:
         ctx = make_context(loaded, Path(work), trust_model=options.trust_model, trust_code=options.trust_code,
-                           estimate=options.estimate, say=say, training_progress=training_progress)
+                           estimate=options.estimate, say=say, training_progress=training_progress,
+                           cache_dir=cache_dir)
         total = len(loaded.plan) + 2
         say(f"[1/{total}] float reference: {loaded.recipe.metric.value} on {loaded.recipe.data.val or 'no val data'}")
         source = ModelArtifact.of_file(Path(loaded.recipe.model), ModelKind.KERAS, label="float (Keras)")
@@ -219,7 +221,7 @@ def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda mess
 
 
 def run_recipe(options: RunOptions, progress: Say = lambda message: None, *,
-               training_progress: Any = None) -> RunResult:
+               training_progress: Any = None, cache_dir: Path | None = None) -> RunResult:
     """Load ``options.recipe`` (with its overrides), run it end to end, and write the bundle.
 
     Gate failures do not raise here: the result says ``passed`` and ``raise_for_gates()`` raises
@@ -227,4 +229,4 @@ def run_recipe(options: RunOptions, progress: Say = lambda message: None, *,
     """
     loaded = load_recipe(options.recipe, model=options.model, train=options.train, val=options.val,
                          device=options.device, output=options.output)
-    return run_loaded(loaded, options, progress, training_progress)
+    return run_loaded(loaded, options, progress, training_progress, cache_dir)

@@ -110,7 +110,9 @@ class TuneSection(BaseModel):
             self.modes = list(dict.fromkeys(self.modes))
         fixed_quantization = (self.modes is None or len(self.modes) == 1) and len(set(self.qat)) == 1 \
             and len(set(self.accuracy_control)) == 1
-        if not self.steps and fixed_quantization:
+        weights_vary = any(len(d.choices) > 1 or (d.low is not None and d.low < d.high)
+                           for d in self.domains().get("quantize", {}).values())
+        if not self.steps and fixed_quantization and not weights_vary:
             raise ValueError("the search space is empty: no steps to vary and the quantization fixed")
         if len(set(self.orders)) != len(self.orders) or len(set(self.promote)) != len(self.promote):
             raise ValueError("orders and promote: each value once")

@@ -77,9 +77,16 @@ def allocation_hook(config, allocation: dict, *, key: str, verb: str, allocate: 
     return prepare
 
 
-def recorded_allocation(produced: ModelArtifact, params: StepParams, key: str) -> ModelArtifact:
-    """``produced`` with the allocation it used written into its params, so the resolved recipe replays it."""
+def recorded_allocation(ctx: StepContext, source: ModelArtifact, produced: ModelArtifact, params: StepParams,
+                        key: str) -> ModelArtifact:
+    """``produced`` with the allocation it used written into its params, so the resolved recipe replays it;
+    the cache keeps the output under those params too, so a recipe that states the allocation (the resolved
+    or tuned recipe) reuses it."""
     allocation = produced.detail.allocation if isinstance(produced.detail, KerasArtifact) else None
     if allocation and not getattr(params, key):
-        return produced.model_copy(update={"params": {**produced.params, key: allocation[key]}})
+        recorded = {**produced.params, key: allocation[key]}
+        if ctx.cache:
+            ctx.cache.put(ctx.cache.key(source.sha256, produced.step, recorded, data_fingerprint(ctx.train)),
+                          produced.path)
+        return produced.model_copy(update={"params": recorded})
     return produced

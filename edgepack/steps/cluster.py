@@ -158,4 +158,4 @@ class ClusterStep(Step):
 
     def run(self, ctx, source: ModelArtifact, params: ClusterParams) -> ModelArtifact:
         produced = run_compress_step(self, ctx, source, params, ClusterConfig, cluster)
-        return recorded_allocation(produced, params, "layer_clusters")
+        return recorded_allocation(ctx, source, produced, params, "layer_clusters")

@@ -299,6 +299,6 @@ class PruneStep(Step):
         if params.structure is Structure.CHANNELS:
             produced = run_compress_step(self, ctx, source, params, PruneConfig, prune,
                                          extra={"device": ctx.device_ref})
-            return recorded_allocation(produced, params, "layer_channels")
+            return recorded_allocation(ctx, source, produced, params, "layer_channels")
         produced = run_compress_step(self, ctx, source, params, PruneConfig, prune)
-        return recorded_allocation(produced, params, "layer_sparsity")
+        return recorded_allocation(ctx, source, produced, params, "layer_sparsity")

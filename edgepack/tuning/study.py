@@ -421,7 +421,8 @@ def tune_recipe(options: TuneOptions, say: Say = lambda message: None,
         f"building its bundle")
     from edgepack.recipes.execute import RunOptions, run_recipe
 
-    run = run_recipe(RunOptions(recipe=tuned, trust_model=options.trust_model, trust_code=options.trust_code), say)
+    run = run_recipe(RunOptions(recipe=tuned, trust_model=options.trust_model, trust_code=options.trust_code), say,
+                     cache_dir=_cache_dir(loaded))  # the best trial's own models, not new ones
     return result.model_copy(update={"tuned_recipe": str(tuned), "bundle": run.bundle, "page": str(page)})
 
 
@@ -431,7 +432,7 @@ def _optimize(study, loaded: LoadedRecipe, space: TuneSection, stop: StopRule, o
 
     from edgepack.recipes.execute import make_scorer
 
-    cache = loaded.path.resolve().with_suffix(".tune-cache")
+    cache = _cache_dir(loaded)
     scorer = make_scorer(loaded, trust_model=options.trust_model, trust_code=options.trust_code)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     failures = _Failures()
@@ -455,6 +456,11 @@ def _optimize(study, loaded: LoadedRecipe, space: TuneSection, stop: StopRule, o
 
 
 FAILURES_IN_A_ROW = 3
+
+
+def _cache_dir(loaded: LoadedRecipe) -> Path:
+    """The study's step outputs, beside the recipe (shared by its trials and the tuned recipe's bundle)."""
+    return loaded.path.resolve().with_suffix(".tune-cache")
 
 
 class _Failures:
