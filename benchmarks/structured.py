@@ -13,8 +13,8 @@ wall time of prune + quantize.
     .venv/bin/python benchmarks/structured.py [--models mobilenetv2,residual] [--epochs 15]
         [--budgets 0.5,0.3] [--allocations uniform,sensitivity,latency] [--distill on|off|both]
 
-Tensor-arena bytes are not reported yet: LiteRT's Python interpreter exposes no arena figure (see
-FIELD-NOTES, "Memory / arena"); the flash/RAM issue adds them.
+Tensor-arena bytes: the arena the LiteRT interpreter plans (built-in kernels), as edgepack measures it
+(`edgepack.inspection.arena`, issue 21).
 """
 
 from __future__ import annotations
@@ -122,6 +122,13 @@ def estimated(path: Path) -> dict[str, float]:
     return {device: edgepack.profile(path, device=device, estimate=True).p50 for device in DEVICES}
 
 
+def arena_bytes(path: Path) -> int | None:
+    """The tensor arena the LiteRT interpreter plans for the .tflite (edgepack's measure, in a child process)."""
+    from edgepack.inspection.arena import tensor_arena
+
+    return tensor_arena(path).bytes
+
+
 def keras_macs(path: Path) -> int:
     import keras
 
@@ -150,6 +157,7 @@ def run_model(name: str, paths: dict, work: Path, epochs: int, budgets: list[flo
                      "drop": round(float_accuracy - tflite_accuracy(tflite, val), 2),
                      "params": int(keras.models.load_model(keras_path, compile=False).count_params()),
                      "macs": keras_macs(keras_path), "bytes": tflite.stat().st_size, "tflite": str(tflite),
+                     "arena": arena_bytes(tflite),
                      **extra})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "tflite"}), flush=True)
 
@@ -210,11 +218,11 @@ def main() -> None:
             continue
         rows = run_model(name, examples[name](), work, args.epochs, budgets, allocations, args.distill)
         print(f"\n{name}: float -> variant, int8 throughout; p50 measured here (1 thread) and estimated")
-        print(f"{'variant':28} {'drop':>6} {'params':>9} {'MACs':>11} {'bytes':>9} {'p50 ms':>8} {'speed-up':>8} "
+        print(f"{'variant':28} {'drop':>6} {'params':>9} {'MACs':>11} {'bytes':>9} {'arena':>8} {'p50 ms':>8} {'speed-up':>8} "
               f"{'Pi4 est':>8} {'Pi5 est':>8} {'phone est':>9} {'wall s':>7}")
         for r in rows:
             e = r["estimated_ms"]
-            print(f"{r['variant']:28} {r['drop']:6.2f} {r['params']:9,} {r['macs']:11,} {r['bytes']:9,} "
+            print(f"{r['variant']:28} {r['drop']:6.2f} {r['params']:9,} {r['macs']:11,} {r['bytes']:9,} {r['arena'] or 0:8,} "
                   f"{r['p50_ms']:8.3f} {r['speedup']:7.2f}x {e[DEVICES[0]]:8.3f} {e[DEVICES[1]]:8.3f} "
                   f"{e[DEVICES[2]]:9.3f} {r['seconds']:7.1f}")
         (work / f"{name}.json").write_text(json.dumps(rows, indent=1))

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import CACHE  # noqa: E402
 from accuracy_control import tflite_facts  # noqa: E402
-from structured import DEVICES, estimated, keras_accuracy, measured_p50, mobilenet_example  # noqa: E402
+from structured import DEVICES, arena_bytes, estimated, keras_accuracy, measured_p50, mobilenet_example  # noqa: E402
 from tune_models import edgepack  # noqa: E402
 
 RECIPE = """\
@@ -80,12 +80,12 @@ def main() -> None:
           f"{seconds:.0f} s, ended by its {study['stopped_by']}; best trial {best['number']}: "
           f"{json.dumps(best['steps'][0])}")
     print(f"tuned recipe again from a clean folder: {'passes' if again.returncode == 0 else 'FAILS'} its gates")
-    print("| variant | drop (pts) | .tflite bytes | p50 here | " + " | ".join(f"{d} est" for d in DEVICES) + " |")
-    print("|---|---|---|---|" + "---|" * len(DEVICES))
+    print("| variant | drop (pts) | .tflite bytes | arena bytes | p50 here | " + " | ".join(f"{d} est" for d in DEVICES) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(DEVICES))
     for name, path in files.items():
-        print(f"| {name} | {drops[name]:.2f} | {path.stat().st_size:,} | {p50[name]:.3f} ms | "
+        print(f"| {name} | {drops[name]:.2f} | {path.stat().st_size:,} | {arena_bytes(path):,} | {p50[name]:.3f} ms | "
               + " | ".join(f"{estimates[name][d]:.3f} ms" for d in DEVICES) + " |")
-    print(f"| speed-up | | {files['int8'].stat().st_size / files['tuned'].stat().st_size:.2f}x smaller | "
+    print(f"| speed-up | | {files['int8'].stat().st_size / files['tuned'].stat().st_size:.2f}x smaller | | "
           f"{p50['int8'] / p50['tuned']:.2f}x | "
           + " | ".join(f"{estimates['int8'][d] / estimates['tuned'][d]:.2f}x" for d in DEVICES) + " |")
 
