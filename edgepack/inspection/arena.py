@@ -98,9 +98,10 @@ def _blocks(spans: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]
         gap = span[1] - end
         if gap > ALIGNMENT and gap >= span[2] - span[1]:
             blocks.append([span])
+            end = span[2]
         else:
             blocks[-1].append(span)
-        end = span[2] if blocks[-1] == [span] else max(end, span[2])
+            end = max(end, span[2])
     return blocks
 
 
