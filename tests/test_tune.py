@@ -566,3 +566,23 @@ def test_a_relative_gate_reaches_accuracy_control_in_the_metrics_own_unit(regres
     steps = suggest_steps(trial, loaded.recipe, tune_space(loaded), reference=0.04)
     assert steps[0]["quantize"]["max_drop"] == pytest.approx(0.0002)
     assert "max_drop" not in suggest_steps(trial, loaded.recipe, tune_space(loaded))[0]["quantize"]
+
+
+def test_a_study_measures_each_distinct_model_once(tflite_models, tmp_path):
+    """The trials of a study share their latencies as they share their scores: a model measured once is not
+    measured again (a measured profile step costs seconds per trial); without a shared store it is."""
+    from edgepack.steps.artifacts import ModelArtifact
+    from edgepack.steps.base import ModelKind, registry
+    from edgepack.steps.context import StepContext
+    from edgepack.steps.profile import ProfileParams
+
+    step, params = registry()["profile"](), ProfileParams(where="local", runs=5, min_seconds=0.05, warmup_seconds=0)
+    lines, latencies = [], {}
+    context = StepContext(work=tmp_path, say=lines.append, latencies=latencies)
+    found = [step.run(context, ModelArtifact.of_file(tflite_models[name], ModelKind.TFLITE, label=name), params).latency
+             for name in ("int8", "float32", "int8")]
+    assert found[2] is found[0] and found[1] is not found[0] and len(latencies) == 2
+    assert sum("reusing the measurement" in line for line in lines) == 1
+    alone = StepContext(work=tmp_path, say=lines.append)
+    again = step.run(alone, ModelArtifact.of_file(tflite_models["int8"], ModelKind.TFLITE, label="int8"), params)
+    assert again.latency is not found[0]

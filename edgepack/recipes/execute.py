@@ -47,15 +47,18 @@ class RunOptions(BaseModel):
 
 def make_context(loaded: LoadedRecipe, work: Path, *, trust_model: bool = False, trust_code: bool = False,
                  estimate: bool = False, say: Say = lambda message: None, training_progress: Any = None,
-                 cache_dir: Path | None = None, scorer: Scorer | None = None) -> StepContext:
-    """The context a recipe's steps share: its data, device, scorer, work folder and cache. ``scorer``
-    shares scores between contexts (the trials of a study score each distinct model once)."""
+                 cache_dir: Path | None = None, scorer: Scorer | None = None,
+                 latencies: dict | None = None) -> StepContext:
+    """The context a recipe's steps share: its data, device, scorer, work folder and cache. ``scorer`` and
+    ``latencies`` share scores and latencies between contexts (the trials of a study score and measure each
+    distinct model once)."""
     data = loaded.recipe.data
     train, val = _data_specs(loaded, trust_code)
     return StepContext(work=work, setting=loaded.setting, train=train, val=val, trust_model=trust_model,
                        estimate=estimate, device_ref=loaded.device_ref, say=say, training_progress=training_progress,
                        cache=ArtifactCache(cache_dir or work / "cache"),
-                       scorer=scorer or Scorer(val, loaded.recipe.metric, trust_model=trust_model, output=data.output))
+                       scorer=scorer or Scorer(val, loaded.recipe.metric, trust_model=trust_model, output=data.output),
+                       latencies=latencies)
 
 
 def _data_specs(loaded: LoadedRecipe, trust_code: bool):

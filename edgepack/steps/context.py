@@ -82,7 +82,8 @@ class StepContext:
 
     ``say`` prints one progress line; ``training_progress`` is the fine-tuning display (a
     ``compress.progress.ProgressSink``) or None; ``scorer`` scores models on the val data once
-    each; ``cache`` (optional) reuses outputs of identical (input, step, params, data).
+    each; ``cache`` (optional) reuses outputs of identical (input, step, params, data); ``latencies``
+    (optional, shared by a study's trials) keeps each distinct model's latency, measured once.
     """
 
     work: Path
@@ -96,6 +97,7 @@ class StepContext:
     training_progress: ProgressSink | None = None
     cache: ArtifactCache | None = None
     scorer: Scorer | None = None
+    latencies: dict | None = None
 
     @property
     def device(self) -> DeviceProfile | None:

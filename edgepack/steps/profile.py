@@ -67,7 +67,14 @@ class ProfileStep(Step):
         ctx.say("  profile: " + ("estimating from the device profile" if how == "estimate" else
                                  f"measuring {'over SSH' if how == 'remote' else 'here'}: {params.warmup} warm-up "
                                  f"runs, then at least {params.runs} runs and {params.min_seconds:g} s"))
-        latency = profile(config, device=ctx.device)
+        key = (source.sha256, config.model_dump_json(exclude={"model"}))
+        if ctx.latencies is not None and key in ctx.latencies:
+            ctx.say("  profile: reusing the measurement of an identical earlier model")
+            latency = ctx.latencies[key]
+        else:
+            latency = profile(config, device=ctx.device)
+            if ctx.latencies is not None:
+                ctx.latencies[key] = latency
         ctx.say(f"  profile: p50 {latency.p50:.4g} ms"
                 + (" (estimated)" if latency.estimated else f" over {latency.latency_ms.count} runs"))
         return source.model_copy(update={"latency": latency})

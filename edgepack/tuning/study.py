@@ -311,9 +311,10 @@ def _edgetpu_readiness(loaded: LoadedRecipe, final) -> EdgeTpuReadiness | None:
 
 
 def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOptions, cache: Path,
-              scorer=None) -> list:
-    """One trial: its steps, run with the shared cache (and ``scorer``, shared by the study's trials so
-    each distinct model is scored once); returns the objectives, records the rest."""
+              scorer=None, latencies: dict | None = None) -> list:
+    """One trial: its steps, run with the shared cache (and ``scorer`` and ``latencies``, shared by the
+    study's trials so each distinct model is scored and measured once); returns the objectives, records
+    the rest."""
     import tempfile
 
     import optuna
@@ -326,7 +327,7 @@ def run_trial(trial, loaded: LoadedRecipe, space: TuneSection, options: TuneOpti
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     with tempfile.TemporaryDirectory(prefix="edgepack-trial-") as work:
         ctx = make_context(loaded, Path(work), trust_model=options.trust_model, trust_code=options.trust_code,
-                           cache_dir=cache, scorer=scorer)
+                           cache_dir=cache, scorer=scorer, latencies=latencies)
         source = ModelArtifact.of_file(Path(loaded.recipe.model), ModelKind.KERAS, label="float (Keras)")
         source = source.model_copy(update={"metric": ctx.scorer.score(source)})  # scored once per study
         recipe = _trial_recipe(loaded, suggest_steps(trial, loaded.recipe, space,
@@ -435,11 +436,11 @@ def _optimize(study, loaded: LoadedRecipe, space: TuneSection, stop: StopRule, o
     cache = _cache_dir(loaded)
     scorer = make_scorer(loaded, trust_model=options.trust_model, trust_code=options.trust_code)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    failures = _Failures()
+    failures, latencies = _Failures(), {}
 
     def objective(trial):
         try:
-            return run_trial(trial, loaded, space, options, cache, scorer)
+            return run_trial(trial, loaded, space, options, cache, scorer, latencies)
         except EdgepackError as exc:
             trial.set_user_attr("note", f"failed: {exc.one_line()}")
             failures.last = exc
