@@ -40,9 +40,15 @@ def _raise(signum, frame) -> None:
     raise termination.record(signum)
 
 
+def _interrupt(signum, frame) -> None:
+    termination.record(signum)  # a library that swallows the KeyboardInterrupt cannot hide the Ctrl-C
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def termination_handled() -> Iterator[None]:
-    """SIGTERM/SIGHUP raise Terminated inside the block (main thread only); handlers restored after."""
+    """SIGTERM/SIGHUP raise Terminated inside the block, SIGINT KeyboardInterrupt, each recorded (main
+    thread only); handlers restored after."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -51,6 +57,8 @@ def termination_handled() -> Iterator[None]:
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *HANDLED)}
     for signum in HANDLED:
         signal.signal(signum, _raise)
+    if previous[signal.SIGINT] is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     termination.clear()
     try:
         yield
