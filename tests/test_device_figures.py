@@ -169,6 +169,28 @@ def test_a_model_the_runtime_cannot_plan_gets_no_arena_and_the_reason(tmp_path, 
     assert arena.bytes is None and arena.note.startswith("not measured:")
 
 
+def test_the_arena_of_one_file_content_is_measured_once_per_process(tmp_path, tflite_models, monkeypatch):
+    """A study's trials often convert to the same bytes: the child process runs once per content,
+    whatever the file is called (a file the runtime refuses too: the same bytes are refused again)."""
+    import edgepack.util.child_process as child_process
+    from edgepack.inspection import arena as arena_module
+
+    started = []
+    real = child_process.run_child
+    monkeypatch.setattr(child_process, "run_child", lambda command, **kw: started.append(command) or real(command, **kw))
+    monkeypatch.setattr(arena_module, "_MEASURED", {})
+    copy = tmp_path / "same-bytes.tflite"
+    copy.write_bytes(Path(tflite_models["int8"]).read_bytes())
+    first = arena_module.tensor_arena(tflite_models["int8"])
+    assert arena_module.tensor_arena(copy) == first and first.bytes and len(started) == 1
+    other = arena_module.tensor_arena(tflite_models["float32"])
+    assert len(started) == 2 and other.bytes != first.bytes
+    broken = tmp_path / "truncated.tflite"
+    broken.write_bytes(copy.read_bytes()[:2000])
+    assert arena_module.tensor_arena(broken).bytes is None and arena_module.tensor_arena(broken).bytes is None
+    assert len(started) == 3
+
+
 def test_a_device_profiles_ram_limit_gates_a_recipe_that_sets_none(run, tmp_path, digits):
     from conftest import ROOT
 

@@ -34,18 +34,36 @@ class Arena:
     note: str = HOW
 
 
+_MEASURED: dict[str, Arena] = {}  # by the file's sha256: the plan depends on the bytes and this runtime only
+_MEASURED_MAX = 256
+
+
 def tensor_arena(path: str | Path, *, timeout: float = TIMEOUT_S) -> Arena:
-    """The arena the interpreter allocates for the .tflite at ``path``, measured in a child process."""
+    """The arena the interpreter allocates for the .tflite at ``path``, measured in a child process
+    (once per distinct file content in this process: a study's trials often convert to the same bytes)."""
+    import hashlib
+
     from edgepack.util.child_process import run_child
 
+    try:
+        key = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:  # the child says what is wrong with the file
+        key = None
+    if key in _MEASURED:
+        return _MEASURED[key]
     child = run_child([sys.executable, "-m", "edgepack.inspection.arena", str(path)], timeout=timeout)
-    if child.timed_out:
+    if child.timed_out:  # neither is remembered: a loaded machine may plan it in time on the next try
         return Arena(None, note=f"not measured: planning the arena took over {timeout:.0f} s")
     if child.returncode != 0:
         last = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
         return Arena(None, note=f"not measured: the runtime stopped ({last})")
-    found = json.loads(child.stdout.strip().splitlines()[-1])
-    return Arena(**found)
+    arena = Arena(**json.loads(child.stdout.strip().splitlines()[-1]))
+    if key is None:
+        return arena
+    if len(_MEASURED) >= _MEASURED_MAX:
+        _MEASURED.pop(next(iter(_MEASURED)))
+    _MEASURED[key] = arena
+    return arena
 
 
 def measure(path: Path) -> Arena:
