@@ -206,3 +206,22 @@ def test_int8_names_the_operators_it_left_in_float(run, tmp_path):
                     and tensors[op["outputs"][0]]["dtype"] == np.float32)
     assert floats and sorted(json.loads(result.stdout)["float_ops"]) == floats
     assert "warning: int8 left" in result.stderr and all(name in result.stderr for name in floats)
+
+
+def test_a_pipeline_starts_the_converter_before_it_is_needed_and_only_where_it_converts():
+    """``prepare`` starts the converter's process (it imports TensorFlow as it starts) before the steps
+    that come first; accuracy control and int4 convert in this process and start none."""
+    from edgepack.quantization import conversion_worker
+    from edgepack.steps.quantize import QuantizeParams, QuantizeStep
+
+    step = QuantizeStep()
+    for params, starts in [(QuantizeParams(mode="int8", max_drop=1.0), False),
+                           (QuantizeParams(mode="int8", weights="int4"), False),
+                           (QuantizeParams(mode="int8"), True)]:
+        conversion_worker._stop_worker()
+        step.prepare(params)
+        worker = conversion_worker._worker
+        assert (worker is not None and worker.alive()) is starts, params
+    pid = conversion_worker._worker.process.pid
+    step.prepare(QuantizeParams(mode="float16"))
+    assert conversion_worker._worker.process.pid == pid, "a running converter is kept"

@@ -115,6 +115,14 @@ def _stop_worker() -> None:
 atexit.register(_stop_worker)
 
 
+def start_worker() -> None:
+    """Start the worker now (it imports TensorFlow as it starts), so that a conversion later finds
+    it ready; nothing when one is running."""
+    global _worker
+    if _worker is None or not _worker.alive():
+        _worker = _Worker()
+
+
 def _timeout() -> float:
     try:
         return float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
@@ -156,8 +164,7 @@ def convert_in_worker(loaded, config, calibration: np.ndarray | dict | None, *, 
                                     sparse=bool(getattr(config, "sparse", False)),
                                     calibration=_save_calibration(Path(folder), calibration),
                                     output=Path(folder) / "model.tflite", folder=Path(folder))
-        if _worker is None or not _worker.alive():
-            _worker = _Worker()
+        start_worker()
         try:
             reply = _worker.ask(request, _timeout())
         except TimeoutError:
@@ -214,6 +221,8 @@ def _serve() -> int:
     from edgepack.loading.model import load_model
     from edgepack.quantization.convert import convert
 
+    _import_tensorflow()
+
     for line in sys.stdin:
         try:
             request = ConversionRequest.model_validate_json(line)
@@ -230,6 +239,18 @@ def _serve() -> int:
         protocol.write(json.dumps(reply) + "\n")
         protocol.flush()
     return 0
+
+
+def _import_tensorflow() -> None:
+    """TensorFlow and Keras, imported before the first request arrives (the parent starts the worker
+    early). Should the import fail, the first request says why, as it would without this."""
+    try:
+        from edgepack.util.tf import import_tf
+
+        import_tf()
+        import keras  # noqa: F401
+    except Exception:  # noqa: BLE001 - reported by the request that needs them
+        pass
 
 
 if __name__ == "__main__":

@@ -77,6 +77,13 @@ def make_scorer(loaded: LoadedRecipe, *, trust_model: bool = False, trust_code: 
     return Scorer(val, loaded.recipe.metric, trust_model=trust_model, output=loaded.recipe.data.output)
 
 
+def prepare_steps(plan: list) -> None:
+    """Let each planned step start what it will wait for (the converter's process), so that it loads
+    while the steps before it run."""
+    for planned in plan:
+        planned.step.prepare(planned.params)
+
+
 def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lambda message: None,
              first: int = 2, total: int | None = None,
              entries: list | None = None, check=None) -> tuple[ModelArtifact, list[ModelArtifact]]:
@@ -89,6 +96,7 @@ def run_plan(ctx: StepContext, plan: list, source: ModelArtifact, say: Say = lam
     sees every new stage and may raise to stop (the tuner stops hopeless trials early).
     """
     total = total or len(plan) + first
+    prepare_steps(plan)
     stages, current = [source], source
     for number, planned in enumerate(plan, start=first):
         say(f"[{number}/{total}] {planned.step.label(planned.params)}")
@@ -204,6 +212,7 @@ def run_loaded(loaded: LoadedRecipe, options: RunOptions, say: Say = lambda mess
         ctx = make_context(loaded, Path(work), trust_model=options.trust_model, trust_code=options.trust_code,
                            estimate=options.estimate, say=say, training_progress=training_progress,
                            cache_dir=cache_dir)
+        prepare_steps(loaded.plan)  # before the float reference, which loads TensorFlow here
         total = len(loaded.plan) + 2
         say(f"[1/{total}] float reference: {loaded.recipe.metric.value} on {loaded.recipe.data.val or 'no val data'}")
         source = ModelArtifact.of_file(Path(loaded.recipe.model), ModelKind.KERAS, label="float (Keras)")

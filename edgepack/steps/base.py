@@ -68,6 +68,10 @@ class Step:
         """Rules between these params and the steps that follow in the recipe; none by default."""
         return []
 
+    def prepare(self, params: StepParams) -> None:
+        """Start what ``run`` will wait for (a process that loads TensorFlow), so it loads while the
+        steps before this one work; nothing by default. Called before a pipeline runs; may run twice."""
+
     def label(self, params: StepParams) -> str:
         """A short name for this stage in reports, e.g. ``prune 0.75``."""
         return self.name

@@ -253,6 +253,10 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
     written to ``OUT.failed.tflite`` (with its record) and GateFailed (exit 7) is raised.
     """
     check_writable_target(config.output)
+    if not (config.mixed or config.int4):
+        from edgepack.quantization.conversion_worker import start_worker
+
+        start_worker()  # TensorFlow loads in the converter's process while this one loads the model
     loaded = load_model(config.model, trust_model=config.trust_model)
     if config.static_batch is None:
         from edgepack.quantization.conversion_worker import recurrent_layers
@@ -308,6 +312,12 @@ class QuantizeStep(Step):
     consumes = ModelKind.KERAS
     produces = ModelKind.TFLITE
     summary = "conversion to .tflite: float32, float16, dynamic, int8, int16x8"
+
+    def prepare(self, params: QuantizeParams) -> None:
+        if not (params.mixed or params.int4):  # those convert in this process
+            from edgepack.quantization.conversion_worker import start_worker
+
+            start_worker()
 
     def check(self, params: QuantizeParams, setting) -> list[Problem]:
         problems = []

@@ -431,8 +431,9 @@ def _optimize(study, loaded: LoadedRecipe, space: TuneSection, stop: StopRule, o
               progress: TuneProgress) -> None:
     import optuna
 
-    from edgepack.recipes.execute import make_scorer
+    from edgepack.recipes.execute import make_scorer, prepare_steps
 
+    prepare_steps(loaded.plan)  # the converter loads while the first trial scores the float model
     cache = _cache_dir(loaded)
     scorer = make_scorer(loaded, trust_model=options.trust_model, trust_code=options.trust_code)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
