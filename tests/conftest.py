@@ -82,6 +82,15 @@ def regression(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="session")
+def bn_residual(tmp_path_factory) -> dict:
+    """The BatchNorm residual CNN (Keras 3, 16x16 digits) with train.npz and val.npz
+    (``batchnorm_model.py``), trained once for the BatchNorm and the channel-pruning tests."""
+    from batchnorm_model import build
+
+    return build(tmp_path_factory.mktemp("bn-residual"))
+
+
+@pytest.fixture(scope="session")
 def untrained_digits(tmp_path_factory, digits) -> Path:
     """The digits CNN with random weights: a float model about 80 points worse than ``digits``."""
     import keras

@@ -14,7 +14,6 @@ import json
 import numpy as np
 import pytest
 
-from batchnorm_model import build as build_bn_model
 from compress_fixtures import load_saved
 from conftest import interpreter_accuracy
 
@@ -22,9 +21,8 @@ WITHIN = 0.03  # the issue's 3 points
 
 
 @pytest.fixture(scope="module")
-def bn_model(tmp_path_factory) -> dict:
-    """The BatchNorm residual CNN (Keras 3, 16x16 digits) with train.npz and val.npz."""
-    return build_bn_model(tmp_path_factory.mktemp("bn-residual"))
+def bn_model(bn_residual) -> dict:
+    return bn_residual
 
 
 def batchnorm_of(model) -> list:

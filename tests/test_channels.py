@@ -156,12 +156,9 @@ def test_l1_ranks_a_silent_channel_last():
 
 import json  # noqa: E402
 
-from batchnorm_model import build as build_bn_model  # noqa: E402
-
-
 @pytest.fixture(scope="module")
-def bn_model(tmp_path_factory) -> dict:
-    return build_bn_model(tmp_path_factory.mktemp("channels_bn"), epochs=15)
+def bn_model(bn_residual) -> dict:
+    return bn_residual
 
 
 def _conv_widths(model) -> dict[str, int]:

@@ -433,6 +433,7 @@ model: {model}
 data: {{train: {train}, val: {val}}}
 steps:
   - quantize: {{mode: int8}}
+  - profile: {{where: estimate}}
 gates: {{max_accuracy_drop: 1.5}}
 output: {output}
 tune: {{objectives: [flash, drop], steps: [], accuracy_control: [false, true], optional: false}}
