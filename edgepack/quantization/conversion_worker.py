@@ -102,13 +102,11 @@ _worker: _Worker | None = None
 
 
 def _stop_worker() -> None:
+    """Stop the worker at once: between requests it holds nothing of its own (a worker started early
+    may still be importing TensorFlow, and edgepack's exit does not wait for that)."""
     global _worker
     if _worker is not None and _worker.alive():
-        _worker.process.stdin.close()
-        try:
-            _worker.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _worker.kill()
+        _worker.kill()
     _worker = None
 
 
