@@ -266,7 +266,7 @@ MIRRORED = textwrap.dedent("""
     data = DataSpec(source=str(train))
     p = prune(PruneConfig(model=model, data=data, output=out / "p.keras", sparsity=0.8, epochs=1,
                           distribute="mirrored"))
-    c = cluster(ClusterConfig(model=p.path, data=data, output=out / "c.keras", preserve_sparsity=True,
+    c = cluster(ClusterConfig(model=p.path, data=data, output=out / "c.keras", preserve_sparsity=True, epochs=1,
                               distribute="mirrored"))
     print(json.dumps({"prune": p.replicas, "cluster": c.replicas, "path": str(c.path)}))
 """)
