@@ -225,3 +225,16 @@ def test_a_pipeline_starts_the_converter_before_it_is_needed_and_only_where_it_c
     pid = conversion_worker._worker.process.pid
     step.prepare(QuantizeParams(mode="float16"))
     assert conversion_worker._worker.process.pid == pid, "a running converter is kept"
+
+
+def test_a_converter_that_died_before_its_request_arrived_is_a_crash_not_a_broken_pipe(tmp_path):
+    """Started early, the converter may die while it imports TensorFlow: the request then finds a
+    closed pipe, and the reply is the crash (its signal), as when it dies while converting."""
+    from edgepack.modes import QuantMode
+    from edgepack.quantization.conversion_worker import ConversionRequest, _Worker
+
+    worker = _Worker()
+    worker.kill()
+    request = ConversionRequest(model=tmp_path / "m.keras", mode=QuantMode.INT8, output=tmp_path / "m.tflite",
+                                folder=tmp_path)
+    assert worker.ask(request, 5) is None and worker.process.returncode == -9

@@ -74,8 +74,12 @@ class _Worker:
 
     def ask(self, request: ConversionRequest, timeout: float) -> dict | None:
         """The worker's reply, or None when it died (its return code tells how)."""
-        self.process.stdin.write((request.model_dump_json() + "\n").encode())
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write((request.model_dump_json() + "\n").encode())
+            self.process.stdin.flush()
+        except BrokenPipeError:  # it died before the request reached it (while importing TensorFlow)
+            self.process.wait()
+            return None
         fd, deadline, buffer = self.process.stdout.fileno(), time.monotonic() + timeout, b""
         while not buffer.endswith(b"\n"):
             left = deadline - time.monotonic()
