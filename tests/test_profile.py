@@ -190,12 +190,28 @@ def test_hanging_child_is_killed_and_exit_5(tmp_path, tflite_models):
     assert gone(int(pid_file.read_text()))
 
 
-def test_a_hang_is_killed_by_a_time_limit_sized_from_the_run_not_after_minutes(tmp_path, tflite_models):
+def test_a_hang_is_killed_by_a_time_limit_sized_from_the_run_not_after_minutes(tmp_path, tflite_models, monkeypatch):
+    """Without --timeout the limit is sized from the run (``sized_timeout``): a small model's is well under a
+    minute, and a hang is killed at it. The kill waits on a limit sized with the start-up allowance and
+    the floor made small (the two constants the sizing reads), not on the ~24 s a user would wait."""
+    from edgepack.latency import measure
+    from edgepack.runtime.interpreter import read_model_bytes
+
     runner, pid_file = stand_in(tmp_path, "hangs", "sleeps for an hour", "time.sleep(3600)")
+    config = LatencyConfig(model=tflite_models["int8"], probe=runner)
+
+    def sized() -> float:
+        return measure.sized_timeout(config, read_model_bytes(config.model), None, measure._spec(config, None))
+
+    assert measure.MIN_TIMEOUT_S <= sized() < 40, "a small model's default limit is well under a minute"
+    monkeypatch.setattr(measure, "STARTUP_S", 0.5)
+    monkeypatch.setattr(measure, "MIN_TIMEOUT_S", 1.0)
+    limit = sized()
+    assert limit < 10, limit
     started = time.monotonic()
-    with pytest.raises(RuntimeUnavailable, match=r"did not finish within \d+(\.\d)? s") as info:
-        profile(LatencyConfig(model=tflite_models["int8"], probe=runner))
-    assert time.monotonic() - started < 40, "a small model's default limit is well under a minute"
+    with pytest.raises(RuntimeUnavailable, match=rf"did not finish within {limit:g} s") as info:
+        profile(config)
+    assert limit <= time.monotonic() - started < limit + 15
     assert info.value.exit_code == 5 and gone(int(pid_file.read_text()))
 
 

@@ -150,11 +150,34 @@ def test_ctrl_c_exits_130_and_leaves_no_temporary_folders(digits, tmp_path):
     assert list(work_tmp.iterdir()) == []
 
 
-@pytest.mark.parametrize("recipe", sorted(p.stem for p in [*(ROOT / "edgepack" / "recipes" / "builtin").glob("*.yaml"),
-                                                            *(ROOT / "recipes").glob("*.yaml")]))
+SHIPPED = {p.stem: p for folder in (ROOT / "edgepack" / "recipes" / "builtin", ROOT / "recipes")
+           for p in folder.glob("*.yaml")}
+
+
+def one_epoch_copy(source: Path, folder: Path) -> Path | str:
+    """The recipe as shipped with every step's ``epochs`` set to 1 (steps, options and gates unchanged), or
+    its name (run as a user names it) when no step trains."""
+    import yaml
+
+    doc = yaml.safe_load(source.read_text())
+    training = [params for step in doc["steps"] for params in step.values()
+                if isinstance(params, dict) and "epochs" in params]
+    if not training:
+        return source.stem
+    for params in training:
+        params["epochs"] = 1
+    path = folder / source.name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("recipe", sorted(SHIPPED))
 def test_every_shipped_recipe_runs_end_to_end_with_estimates(run, digits, tmp_path, recipe):
-    result = run("run", recipe, "--model", digits["model"], "--train", digits["train"], "--val", digits["val"],
-                 "--estimate", "-o", tmp_path / recipe, "--json")
+    """Every step of every shipped recipe runs and its gates pass on the digits CNN. One epoch per
+    training step: how far longer training goes is each step's own tests' concern, and the gates pass
+    either way (drops of 0.44 points or less against 1.5 allowed, measured)."""
+    result = run("run", one_epoch_copy(SHIPPED[recipe], tmp_path), "--model", digits["model"], "--train",
+                 digits["train"], "--val", digits["val"], "--estimate", "-o", tmp_path / recipe, "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["latency"]["estimated"] is True and report["latency"]["estimate_source"]

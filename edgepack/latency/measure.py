@@ -77,6 +77,7 @@ def _inputs_file(config: LatencyConfig, model: bytes, folder: Path) -> Path | No
 STARTUP_S = 10.0      # start Python, import the runtime, load the model: generous on a Pi
 SLOWDOWN = 10.0       # the estimate may be optimistic (another device, a delegate, a loaded machine)
 REMOTE_EXTRA_S = 30.0  # ssh connections and copies
+MIN_TIMEOUT_S = 20.0  # no sized limit is shorter
 
 
 def sized_timeout(config: LatencyConfig, model: bytes, device, spec: ProbeSpec) -> float:
@@ -97,7 +98,7 @@ def sized_timeout(config: LatencyConfig, model: bytes, device, spec: ProbeSpec) 
     per_run = max(estimate.latency_ms / 1000.0, 1e-4) * SLOWDOWN
     expected = STARTUP_S + max(spec.warmup_seconds, spec.warmup * per_run) + max(spec.min_seconds, spec.runs * per_run)
     expected += REMOTE_EXTRA_S if config.remote else 0.0
-    return round(min(cap, max(20.0, 2 * expected)), 1)
+    return round(min(cap, max(MIN_TIMEOUT_S, 2 * expected)), 1)
 
 
 def _run(config: LatencyConfig, device, spec: ProbeSpec, model: Path, inputs: Path | None, folder: Path,

@@ -66,8 +66,10 @@ def start_run(model: Path, folder: Path) -> tuple[subprocess.Popen, Path, Path]:
 @pytest.mark.parametrize("signum, code, word", [(signal.SIGTERM, 143, "terminated"),
                                                  (signal.SIGHUP, 129, "hung up")])
 def test_a_termination_signal_cleans_up_and_exits_128_plus_n(model, tmp_path, signum, code, word):
+    """Exit 128 + N, one line, nothing left beside the output or in TMPDIR, no process of its group alive."""
     child, tmp, dist = start_run(model, tmp_path)
     assert child.poll() is None, child.communicate()
+    group = os.getpgid(child.pid)
     child.send_signal(signum)
     _, stderr = child.communicate(timeout=120)
     assert child.returncode == code, stderr
@@ -75,6 +77,9 @@ def test_a_termination_signal_cleans_up_and_exits_128_plus_n(model, tmp_path, si
     assert lines[-1] == f"edgepack: error: {word}" and "Traceback" not in stderr
     assert list(dist.iterdir()) == [], "no staging folder beside the output"
     assert list(tmp.iterdir()) == [], "nothing left in TMPDIR (edgepack's or TensorFlow's)"
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(group, 0)
 
 
 def test_a_second_sigterm_during_cleanup_still_leaves_nothing(model, tmp_path):
@@ -85,16 +90,6 @@ def test_a_second_sigterm_during_cleanup_still_leaves_nothing(model, tmp_path):
     _, stderr = child.communicate(timeout=120)
     assert child.returncode == 143, stderr
     assert list(dist.iterdir()) == [] and list(tmp.iterdir()) == []
-
-
-def test_no_process_outlives_a_terminated_run(model, tmp_path):
-    child, tmp, dist = start_run(model, tmp_path)
-    group = os.getpgid(child.pid)
-    child.send_signal(signal.SIGTERM)
-    child.communicate(timeout=120)
-    time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):
-        os.killpg(group, 0)
 
 
 STEPS_RECIPE = """\
