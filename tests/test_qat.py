@@ -42,6 +42,22 @@ def test_qat_reaches_one_point_with_every_layer_int8(run, digits, tfkeras_digits
     assert json.loads(result.stdout)["preserve"] == "none"
 
 
+def test_a_static_batch_qat_model_keeps_the_keras_names_and_a_batch_of_1(run, digits, tmp_path):
+    """The .tflite's signature names its input after the Keras input and its output after the (wrapped)
+    output layer, with or without --static-batch; the static one takes exactly one row."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    out = tmp_path / "static.tflite"
+    result = run("qat", digits["model"], "--data", digits["train"], "-o", out, "--static-batch", "--epochs", "1")
+    assert result.exit_code == 0, result.stderr
+    interpreter = Interpreter(model_path=str(out))
+    assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["image"],
+                                                                    "outputs": ["quant_probabilities"]}}
+    assert [list(d["shape_signature"]) for d in interpreter.get_input_details()] == [[1, 8, 8, 1]]
+    val = np.load(digits["val"])
+    assert interpreter_accuracy(out, val["x"], val["y"]) >= float_reference(digits["model"], val) - 0.02
+
+
 @pytest.fixture(scope="module")
 def pruned80(run, digits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("pqat")

@@ -69,13 +69,28 @@ def _build(tfmot, prepared, preserve: str, equalized: list | None):
     return build
 
 
-def _convert(tf, model, io: str, static_batch: bool, input_shape: tuple) -> bytes:
-    import tf_keras
+def _inference_function(tf, model, static_batch: bool):
+    """The QAT model's inference call as one concrete function, its inputs and outputs named as the Keras
+    export names them (input and output layer names), with a batch of 1 when ``static_batch``."""
+    specs = [tf.TensorSpec(((1,) if static_batch else (None,)) + tuple(tensor.shape[1:]), tensor.dtype, name=name)
+             for tensor, name in zip(model.inputs, model.input_names)]
 
-    if static_batch:
-        inputs = tf_keras.Input(batch_size=1, shape=input_shape[1:])
-        model = tf_keras.Model(inputs, model(inputs, training=False))
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    def call(*tensors):
+        outputs = model(list(tensors) if len(tensors) > 1 else tensors[0], training=False)
+        return dict(zip(model.output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
+
+    return tf.function(call, input_signature=specs).get_concrete_function()
+
+
+def _convert(tf, model, io: str, static_batch: bool) -> bytes:
+    """Full-int8 conversion of the fake-quantized model. From its inference function and its variables
+    alone: the converter then saves a SavedModel of one signature instead of the whole tf_keras model
+    (which traces every wrapped layer's call in both modes; 5.5 s instead of 1.3 s for a 20-layer CNN),
+    and the flatbuffer computes the same outputs."""
+    holder = tf.Module()
+    holder.model_variables = list(model.variables)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([_inference_function(tf, model, static_batch)],
+                                                                holder)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     io_type = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io]
     converter.inference_input_type = io_type
@@ -126,7 +141,7 @@ def train_and_convert(config, progress=None) -> tuple[bytes, QatTraining]:
                        progress=progress, title="qat", seed=config.seed, loss_fn=loss_fn)
     with scope(strategy):  # tfmot keeps BatchNormalization (wrapped) in the QAT model; the converter folds it
         batchnorm = refresh_batchnorm(config, prepared, result.model, progress, "qat")
-    flatbuffer = _convert(tf, result.model, config.io.value, bool(config.static_batch), prepared.loaded.input_shape)
+    flatbuffer = _convert(tf, result.model, config.io.value, bool(config.static_batch))
     return flatbuffer, QatTraining(
         preserve=preserve, equalized=None if equalized is None else [p.model_dump() for p in equalized],
         train_samples=len(prepared.train), steps=plan.total_steps, final_loss=result.final_loss,
