@@ -114,8 +114,11 @@ def test_resolved_recipe_has_every_default_and_reruns(bundle):
 
 
 def test_a_failed_gate_exits_7_keeps_its_report_and_leaves_the_good_bundle_alone(run, bundle, digits, tmp_path):
+    """The failing recipe only quantizes (what is tested is the gate and the folders, not the steps)."""
     before = tree(bundle["dir"])
     recipe = write_recipe(tmp_path, digits, max_size_kb=1, output=str(bundle["dir"]))
+    recipe.write_text("".join(line for line in recipe.read_text().splitlines(keepends=True)
+                              if not line.startswith(("  - prune:", "  - cluster:"))))
     assert_one_line_error(run("run", recipe), 7, "max_size_kb", progress=True)
     assert tree(bundle["dir"]) == before
     failed = bundle["dir"].with_name("e2e.failed")
