@@ -23,6 +23,9 @@ demo: setup
 test: setup
 	bash scripts/test-deps.sh
 	$(BIN)/lint-imports
+	@# Byte-compile once: the many edgepack processes the tests start (and their converter workers) then
+	@# read edgepack's .pyc instead of compiling it each (~0.3 s a process where PYTHONDONTWRITEBYTECODE is set).
+	$(BIN)/python -m compileall -q edgepack
 	$(BIN)/python -m pytest -q
 
 bench: setup
