@@ -71,20 +71,39 @@ def test_a_tf_keras_lstm_converts_too(run, tmp_path):
     assert json.loads(result.stdout)["tflite"]["value"] == 1.0, "each row is evaluated from a fresh state"
 
 
+def replaced_at_once(crashed_pid: int) -> bool:
+    """A new converter worker runs already (started when the old one died, before any other request)."""
+    from edgepack.quantization import conversion_worker
+
+    worker = conversion_worker._worker
+    return worker is not None and worker.alive() and worker.process.pid != crashed_pid
+
+
+def running_worker_pid() -> int:
+    from edgepack.quantization import conversion_worker
+
+    conversion_worker.start_worker()
+    return conversion_worker._worker.process.pid
+
+
 def test_a_converter_crash_is_exit_4_naming_the_signal_and_the_layer_and_edgepack_lives_on(run, tmp_path):
     model = build(tmp_path, "lstm")
+    crashing = running_worker_pid()
     result = run("quantize", model["model"], "-o", tmp_path / "i.tflite", "--mode", "int8", "--calibration",
                  model["data"])
     assert_one_line_error(result, 4, "converter crashed (SIGSEGV)", "recurrent layers: lstm", "--mode dynamic")
     assert not (tmp_path / "i.tflite").exists()
+    assert replaced_at_once(crashing)
     again = run("quantize", model["model"], "-o", tmp_path / "f.tflite", "--mode", "float32")
     assert again.exit_code == 0, "a new worker converts after the crash"
 
 
 def test_a_conversion_over_the_time_limit_is_exit_5(run, tmp_path, digits, monkeypatch):
     monkeypatch.setenv("EDGEPACK_CONVERT_TIMEOUT", "0.01")
+    killed = running_worker_pid()
     result = run("quantize", digits["model"], "-o", tmp_path / "slow.tflite", "--mode", "float32")
     assert_one_line_error(result, 5, "did not finish", "EDGEPACK_CONVERT_TIMEOUT")
+    assert replaced_at_once(killed)
     monkeypatch.delenv("EDGEPACK_CONVERT_TIMEOUT")
     assert run("quantize", digits["model"], "-o", tmp_path / "ok.tflite", "--mode", "float32").exit_code == 0
 

@@ -1,13 +1,14 @@
 """The TFLite converter in a child process, so that a crash or hang inside TensorFlow's converter is
 a one-line error (exit 4 naming the signal, or exit 5 after the time limit), never a dead edgepack.
 
-One worker process per edgepack process, started on the first conversion and reused (TensorFlow is
-imported once); a worker that crashed or was killed is replaced on the next conversion. Requests
-and replies are JSON lines on the worker's stdin and on a copy of its original stdout (fd 1 itself
-is pointed at stderr, since Keras prints to stdout while exporting). The model is loaded by the
-worker from its file, the calibration rows are passed as an .npy file (an .npz by input name for a
-model with several inputs), the .tflite comes back as a file. The worker leaves when its stdin
-closes (edgepack exited, or was killed).
+One worker process per edgepack process, started before the first conversion and reused (TensorFlow
+is imported once); a worker that crashed or outlived the time limit is replaced at once, so that the
+next conversion (a study's next trial) does not wait for its import. Requests and replies are JSON
+lines on the worker's stdin and on a copy of its original stdout (fd 1 itself is pointed at stderr,
+since Keras prints to stdout while exporting). The model is loaded by the worker from its file, the
+calibration rows are passed as an .npy file (an .npz by input name for a model with several inputs),
+the .tflite comes back as a file. The worker leaves when its stdin closes (edgepack exited, or was
+killed).
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ def convert_in_worker(loaded, config, calibration: np.ndarray | dict | None, *, 
             reply = _worker.ask(request, _timeout())
         except TimeoutError:
             _worker.kill()
+            start_worker()  # the replacement imports TensorFlow while edgepack goes on
             raise RuntimeUnavailable(f"the TFLite converter did not finish converting {loaded.info.path} within "
                                      f"{_timeout():g} s; it was stopped",
                                      hint=f"set {TIMEOUT_ENV}=SECONDS for a larger model") from None
@@ -178,7 +180,9 @@ def convert_in_worker(loaded, config, calibration: np.ndarray | dict | None, *, 
             _worker.kill()
             raise
         if reply is None:
-            raise _crashed(loaded, request, _worker.process.returncode)
+            crashed = _crashed(loaded, request, _worker.process.returncode)
+            start_worker()
+            raise crashed
         if not reply["ok"]:
             error_class = getattr(errors, reply["kind"], ModelError)
             raise error_class(reply["message"], hint=reply.get("hint"))
