@@ -69,34 +69,16 @@ def _build(tfmot, prepared, preserve: str, equalized: list | None):
     return build
 
 
-def _inference_function(tf, model, static_batch: bool):
-    """The QAT model's inference call as one concrete function, its inputs and outputs named as the Keras
-    export names them (input and output layer names), with a batch of 1 when ``static_batch``."""
-    specs = [tf.TensorSpec(((1,) if static_batch else (None,)) + tuple(tensor.shape[1:]), tensor.dtype, name=name)
-             for tensor, name in zip(model.inputs, model.input_names)]
-
-    def call(*tensors):
-        outputs = model(list(tensors) if len(tensors) > 1 else tensors[0], training=False)
-        return dict(zip(model.output_names, outputs if isinstance(outputs, (list, tuple)) else [outputs]))
-
-    return tf.function(call, input_signature=specs).get_concrete_function()
-
-
 def _convert(tf, model, io: str, static_batch: bool) -> bytes:
-    """Full-int8 conversion of the fake-quantized model. From its inference function and its variables
-    alone: the converter then saves a SavedModel of one signature instead of the whole tf_keras model
-    (which traces every wrapped layer's call in both modes; 5.5 s instead of 1.3 s for a 20-layer CNN),
-    and the flatbuffer computes the same outputs."""
-    holder = tf.Module()
-    holder.model_variables = list(model.variables)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([_inference_function(tf, model, static_batch)],
-                                                                holder)
+    """Full-int8 conversion of the fake-quantized tf_keras model (from its inference function and
+    variables: 1.5 s instead of 6 s for a 20-layer CNN, the same outputs)."""
+    from edgepack.quantization.convert import conversion_error, tf_keras_converter
+
+    converter = tf_keras_converter(tf, model, static_batch)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     io_type = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}[io]
     converter.inference_input_type = io_type
     converter.inference_output_type = io_type
-    from edgepack.quantization.convert import conversion_error
-
     captured: list[str] = []
     try:
         with captured_native_output() as captured:
