@@ -27,20 +27,14 @@ def _representative(calibration):
     return generator
 
 
-def _fixed_batch_inputs(keras_module, loaded: LoadedModel, keras3: bool) -> list:
-    """One batch-1 Input per model input, in the model's order; with several inputs each is named as
-    the model's, so the .tflite's signature keeps the names data is matched by."""
+def _fixed_batch_inputs(keras, loaded: LoadedModel) -> list:
+    """One batch-1 Keras 3 Input per model input, in the model's order; with several inputs each is named
+    as the model's, so the .tflite's signature keeps the names data is matched by."""
     from edgepack.loading.inputs import model_inputs
 
     specs = model_inputs(loaded)
-    inputs = []
-    for spec in specs:
-        name = {"name": spec.name} if len(specs) > 1 else {}
-        if keras3:
-            inputs.append(keras_module.Input(batch_shape=(1, *spec.shape[1:]), dtype=spec.dtype, **name))
-        else:
-            inputs.append(keras_module.Input(batch_size=1, shape=spec.shape[1:], dtype=spec.dtype, **name))
-    return inputs
+    return [keras.Input(batch_shape=(1, *spec.shape[1:]), dtype=spec.dtype,
+                        **({"name": spec.name} if len(specs) > 1 else {})) for spec in specs]
 
 
 def _inference_function(tf, model, static_batch: bool):
@@ -61,7 +55,7 @@ def tf_keras_converter(tf, model, static_batch: bool):
 
     ``from_keras_model`` makes the converter save the whole model as a SavedModel first, tracing every
     layer's call in both training modes (tfmot's wrappers most of all); this SavedModel holds one
-    signature. Same flatbuffer outputs, 3.7-4.4x faster (``benchmarks/qat_convert.py``)."""
+    signature. Same flatbuffer outputs, 3.5-4.2x faster (``benchmarks/qat_convert.py``)."""
     holder = tf.Module()
     holder.model_variables = list(model.variables)
     return tf.lite.TFLiteConverter.from_concrete_functions([_inference_function(tf, model, static_batch)], holder)
@@ -76,15 +70,11 @@ def _converter(tf, loaded: LoadedModel, static_batch: bool):
         return tf_keras_converter(tf, loaded.model, static_batch)
     if not static_batch:
         return tf.lite.TFLiteConverter.from_keras_model(loaded.model)
-    keras3 = loaded.info.flavor is KerasFlavor.KERAS3
-    if keras3:
-        import keras as keras_module
-    else:
-        import tf_keras as keras_module
-    inputs = _fixed_batch_inputs(keras_module, loaded, keras3)
+    import keras  # a Keras 3 model, from here on
+
+    inputs = _fixed_batch_inputs(keras, loaded)
     feed = inputs[0] if len(inputs) == 1 else inputs
-    fixed = keras_module.Model(feed, loaded.model(feed, training=False))
-    return tf.lite.TFLiteConverter.from_keras_model(fixed)
+    return tf.lite.TFLiteConverter.from_keras_model(keras.Model(feed, loaded.model(feed, training=False)))
 
 
 def _configure(tf, converter, config, calibration) -> None:
