@@ -138,6 +138,12 @@ class QuantizeParams(StepParams):
         """Whether some layers may stay float (float_ops or accuracy control)."""
         return bool(self.float_ops) or self.max_drop is not None
 
+    @property
+    def in_worker(self) -> bool:
+        """Whether the converter's worker process converts (plain modes); per-layer precision and int4
+        convert in this process."""
+        return not (self.mixed or self.int4)
+
 
 class QuantizeConfig(QuantizeParams):
     """A library call of ``quantize``: the params plus the model, calibration data and output."""
@@ -253,7 +259,7 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
     written to ``OUT.failed.tflite`` (with its record) and GateFailed (exit 7) is raised.
     """
     check_writable_target(config.output)
-    if not (config.mixed or config.int4):
+    if config.in_worker:
         from edgepack.quantization.conversion_worker import start_worker
 
         start_worker()  # TensorFlow loads in the converter's process while this one loads the model
@@ -265,7 +271,7 @@ def quantize(config: QuantizeConfig, *, say=lambda message: None) -> TfliteArtif
             config = config.model_copy(update={"static_batch": True})
     calibration = _calibration(config, loaded)
     mixed = None
-    if config.mixed or config.int4:
+    if not config.in_worker:
         from edgepack.quantization.mixed import quantize_mixed
 
         flatbuffer, mixed = quantize_mixed(loaded, config, calibration, metric=config.metric, say=say)
@@ -314,7 +320,7 @@ class QuantizeStep(Step):
     summary = "conversion to .tflite: float32, float16, dynamic, int8, int16x8"
 
     def prepare(self, params: QuantizeParams) -> None:
-        if not (params.mixed or params.int4):  # those convert in this process
+        if params.in_worker:
             from edgepack.quantization.conversion_worker import start_worker
 
             start_worker()
