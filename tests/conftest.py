@@ -141,6 +141,12 @@ def interpreter_accuracy(tflite_path: Path, x: np.ndarray, y: np.ndarray) -> flo
     return correct / len(y)
 
 
+def without_steps(recipe: Path, *steps: str) -> None:
+    """Rewrite the recipe file without the lines of the named steps (``  - prune: {...}``)."""
+    recipe.write_text("".join(line for line in recipe.read_text().splitlines(keepends=True)
+                              if not line.startswith(tuple(f"  - {step}:" for step in steps))))
+
+
 def edgepack_subprocess(*args, cwd=None, env=None, timeout=180):
     """Run the real ``python -m edgepack`` in a child process (for start-up and import checks)."""
     import subprocess

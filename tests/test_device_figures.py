@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, without_steps
 
 RECIPE = """\
 name: figures
@@ -127,16 +127,10 @@ def test_gates_on_flash_ram_and_download_are_judged_on_the_file(bundle):
     assert all(g["passed"] for g in gates.values())
 
 
-def quantize_only(recipe: Path) -> None:
-    """The recipe without its prune and profile steps: gates on the file need only the file."""
-    recipe.write_text("".join(line for line in recipe.read_text().splitlines(keepends=True)
-                              if not line.startswith(("  - prune:", "  - profile:"))))
-
-
 @pytest.mark.parametrize("gate", ["max_flash_kb: 1", "max_ram_kb: 1"])
 def test_a_device_gate_that_fails_exits_7_in_one_line(run, tmp_path, digits, gate):
     recipe = write_recipe(tmp_path, digits, gate, tmp_path / "dist")
-    quantize_only(recipe)
+    without_steps(recipe, "prune", "profile")  # gates on the file need only the file
     message = assert_one_line_error(run("run", recipe), 7, gate.split(":")[0], progress=True)
     assert "KB" in message and not (tmp_path / "dist").exists()
 
@@ -206,7 +200,7 @@ def test_a_device_profiles_ram_limit_gates_a_recipe_that_sets_none(run, tmp_path
     device.write_text(profile.replace("name: host-cpu", "name: small-ram") + "ram_kb: 1\n")
     recipe = write_recipe(tmp_path, digits, "max_size_kb: 1000", tmp_path / "dist")
     recipe.write_text(recipe.read_text().replace("device: host-cpu", f"device: {device}"))
-    quantize_only(recipe)
+    without_steps(recipe, "prune", "profile")  # gates on the file need only the file
     message = assert_one_line_error(run("run", recipe), 7, "max_ram_kb", progress=True)
     assert "1.0 KB tensor arena" in message
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_one_line_error
+from conftest import ROOT, assert_one_line_error, without_steps
 
 RECIPE = """\
 name: e2e
@@ -117,8 +117,7 @@ def test_a_failed_gate_exits_7_keeps_its_report_and_leaves_the_good_bundle_alone
     """The failing recipe only quantizes (what is tested is the gate and the folders, not the steps)."""
     before = tree(bundle["dir"])
     recipe = write_recipe(tmp_path, digits, max_size_kb=1, output=str(bundle["dir"]))
-    recipe.write_text("".join(line for line in recipe.read_text().splitlines(keepends=True)
-                              if not line.startswith(("  - prune:", "  - cluster:"))))
+    without_steps(recipe, "prune", "cluster")
     assert_one_line_error(run("run", recipe), 7, "max_size_kb", progress=True)
     assert tree(bundle["dir"]) == before
     failed = bundle["dir"].with_name("e2e.failed")
